@@ -1,0 +1,1 @@
+//! PLACEHOLDER (being implemented by the file-format helper).

@@ -1,0 +1,91 @@
+//! Run metadata written once at the start of every trace file.
+//!
+//! The meta frame carries everything needed to understand and repeat a run: the
+//! full scenario, the kernel and scheduler identities, the topology and backend.
+//! New fields go at the end of a struct, and `schema_version` is bumped.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{Scenario, Topology};
+
+/// Version of the meta and record schema this crate writes.
+pub const SCHEMA_VERSION: u16 = 1;
+
+/// Everything known about a run before its first record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub schema_version: u16,
+    /// The program that wrote the trace, e.g. `schedtape 0.1.0`.
+    pub writer: String,
+    /// Random identifier of this run.
+    pub run_id: [u8; 16],
+    /// Wall-clock start, ns since the Unix epoch.
+    pub started_unix_ns: u64,
+    /// The scenario exactly as run.
+    pub scenario: Scenario,
+    pub kernel: KernelIdentity,
+    /// `None` means the kernel's own scheduler (EEVDF).
+    pub scheduler: Option<SchedulerIdentity>,
+    pub topology: Topology,
+    pub backend: Backend,
+    pub host: HostFingerprint,
+    /// Worker sampling interval, ns.
+    pub sample_interval_ns: u64,
+    /// Host snapshot interval, ns; 0 when snapshots are off.
+    pub snapshot_interval_ns: u64,
+    /// Things the reader should know, e.g. which snapshot fields this kernel lacks.
+    pub notes: Vec<String>,
+}
+
+/// Which guest kernel ran.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KernelIdentity {
+    /// `uname -r` of the guest kernel.
+    pub release: String,
+    /// GNU build-id of the vmlinux, empty when unknown.
+    pub build_id: Vec<u8>,
+    /// Hash of the kernel `.config`, hex, empty when unknown.
+    pub config_hash: String,
+}
+
+/// Which sched_ext scheduler ran at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulerIdentity {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub args: Vec<String>,
+}
+
+/// The hypervisor backend that ran the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Backend {
+    /// schedtape's own KVM VMM.
+    Kvm,
+    /// QEMU with the named accelerator (`kvm` or `tcg`).
+    Qemu { accel: String },
+    /// Not a VM run: synthesized by a test or tool.
+    Synthetic,
+}
+
+impl core::fmt::Display for Backend {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Backend::Kvm => f.write_str("kvm"),
+            Backend::Qemu { accel } => write!(f, "qemu ({accel})"),
+            Backend::Synthetic => f.write_str("synthetic"),
+        }
+    }
+}
+
+/// The host that ran the VM, for judging whether two traces are comparable.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostFingerprint {
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    /// Host kernel release.
+    pub os: String,
+}
