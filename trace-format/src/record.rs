@@ -197,7 +197,7 @@ impl Log2Hist {
 
     /// The bucket a value falls into.
     pub fn bucket_of(value: u64) -> usize {
-        (u64::BITS - value.max(1).leading_zeros() - 1) as usize
+        (value.max(1).ilog2()) as usize
     }
 
     /// Counts one value.
@@ -234,6 +234,8 @@ impl Log2Hist {
         let q = if q.is_nan() { 1.0 } else { q.clamp(0.0, 1.0) };
         // Rank of the wanted value, 1-based; ceil without std's f64::ceil.
         let exact = q * total as f64;
+        // `exact` is within 0..=total, so the conversion cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
         let mut rank = exact as u64;
         if (rank as f64) < exact {
             rank += 1;
@@ -243,7 +245,8 @@ impl Log2Hist {
         for (i, &c) in self.buckets.iter().enumerate() {
             seen += u64::from(c);
             if seen >= rank {
-                return Some(1u64.checked_shl(i as u32 + 1).unwrap_or(u64::MAX));
+                let shift = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                return Some(1u64.checked_shl(shift).unwrap_or(u64::MAX));
             }
         }
         None
@@ -289,7 +292,9 @@ impl WorkerSample {
     /// CPU numbers the worker was seen on, ascending.
     pub fn cpus(&self) -> impl Iterator<Item = usize> + '_ {
         self.cpus_seen.iter().enumerate().flat_map(|(i, &w)| {
-            (0..64).filter(move |b| w & (1u64 << b) != 0).map(move |b| i * 64 + b)
+            (0..64)
+                .filter(move |b| w & (1u64 << b) != 0)
+                .map(move |b| i * 64 + b)
         })
     }
 }
@@ -504,7 +509,10 @@ mod tests {
 
     #[test]
     fn cpus_seen_bits() {
-        let s = WorkerSample { cpus_seen: alloc::vec![0b101, 1], ..Default::default() };
+        let s = WorkerSample {
+            cpus_seen: alloc::vec![0b101, 1],
+            ..Default::default()
+        };
         assert!(s.saw_cpu(0) && !s.saw_cpu(1) && s.saw_cpu(2) && s.saw_cpu(64));
         assert!(!s.saw_cpu(500));
         assert_eq!(s.cpus().collect::<Vec<_>>(), alloc::vec![0, 2, 64]);
