@@ -5,6 +5,7 @@
 //! - [`meta`]: the run's identity, written once at the start of a trace.
 //! - [`metrics`]: per-step, per-cgroup summaries computed from records.
 //! - [`file`]: the chunked, CRC-checked, crash-tolerant trace file.
+//! - [`ring`] and [`proto`]: the guest↔host transport and its messages.
 #![no_std]
 extern crate alloc;
 #[cfg(feature = "std")]
@@ -13,5 +14,7 @@ extern crate std;
 pub mod file;
 pub mod meta;
 pub mod metrics;
+pub mod proto;
 pub mod record;
+pub mod ring;
 pub mod scenario;

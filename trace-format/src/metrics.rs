@@ -121,7 +121,12 @@ struct StepAcc {
 impl StepAcc {
     fn new(step: Option<StepRef>, begin_ns: u64) -> Self {
         StepAcc {
-            metrics: StepMetrics { step, begin_ns, end_ns: begin_ns, ..StepMetrics::default() },
+            metrics: StepMetrics {
+                step,
+                begin_ns,
+                end_ns: begin_ns,
+                ..StepMetrics::default()
+            },
             groups: BTreeMap::new(),
         }
     }
@@ -166,26 +171,35 @@ impl MetricsBuilder {
                     self.steps.push(StepAcc::new(None, ts_ns));
                 }
                 let acc = self.steps.last_mut().expect("pushed above");
-                let (g, per_worker) = acc
-                    .groups
-                    .entry(cgroup.clone())
-                    .or_insert_with(|| (GroupMetrics { cgroup, ..GroupMetrics::default() }, BTreeMap::new()));
+                let (g, per_worker) = acc.groups.entry(cgroup.clone()).or_insert_with(|| {
+                    (
+                        GroupMetrics {
+                            cgroup,
+                            ..GroupMetrics::default()
+                        },
+                        BTreeMap::new(),
+                    )
+                });
                 g.samples += 1;
                 g.iterations = g.iterations.saturating_add(s.iterations);
                 g.run_ns = g.run_ns.saturating_add(s.run_ns);
                 g.wait_ns = g.wait_ns.saturating_add(s.wait_ns);
                 g.timeslices = g.timeslices.saturating_add(u64::from(s.timeslices));
                 g.migrations = g.migrations.saturating_add(u64::from(s.migrations));
-                g.voluntary_switches = g.voluntary_switches.saturating_add(u64::from(s.voluntary_switches));
-                g.involuntary_switches =
-                    g.involuntary_switches.saturating_add(u64::from(s.involuntary_switches));
+                g.voluntary_switches = g
+                    .voluntary_switches
+                    .saturating_add(u64::from(s.voluntary_switches));
+                g.involuntary_switches = g
+                    .involuntary_switches
+                    .saturating_add(u64::from(s.involuntary_switches));
                 if let Some(w) = &s.wake {
                     g.wake.merge(&w.hist);
                     g.wake_max_ns = g.wake_max_ns.max(w.max_ns);
                 }
-                let t = per_worker
-                    .entry(s.worker)
-                    .or_insert_with(|| WorkerTotals { worker: s.worker, ..WorkerTotals::default() });
+                let t = per_worker.entry(s.worker).or_insert_with(|| WorkerTotals {
+                    worker: s.worker,
+                    ..WorkerTotals::default()
+                });
                 t.iterations = t.iterations.saturating_add(s.iterations);
                 t.run_ns = t.run_ns.saturating_add(s.run_ns);
                 t.wait_ns = t.wait_ns.saturating_add(s.wait_ns);
@@ -251,7 +265,13 @@ mod tests {
     }
 
     fn sample(worker: u32, iterations: u64, run_ns: u64) -> Record {
-        Record::WorkerSample(WorkerSample { worker, iterations, run_ns, wait_ns: run_ns / 4, ..Default::default() })
+        Record::WorkerSample(WorkerSample {
+            worker,
+            iterations,
+            run_ns,
+            wait_ns: run_ns / 4,
+            ..Default::default()
+        })
     }
 
     #[test]
@@ -265,7 +285,13 @@ mod tests {
             (100, sample(0, 10, 1000)),
             (100, sample(1, 20, 1000)),
             (100, sample(2, 5, 500)),
-            (1_000_000_000, Record::StepEnd { step: StepRef(0), outcome: StepOutcome::Completed }),
+            (
+                1_000_000_000,
+                Record::StepEnd {
+                    step: StepRef(0),
+                    outcome: StepOutcome::Completed,
+                },
+            ),
             (1_000_000_001, Record::StepBegin { step: StepRef(1) }),
             (1_500_000_000, sample(2, 7, 700)),
         ];
@@ -298,7 +324,11 @@ mod tests {
         for max in [1000u64, 5000] {
             let mut hist = Log2Hist::default();
             hist.record(max);
-            let s = WorkerSample { worker: 0, wake: Some(WakeStats { max_ns: max, hist }), ..Default::default() };
+            let s = WorkerSample {
+                worker: 0,
+                wake: Some(WakeStats { max_ns: max, hist }),
+                ..Default::default()
+            };
             b.observe_parts(10, &Record::WorkerSample(s));
         }
         let m = b.finish();

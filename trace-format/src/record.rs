@@ -357,6 +357,8 @@ pub enum ConsoleSource {
     PayloadStdout,
     /// A payload's stderr.
     PayloadStderr,
+    /// The hypervisor or the host-side recorder.
+    Host,
 }
 
 /// One line of text output.

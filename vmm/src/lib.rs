@@ -1,1 +1,11 @@
-//! placeholder
+//! Host side of schedtape: VM backends, the guest transport, and recording a
+//! run into a trace file.
+//!
+//! - [`backend`]: the interface every hypervisor backend provides.
+//! - [`qemu`]: the QEMU backend (TCG here, KVM where hardware allows).
+//! - [`run`]: boots a guest, drains its ring into a trace, enforces the watchdog.
+pub mod backend;
+pub mod console;
+pub mod host;
+pub mod qemu;
+pub mod run;

@@ -1,0 +1,58 @@
+//! The kernel command line: where the host put the ring window.
+
+/// The `schedtape.ring=<gpa>,<size>` parameter: a guest-physical window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingParam {
+    pub gpa: u64,
+    pub size: u64,
+}
+
+/// Finds `schedtape.ring=` in a command line; `Ok(None)` when absent.
+pub fn ring_param(cmdline: &str) -> Result<Option<RingParam>, &'static str> {
+    let Some(value) = cmdline
+        .split_ascii_whitespace()
+        .filter_map(|arg| arg.strip_prefix("schedtape.ring="))
+        .last()
+    else {
+        return Ok(None);
+    };
+    let (gpa, size) = value
+        .split_once(',')
+        .ok_or("schedtape.ring needs <gpa>,<size>")?;
+    let gpa = parse_u64(gpa).ok_or("schedtape.ring: bad address")?;
+    let size = parse_u64(size).ok_or("schedtape.ring: bad size")?;
+    if size == 0 {
+        return Err("schedtape.ring: size is 0");
+    }
+    Ok(Some(RingParam { gpa, size }))
+}
+
+/// Parses decimal or `0x` hexadecimal.
+pub fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_ring() {
+        let line = "console=ttyS0 schedtape.ring=0x1fc00000,4194304 reboot=t\n";
+        assert_eq!(
+            ring_param(line),
+            Ok(Some(RingParam {
+                gpa: 0x1fc0_0000,
+                size: 4 << 20
+            }))
+        );
+        assert_eq!(ring_param("console=ttyS0 quiet"), Ok(None));
+        assert!(ring_param("schedtape.ring=0x1000").is_err());
+        assert!(ring_param("schedtape.ring=zz,1").is_err());
+        assert!(ring_param("schedtape.ring=1,0").is_err());
+        assert_eq!(parse_u64("0X10"), Some(16));
+    }
+}

@@ -1,0 +1,415 @@
+//! The executor: boot-time setup, then settle, backdrop, steps, teardown, End.
+//!
+//! Message order on the wire: `Hello`, executor `Console` notes, then for the
+//! backdrop and each step `StepBegin`, `OpApplied` / `WorkerSpawned` as they
+//! happen, `WorkerSample` batches, `StepEnd`; finally `End` and `Goodbye`.
+//! A failed op or setup fails its step and ends the run (later steps are
+//! skipped; the backdrop is still torn down); `End` then carries
+//! `GuestError` with the step's error. A host `Stop` ends the current step
+//! early and the run with `Interrupted`.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use rustix::mount::MountFlags;
+use trace_format::record::{OpApplied, OpOutcome, Record, RunOutcome, StepOutcome, StepRef, WorkerSpawned};
+use trace_format::scenario::{CgroupDef, Op, Scenario, SchedulerSpec, Topology, WorkSpec};
+
+use super::sampler::Sampler;
+use super::transport::Transport;
+use super::worker::{Group, Worker, Workers, work_name};
+use super::{cgroupfs, ops, sys};
+use crate::cgroups::{self, CgroupTable};
+use crate::procfs;
+use crate::timeline::{Hold, Ticker, sleep_for};
+
+/// Where the host packs the scenario.
+pub const SCENARIO_PATH: &str = "/scenario.bin";
+
+/// Why a phase stopped before its end.
+#[derive(Debug)]
+enum Halt {
+    /// An op or setup failed.
+    Fail(String),
+    /// The host asked to stop.
+    Stop(String),
+}
+
+/// The executor's state while a scenario runs.
+#[derive(Debug)]
+pub struct Executor<'t> {
+    pub tx: &'t mut Transport,
+    pub topo: Topology,
+    pub cgroups: CgroupTable,
+    pub workers: Workers,
+    sampler: Sampler,
+    sample_tick: Ticker,
+}
+
+/// PID 1's life after `_start`. Never returns: it ends in a reboot.
+pub fn main() -> ! {
+    let start = sys::now_ns();
+    let notes = mount_all();
+    ensure_console();
+    let (mut tx, ring_note) = Transport::open(start);
+    let release = rustix::system::uname().release().to_string_lossy().into_owned();
+    tx.hello(release);
+    for n in ring_note.into_iter().chain(notes) {
+        tx.console(n);
+    }
+    let outcome = match load_scenario() {
+        Ok(sc) => run(&mut tx, &sc),
+        Err(message) => {
+            tx.console(message.clone());
+            RunOutcome::GuestError { message }
+        }
+    };
+    tx.record(&Record::End(outcome));
+    tx.goodbye();
+    sys::reboot()
+}
+
+fn mount_all() -> Vec<String> {
+    let mounts = [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("cgroup2", cgroupfs::ROOT, "cgroup2"),
+        ("debugfs", "/sys/kernel/debug", "debugfs"),
+    ];
+    let mut notes = Vec::new();
+    for (source, target, fs) in mounts {
+        let _ = sys::mkdir(target);
+        match rustix::mount::mount(source, target, fs, MountFlags::empty(), None) {
+            Ok(()) | Err(rustix::io::Errno::BUSY) => {}
+            Err(e) => notes.push(format!(
+                "mounting {fs} on {target} failed: {}",
+                crate::errno::describe(e.raw_os_error())
+            )),
+        }
+    }
+    notes
+}
+
+/// Opens `/dev/console` as fds 0, 1 and 2 where the kernel did not.
+fn ensure_console() {
+    use rustix::fd::IntoRawFd;
+    use rustix::fs::{CWD, Mode, OFlags};
+    for _ in 0..3 {
+        let Ok(fd) = rustix::fs::openat(CWD, "/dev/console", OFlags::RDWR | OFlags::NOCTTY, Mode::empty()) else {
+            return;
+        };
+        if rustix::fd::AsRawFd::as_raw_fd(&fd) > 2 {
+            return;
+        }
+        let _ = fd.into_raw_fd();
+    }
+}
+
+fn load_scenario() -> Result<Scenario, String> {
+    let bytes = sys::read_all(SCENARIO_PATH).map_err(|e| {
+        format!("cannot read {SCENARIO_PATH}: {}", crate::errno::describe(e.raw_os_error()))
+    })?;
+    let sc: Scenario = postcard::from_bytes(&bytes)
+        .map_err(|e| format!("{SCENARIO_PATH} is not a scenario of this version: {e}"))?;
+    sc.validate().map_err(|e| format!("invalid scenario: {e}"))?;
+    if let SchedulerSpec::Named { name, .. } = &sc.scheduler {
+        return Err(format!(
+            "scheduler {name:?}: attaching sched_ext schedulers is not supported by this build yet"
+        ));
+    }
+    Ok(sc)
+}
+
+fn run(tx: &mut Transport, sc: &Scenario) -> RunOutcome {
+    for p in cgroupfs::setup_parent() {
+        tx.console(p);
+    }
+    let mut online = [0u8; 256];
+    if let Ok(n) = sys::read_into("/sys/devices/system/cpu/online", &mut online)
+        && let Some(cpus) = procfs::parse_cpu_list(&online[..n])
+        && u32::try_from(cpus.len()).ok() != Some(sc.topology.cpus())
+    {
+        tx.console(format!(
+            "topology {} has {} CPUs but the guest has {} online ({cpus})",
+            sc.topology,
+            sc.topology.cpus(),
+            cpus.len()
+        ));
+    }
+    let workers = match Workers::new() {
+        Ok(w) => w,
+        Err(message) => return RunOutcome::GuestError { message },
+    };
+    let now = tx.now();
+    let mut ex = Executor {
+        tx,
+        topo: sc.topology,
+        cgroups: CgroupTable::default(),
+        workers,
+        sampler: Sampler::new(),
+        sample_tick: Ticker::new(now, sc.sample_interval_ns),
+    };
+    ex.run(sc)
+}
+
+impl Executor<'_> {
+    fn run(&mut self, sc: &Scenario) -> RunOutcome {
+        let settle_end = self.tx.now().saturating_add(sc.settle_ns);
+        let mut halt = self.wait_until(settle_end).err();
+        self.sample_tick = Ticker::new(self.tx.now(), sc.sample_interval_ns);
+        let backdrop = !sc.backdrop.cgroups.is_empty() || !sc.backdrop.ops.is_empty();
+        let mut backdrop_error = None;
+        if backdrop && halt.is_none() {
+            self.tx.record(&Record::StepBegin { step: StepRef::BACKDROP });
+            if let Err(h) = self.setup(&sc.backdrop.cgroups, StepRef::BACKDROP)
+                .and_then(|()| self.ops(StepRef::BACKDROP, &sc.backdrop.ops, 0))
+            {
+                if let Halt::Fail(e) = &h {
+                    backdrop_error = Some(e.clone());
+                }
+                halt = Some(h);
+            }
+        }
+        let steps_start = self.tx.now();
+        let mut failure = backdrop_error.as_ref().map(|e| format!("backdrop failed: {e}"));
+        for i in 0..sc.steps.len() {
+            if halt.is_some() {
+                self.tx.console(format!("steps {i}..{} skipped", sc.steps.len()));
+                break;
+            }
+            if let Err(h) = self.run_step(sc, i, steps_start) {
+                if let Halt::Fail(e) = &h {
+                    failure = Some(format!("{}: {e}", step_at(sc, i)));
+                }
+                halt = Some(h);
+            }
+        }
+        if backdrop {
+            self.sample_where(|w| w.owner == StepRef::BACKDROP);
+            let outcome = match (&backdrop_error, &halt) {
+                (Some(error), _) => StepOutcome::Failed { error: error.clone() },
+                (None, Some(Halt::Stop(reason))) => StepOutcome::EndedEarly {
+                    reason: format!("host asked to stop: {reason}"),
+                },
+                _ => StepOutcome::Completed,
+            };
+            self.tx.record(&Record::StepEnd { step: StepRef::BACKDROP, outcome });
+            self.teardown(StepRef::BACKDROP);
+        }
+        // Anything left (should be nothing) dies before the reboot.
+        self.workers.kill_where(|_| true);
+        match (failure, halt) {
+            (Some(message), _) => RunOutcome::GuestError { message },
+            (None, Some(Halt::Stop(reason))) => {
+                self.tx.console(format!("stopped by the host: {reason}"));
+                RunOutcome::Interrupted
+            }
+            _ => RunOutcome::Completed,
+        }
+    }
+
+    fn run_step(&mut self, sc: &Scenario, i: usize, steps_start: u64) -> Result<(), Halt> {
+        let step = StepRef(u16::try_from(i).unwrap_or(u16::MAX - 1));
+        self.tx.record(&Record::StepBegin { step });
+        let res = self.step_body(sc, i, step, steps_start);
+        self.sample_where(|w| w.owner == step);
+        let outcome = match &res {
+            Ok(()) => StepOutcome::Completed,
+            Err(Halt::Fail(error)) => StepOutcome::Failed { error: error.clone() },
+            Err(Halt::Stop(reason)) => StepOutcome::EndedEarly {
+                reason: format!("host asked to stop: {reason}"),
+            },
+        };
+        self.tx.record(&Record::StepEnd { step, outcome });
+        self.teardown(step);
+        res
+    }
+
+    fn step_body(&mut self, sc: &Scenario, i: usize, step: StepRef, steps_start: u64) -> Result<(), Halt> {
+        let s = &sc.steps[i];
+        let hold = Hold::of(sc, i);
+        if hold.setup_first() {
+            self.setup(&s.setup, step)?;
+            self.ops(step, &s.ops, 0)?;
+        } else {
+            self.ops(step, &s.ops, 0)?;
+            self.setup(&s.setup, step)?;
+        }
+        let start = self.tx.now();
+        let end = hold.end(start, steps_start, sc.duration_ns);
+        let mut rounds = match hold {
+            Hold::Loop { interval_ns } => Some(Ticker::new(start, interval_ns)),
+            Hold::For(_) => None,
+        };
+        let mut round = 1;
+        loop {
+            let now = self.tx.now();
+            if now >= end {
+                return Ok(());
+            }
+            self.check_stop()?;
+            if self.sample_tick.due(now) {
+                self.sample_where(|_| true);
+            }
+            if let Some(t) = &mut rounds
+                && t.due(now)
+            {
+                self.ops(step, &s.ops, round)?;
+                round += 1;
+            }
+            self.reap();
+            let next_round = rounds.map_or(u64::MAX, |t| t.next);
+            let now = self.tx.now();
+            sys::sleep_ns(sleep_for(now, &[end, self.sample_tick.next, next_round]));
+        }
+    }
+
+    /// Sleeps until `deadline` (executor time), watching for a host stop.
+    fn wait_until(&mut self, deadline: u64) -> Result<(), Halt> {
+        loop {
+            self.check_stop()?;
+            let now = self.tx.now();
+            if now >= deadline {
+                return Ok(());
+            }
+            sys::sleep_ns(sleep_for(now, &[deadline]));
+        }
+    }
+
+    fn check_stop(&mut self) -> Result<(), Halt> {
+        match self.tx.poll() {
+            Some(reason) => Err(Halt::Stop(reason.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    fn setup(&mut self, defs: &[CgroupDef], owner: StepRef) -> Result<(), Halt> {
+        for def in defs {
+            self.create_def(def, owner).map_err(Halt::Fail)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `ops` in order, recording each; stops at the first failure.
+    fn ops(&mut self, step: StepRef, list: &[Op], round: u32) -> Result<(), Halt> {
+        for (j, op) in list.iter().enumerate() {
+            self.check_stop()?;
+            let t0 = sys::now_ns();
+            let res = ops::apply(self, step, op);
+            let duration_ns = sys::now_ns().saturating_sub(t0);
+            let (outcome, failed) = match res {
+                Ok(o) => (o, None),
+                Err(error) => (OpOutcome::Failed { error: error.clone() }, Some(error)),
+            };
+            self.tx.record(&Record::OpApplied(OpApplied {
+                step,
+                op: u16::try_from(j).unwrap_or(u16::MAX),
+                round,
+                duration_ns,
+                outcome,
+            }));
+            if let Some(e) = failed {
+                return Err(Halt::Fail(format!("ops[{j}] ({}): {e}", op.name())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a cgroup directory and tracks it for `owner`.
+    pub fn add_cgroup(&mut self, name: &str, owner: StepRef) -> Result<(), String> {
+        self.cgroups.add(name, owner)?;
+        cgroupfs::create(name).inspect_err(|_| {
+            self.cgroups.remove(name);
+        })
+    }
+
+    /// Creates, configures and populates a cgroup; returns the new workers' PIDs.
+    pub fn create_def(&mut self, def: &CgroupDef, owner: StepRef) -> Result<Vec<u32>, String> {
+        let (cpus, writes) = cgroups::def_writes(def, &self.topo)?;
+        self.add_cgroup(&def.name, owner)?;
+        for w in &writes {
+            cgroupfs::write(&def.name, w.file, &w.value)?;
+        }
+        if let Some(c) = self.cgroups.get_mut(&def.name) {
+            c.cpuset = cpus;
+        }
+        let mut pids = Vec::new();
+        for spec in &def.works {
+            pids.extend(self.spawn(Some(&def.name), owner, spec)?);
+        }
+        Ok(pids)
+    }
+
+    /// Forks the workers of `spec` into `cgroup` (`None`: the runner's cgroup).
+    pub fn spawn(&mut self, cgroup: Option<&str>, owner: StepRef, spec: &WorkSpec) -> Result<Vec<u32>, String> {
+        let n = spec.resolve_workers(self.cgroups.cpu_count(cgroup, &self.topo));
+        let allowed = cgroup.and_then(|c| self.cgroups.get(c)).and_then(|c| c.cpuset.clone());
+        let masks = (0..n)
+            .map(|k| spec.affinity.resolve(&self.topo, allowed.as_ref(), k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cgroup {:?}: affinity: {e}", cgroup.unwrap_or("")))?;
+        let comm = cgroups::comm(spec, cgroup);
+        let group = Group { cgroup, owner, spec, comm: &comm, masks };
+        let range = self.workers.spawn(&group).map_err(|e| match cgroup {
+            Some(c) => format!("cgroup {c:?}: {e}"),
+            None => e,
+        })?;
+        let mut pids = Vec::with_capacity(range.len());
+        for i in range {
+            let w = &self.workers.list[i];
+            pids.push(w.pid);
+            let record = Record::WorkerSpawned(WorkerSpawned {
+                worker: w.id,
+                pid: w.pid,
+                step: owner,
+                cgroup: cgroup.unwrap_or("").into(),
+                work: work_name(&spec.work).into(),
+            });
+            self.tx.record(&record);
+        }
+        Ok(pids)
+    }
+
+    /// Takes a last sample of the matching workers, then kills them.
+    pub fn stop_workers(&mut self, pred: impl Fn(&Worker) -> bool) -> Vec<u32> {
+        self.sample_where(&pred);
+        self.workers.kill_where(pred)
+    }
+
+    /// Samples the matching workers, all under one timestamp.
+    fn sample_where(&mut self, pred: impl Fn(&Worker) -> bool) {
+        let ts = self.tx.now();
+        for w in self.workers.list.iter_mut().filter(|w| pred(w)) {
+            if let Some(record) = self.sampler.sample(w, &self.workers.pool) {
+                self.tx.record_at(ts, record);
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        for line in self.workers.reap() {
+            self.tx.console(line);
+        }
+    }
+
+    /// Kills `owner`'s workers and removes its cgroups, newest first.
+    fn teardown(&mut self, owner: StepRef) {
+        self.workers.kill_where(|w| w.owner == owner);
+        for name in self.cgroups.owned_by(owner) {
+            self.workers.kill_where(|w| w.cgroup.as_deref() == Some(name.as_str()));
+            if let Err(e) = cgroupfs::remove(&name) {
+                self.tx.console(e);
+            }
+            self.cgroups.remove(&name);
+        }
+        self.reap();
+    }
+}
+
+fn step_at(sc: &Scenario, i: usize) -> String {
+    match sc.steps.get(i).and_then(|s| s.name.as_ref()) {
+        Some(n) => format!("step {i} ({n:?})"),
+        None => format!("step {i}"),
+    }
+}

@@ -1,0 +1,151 @@
+//! Applying one scenario op inside the guest.
+//!
+//! [`apply`] is the single dispatch point: each supported op maps to a small
+//! function that returns its outcome or an error text; every other op fails
+//! with "<op> is not supported by this build yet", never silently. Later
+//! op families (payloads, snapshots, kernel access, scheduler lifecycle, IRQ
+//! steering) plug in here as new match arms.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use trace_format::record::{OpOutcome, StepRef};
+use trace_format::scenario::{AffinityIntent, Op, SpawnPlacement};
+
+use super::cgroupfs;
+use super::executor::Executor;
+use crate::errno;
+
+/// The error for an op this build cannot run.
+pub fn unsupported(op: &Op) -> String {
+    format!("{} is not supported by this build yet", op.name())
+}
+
+/// Applies `op` on behalf of `owner` (the backdrop or a step).
+pub fn apply(ex: &mut Executor<'_>, owner: StepRef, op: &Op) -> Result<OpOutcome, String> {
+    use OpOutcome::{Done, Pids};
+    match op {
+        Op::AddCgroup { name } => ex.add_cgroup(name, owner).map(|()| Done),
+        Op::AddCgroupDef(def) => ex.create_def(def, owner).map(Pids),
+        Op::RemoveCgroup { cgroup } => {
+            ex.cgroups.require(cgroup)?;
+            let pids = ex.stop_workers(|w| w.cgroup.as_deref() == Some(cgroup.as_str()));
+            cgroupfs::remove(cgroup)?;
+            ex.cgroups.remove(cgroup);
+            Ok(Pids(pids))
+        }
+        Op::SetCpuset { cgroup, cpuset } => {
+            ex.cgroups.require(cgroup)?;
+            let cpus = cpuset
+                .resolve(&ex.topo)
+                .map_err(|e| format!("cgroup {cgroup:?}: cpuset is unusable: {e}"))?;
+            cgroupfs::write(cgroup, "cpuset.cpus", &cpus.to_string())?;
+            set_cpuset(ex, cgroup, Some(cpus));
+            Ok(Done)
+        }
+        Op::ClearCpuset { cgroup } => {
+            ex.cgroups.require(cgroup)?;
+            cgroupfs::write(cgroup, "cpuset.cpus", "")?;
+            set_cpuset(ex, cgroup, None);
+            Ok(Done)
+        }
+        Op::SwapCpusets { a, b } => {
+            let ca = ex.cgroups.require(a)?.cpuset.clone();
+            let cb = ex.cgroups.require(b)?.cpuset.clone();
+            let text = |c: &Option<trace_format::scenario::CpuList>| c.as_ref().map(|c| c.to_string()).unwrap_or_default();
+            cgroupfs::write(a, "cpuset.cpus", &text(&cb))?;
+            cgroupfs::write(b, "cpuset.cpus", &text(&ca))?;
+            set_cpuset(ex, a, cb);
+            set_cpuset(ex, b, ca);
+            Ok(Done)
+        }
+        Op::Spawn { placement, work } => {
+            let cgroup = match placement {
+                SpawnPlacement::Cgroup(c) => Some(ex.cgroups.require(c)?.name.clone()),
+                SpawnPlacement::Runner => None,
+            };
+            ex.spawn(cgroup.as_deref(), owner, work).map(Pids)
+        }
+        Op::StopCgroup { cgroup } => {
+            ex.cgroups.require(cgroup)?;
+            Ok(Pids(ex.stop_workers(|w| w.cgroup.as_deref() == Some(cgroup.as_str()))))
+        }
+        Op::SetAffinity { cgroup, affinity } => set_affinity(ex, cgroup, affinity).map(Pids),
+        Op::MoveAllTasks { from, to } => move_all(ex, from, to).map(Pids),
+        Op::FreezeCgroup { cgroup } | Op::UnfreezeCgroup { cgroup } => {
+            ex.cgroups.require(cgroup)?;
+            cgroupfs::set_frozen(cgroup, matches!(op, Op::FreezeCgroup { .. }))?;
+            Ok(Done)
+        }
+        Op::CaptureCgroupProcs { cgroup, .. } => {
+            ex.cgroups.require(cgroup)?;
+            let mut pids = Vec::new();
+            cgroupfs::procs(Some(cgroup), &mut pids)?;
+            Ok(Pids(pids))
+        }
+        Op::RunPayload { .. }
+        | Op::WaitPayload { .. }
+        | Op::KillPayload { .. }
+        | Op::CaptureSnapshot { .. }
+        | Op::WatchSnapshot { .. }
+        | Op::ReadKernelHot(_)
+        | Op::ReadKernelCold(_)
+        | Op::WriteKernelHot(_)
+        | Op::WriteKernelCold(_)
+        | Op::AttachScheduler { .. }
+        | Op::DetachScheduler
+        | Op::RestartScheduler
+        | Op::ReplaceScheduler { .. }
+        | Op::PinBpfMap { .. }
+        | Op::SteerIrq { .. } => Err(unsupported(op)),
+    }
+}
+
+fn set_cpuset(ex: &mut Executor<'_>, cgroup: &str, cpus: Option<trace_format::scenario::CpuList>) {
+    if let Some(c) = ex.cgroups.get_mut(cgroup) {
+        c.cpuset = cpus;
+    }
+}
+
+/// Re-resolves `affinity` for each worker of the cgroup (in spawn order) and
+/// applies it; `Inherit` widens the mask to every CPU so the cpuset decides.
+fn set_affinity(ex: &mut Executor<'_>, cgroup: &str, affinity: &AffinityIntent) -> Result<Vec<u32>, String> {
+    let allowed = ex.cgroups.require(cgroup)?.cpuset.clone();
+    let mut pids = Vec::new();
+    let mut k = 0u32;
+    for w in ex.workers.list.iter().filter(|w| w.cgroup.as_deref() == Some(cgroup)) {
+        let mask = affinity
+            .resolve(&ex.topo, allowed.as_ref(), k)
+            .map_err(|e| format!("cgroup {cgroup:?}: affinity for worker {}: {e}", w.id))?
+            .unwrap_or_else(|| ex.topo.all_cpus());
+        let mut set = rustix::thread::CpuSet::new();
+        mask.iter().for_each(|c| set.set(c as usize));
+        let pid = rustix::process::Pid::from_raw(i32::try_from(w.pid).unwrap_or(0));
+        if let Err(e) = rustix::thread::sched_setaffinity(pid, &set) {
+            return Err(format!(
+                "worker {} (pid {}): sched_setaffinity({mask}) failed: {}",
+                w.id,
+                w.pid,
+                errno::describe(e.raw_os_error())
+            ));
+        }
+        pids.push(w.pid);
+        k += 1;
+    }
+    Ok(pids)
+}
+
+/// Moves every process of `from` into `to`; tracked workers follow.
+fn move_all(ex: &mut Executor<'_>, from: &str, to: &str) -> Result<Vec<u32>, String> {
+    ex.cgroups.require(from)?;
+    ex.cgroups.require(to)?;
+    let mut pids = Vec::new();
+    cgroupfs::procs(Some(from), &mut pids)?;
+    for &pid in &pids {
+        cgroupfs::add_pid(to, pid)?;
+        if let Some(w) = ex.workers.list.iter_mut().find(|w| w.pid == pid) {
+            w.cgroup = Some(to.to_string());
+        }
+    }
+    Ok(pids)
+}

@@ -1,0 +1,86 @@
+//! Reading one worker's counters and turning them into a `WorkerSample`.
+//!
+//! Per worker and sample: `/proc/<pid>/schedstat` (run, wait, timeslices),
+//! `/proc/<pid>/status` (context switches), `/proc/<pid>/sched`
+//! (`se.nr_migrations`, when present) and the telemetry page. Files are read
+//! into one reused buffer and the record is reused too: no allocation once
+//! its vectors have grown.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use trace_format::record::{Record, WorkerSample};
+
+use super::sys;
+use super::worker::{Pool, Worker};
+use crate::procfs;
+use crate::sample::Reading;
+use crate::stack_format;
+use crate::telemetry::CPU_WORDS;
+
+/// Reusable buffers for sampling.
+#[derive(Debug)]
+pub struct Sampler {
+    buf: Vec<u8>,
+    record: Record,
+    /// `/proc/<pid>/sched` does not exist (kernel without SCHED_DEBUG).
+    no_sched_file: bool,
+}
+
+impl Sampler {
+    /// Buffers sized for `/proc/<pid>/sched`; probes whether that file exists.
+    pub fn new() -> Self {
+        let mut buf = vec![0; 16 * 1024];
+        let no_sched_file = sys::read_into("/proc/self/sched", &mut buf).is_err();
+        Sampler {
+            buf,
+            record: Record::WorkerSample(WorkerSample {
+                cpus_seen: Vec::with_capacity(CPU_WORDS),
+                ..WorkerSample::default()
+            }),
+            no_sched_file,
+        }
+    }
+
+    /// Samples `w`; `None` when its process is gone (nothing to report).
+    pub fn sample(&mut self, w: &mut Worker, pool: &Pool) -> Option<&Record> {
+        let slot = pool.slot(w.slot);
+        let path = stack_format!(48, "/proc/{}/schedstat", w.pid)?;
+        let n = sys::read_into(&path, &mut self.buf).ok()?;
+        let stat = procfs::parse_schedstat(&self.buf[..n])?;
+        let mut r = Reading {
+            iterations: slot.iterations.load(core::sync::atomic::Ordering::Relaxed),
+            run_ns: stat.run_ns,
+            wait_ns: stat.wait_ns,
+            timeslices: stat.timeslices,
+            cpu_changes: slot.cpu_changes.load(core::sync::atomic::Ordering::Relaxed),
+            ..Reading::default()
+        };
+        let path = stack_format!(48, "/proc/{}/status", w.pid)?;
+        if let Ok(n) = sys::read_into(&path, &mut self.buf)
+            && let Some((vol, invol)) = procfs::parse_ctxt_switches(&self.buf[..n])
+        {
+            r.voluntary = vol;
+            r.involuntary = invol;
+        }
+        if !self.no_sched_file {
+            let path = stack_format!(48, "/proc/{}/sched", w.pid)?;
+            if let Ok(n) = sys::read_into(&path, &mut self.buf) {
+                r.migrations = procfs::parse_nr_migrations(&self.buf[..n]);
+            }
+        }
+        let wake_max = if w.wakes {
+            slot.wake_hist(&mut r.wake_hist);
+            Some(slot.take_wake_max())
+        } else {
+            None
+        };
+        let mut cpus = [0u64; CPU_WORDS];
+        slot.take_cpus(&mut cpus);
+        let Record::WorkerSample(out) = &mut self.record else {
+            return None;
+        };
+        out.worker = w.id;
+        w.sample.delta(&r, &cpus, wake_max, out);
+        Some(&self.record)
+    }
+}

@@ -1,0 +1,198 @@
+//! Named metrics per step and cgroup, extracted from a trace's summaries.
+//!
+//! This is the one place that turns [`RunMetrics`] into comparable numbers;
+//! `stats`, `diff` and later statistical judgement all read it.
+
+use serde::Serialize;
+use trace_format::metrics::{GroupMetrics, RunMetrics, StepMetrics};
+
+/// Whether a larger value of a metric is better, worse, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Polarity {
+    HigherIsBetter,
+    LowerIsBetter,
+    Neutral,
+}
+
+/// A metric of one cgroup in one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metric {
+    /// Distinct workers that reported samples.
+    Workers,
+    /// Work-type iterations per second of step time.
+    IterationsPerS,
+    /// The cgroup's share of all worker CPU time in the step, percent.
+    CpuSharePct,
+    /// Average CPUs used by the cgroup.
+    CpuUtil,
+    /// Time runnable-but-waiting as a percentage of time runnable.
+    WaitPct,
+    /// CPU migrations per second.
+    MigrationsPerS,
+    /// Involuntary context switches per second.
+    PreemptionsPerS,
+    /// Wake-up latency median (log2 bucket upper bound), µs.
+    WakeP50Us,
+    /// Wake-up latency 99th percentile (log2 bucket upper bound), µs.
+    WakeP99Us,
+}
+
+impl Metric {
+    /// Every metric, in display order.
+    pub const ALL: [Metric; 9] = [
+        Metric::Workers,
+        Metric::IterationsPerS,
+        Metric::CpuSharePct,
+        Metric::CpuUtil,
+        Metric::WaitPct,
+        Metric::MigrationsPerS,
+        Metric::PreemptionsPerS,
+        Metric::WakeP50Us,
+        Metric::WakeP99Us,
+    ];
+
+    /// Short column name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Workers => "workers",
+            Metric::IterationsPerS => "iter/s",
+            Metric::CpuSharePct => "cpu share %",
+            Metric::CpuUtil => "cpus used",
+            Metric::WaitPct => "wait %",
+            Metric::MigrationsPerS => "migr/s",
+            Metric::PreemptionsPerS => "preempt/s",
+            Metric::WakeP50Us => "wake p50 µs",
+            Metric::WakeP99Us => "wake p99 µs",
+        }
+    }
+
+    /// Which direction is an improvement.
+    pub fn polarity(self) -> Polarity {
+        match self {
+            Metric::Workers | Metric::CpuSharePct | Metric::CpuUtil => Polarity::Neutral,
+            Metric::IterationsPerS => Polarity::HigherIsBetter,
+            Metric::WaitPct
+            | Metric::MigrationsPerS
+            | Metric::PreemptionsPerS
+            | Metric::WakeP50Us
+            | Metric::WakeP99Us => Polarity::LowerIsBetter,
+        }
+    }
+
+    /// This metric's value for a group, or `None` when it cannot be computed.
+    pub fn value(self, step: &StepMetrics, group: &GroupMetrics) -> Option<f64> {
+        let ns = step.duration_ns();
+        match self {
+            Metric::Workers => Some(group.workers.len() as f64),
+            Metric::IterationsPerS => group.iterations_per_s(ns),
+            Metric::CpuSharePct => {
+                let total = step.total_run_ns();
+                (total > 0).then(|| 100.0 * group.run_ns as f64 / total as f64)
+            }
+            Metric::CpuUtil => group.cpu_utilisation(ns),
+            Metric::WaitPct => group.wait_fraction().map(|f| 100.0 * f),
+            Metric::MigrationsPerS => group.migrations_per_s(ns),
+            Metric::PreemptionsPerS => (ns > 0).then(|| group.involuntary_switches as f64 * 1e9 / ns as f64),
+            Metric::WakeP50Us => group.wake_quantile_ns(0.5).map(|v| v as f64 / 1e3),
+            Metric::WakeP99Us => group.wake_quantile_ns(0.99).map(|v| v as f64 / 1e3),
+        }
+    }
+}
+
+/// Label of a step for display and matching: `step 0`, `backdrop`, or `outside steps`.
+pub fn step_label(step: &StepMetrics) -> String {
+    match step.step {
+        Some(s) => s.to_string(),
+        None => "outside steps".to_string(),
+    }
+}
+
+/// Label of a cgroup: its name, or `(root)`.
+pub fn cgroup_label(group: &GroupMetrics) -> String {
+    if group.cgroup.is_empty() { "(root)".to_string() } else { group.cgroup.clone() }
+}
+
+/// Where a metric value belongs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct MetricKey {
+    pub step: String,
+    pub cgroup: String,
+    pub metric: Metric,
+}
+
+/// One extracted value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricValue {
+    #[serde(flatten)]
+    pub key: MetricKey,
+    pub value: f64,
+}
+
+/// Every computable metric of every cgroup in every step, in trace order.
+///
+/// A step that appears more than once (it cannot, in a well-formed trace) keeps
+/// its first occurrence's label suffixed with `#n` so keys stay unique.
+pub fn extract(run: &RunMetrics) -> Vec<MetricValue> {
+    let mut out = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for step in &run.steps {
+        let mut label = step_label(step);
+        let repeats = seen.iter().filter(|s| **s == label).count();
+        seen.push(label.clone());
+        if repeats > 0 {
+            label = format!("{label} #{}", repeats + 1);
+        }
+        for group in &step.groups {
+            for metric in Metric::ALL {
+                if let Some(value) = metric.value(step, group) {
+                    let key = MetricKey { step: label.clone(), cgroup: cgroup_label(group), metric };
+                    out.push(MetricValue { key, value });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trace_format::metrics::WorkerTotals;
+    use trace_format::record::StepRef;
+
+    fn group(name: &str, run_ns: u64, iterations: u64) -> GroupMetrics {
+        GroupMetrics {
+            cgroup: name.to_string(),
+            iterations,
+            run_ns,
+            wait_ns: run_ns,
+            workers: vec![WorkerTotals { worker: 0, iterations, run_ns, wait_ns: run_ns }],
+            ..GroupMetrics::default()
+        }
+    }
+
+    #[test]
+    fn shares_and_rates() {
+        let step = StepMetrics {
+            step: Some(StepRef(0)),
+            begin_ns: 0,
+            end_ns: 2_000_000_000,
+            ended: true,
+            failed: false,
+            groups: vec![group("a", 3_000_000_000, 100), group("", 1_000_000_000, 10)],
+        };
+        let run = RunMetrics { steps: vec![step.clone(), step] };
+        let values = extract(&run);
+        let get = |step: &str, cg: &str, m: Metric| {
+            values.iter().find(|v| v.key.step == step && v.key.cgroup == cg && v.key.metric == m).map(|v| v.value)
+        };
+        assert_eq!(get("step 0", "a", Metric::CpuSharePct), Some(75.0));
+        assert_eq!(get("step 0", "a", Metric::IterationsPerS), Some(50.0));
+        assert_eq!(get("step 0", "a", Metric::CpuUtil), Some(1.5));
+        assert_eq!(get("step 0", "(root)", Metric::WaitPct), Some(50.0));
+        assert_eq!(get("step 0", "a", Metric::WakeP99Us), None);
+        assert_eq!(get("step 0 #2", "a", Metric::Workers), Some(1.0));
+    }
+}

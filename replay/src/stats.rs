@@ -1,0 +1,42 @@
+//! `replay stats`: per step and cgroup, the numbers a scheduler developer reads first.
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::load::LoadedTrace;
+use crate::metric::{cgroup_label, extract, step_label, Metric};
+use crate::text::{number, secs, table};
+
+/// Prints one table row per (step, cgroup), or every value as JSON.
+pub fn stats(out: &mut impl Write, loaded: &LoadedTrace, json: bool) -> Result<()> {
+    let trace = loaded.trace()?;
+    let run = trace.metrics();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &extract(&run))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let mut header = vec!["step", "span", "cgroup"];
+    header.extend(Metric::ALL.iter().map(|m| m.name()));
+    let mut t = table(&header);
+    for step in &run.steps {
+        for group in &step.groups {
+            let mut row = vec![
+                step_label(step),
+                format!("{}–{}", secs(step.begin_ns), secs(step.end_ns)),
+                cgroup_label(group),
+            ];
+            row.extend(Metric::ALL.iter().map(|m| number(m.value(step, group))));
+            t.add_row(row);
+        }
+    }
+    if run.steps.iter().all(|s| s.groups.is_empty()) {
+        writeln!(out, "no worker samples in {}", loaded.path.display())?;
+    } else {
+        writeln!(out, "{t}")?;
+    }
+    if !trace.recovery().is_clean() {
+        writeln!(out, "note: the trace is damaged; figures cover the recovered chunks only")?;
+    }
+    Ok(())
+}

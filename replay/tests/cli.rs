@@ -1,0 +1,148 @@
+//! The `replay` binary on traces made by the real writer.
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::Synth;
+
+fn replay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_replay")).args(args).output().expect("run replay")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn trace(dir: &Path, name: &str, synth: Synth) -> PathBuf {
+    let path = dir.join(name);
+    support::write(&path, synth);
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn show_lists_meta_steps_ops_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path(), "a.trace", Synth::default());
+    let o = replay(&["show", s(&t)]);
+    assert!(o.status.success(), "{o:?}");
+    let text = stdout(&o);
+    for needle in [
+        "scenario   smoke",
+        "kernel     6.12.0-test",
+        "scheduler  EEVDF",
+        "backend    synthetic",
+        "outcome    completed",
+        "step 0",
+        "step 1",
+        "completed",
+        "op 0",
+        "WorkerSample",
+        "80 samples, 80 with progress",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("recovery"), "clean trace reported damage:\n{text}");
+}
+
+#[test]
+fn show_reports_recovery_for_a_truncated_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::metadata(trace(dir.path(), "full.trace", Synth::default())).unwrap().len();
+    let cut = usize::try_from(full * 2 / 3).unwrap();
+    let t = trace(dir.path(), "cut.trace", Synth { truncate_to: Some(cut), ..Synth::default() });
+    let o = replay(&["show", s(&t)]);
+    assert!(o.status.success(), "{o:?}");
+    let text = stdout(&o);
+    assert!(text.contains("recovery"), "{text}");
+    assert!(text.contains("no valid index"), "{text}");
+    assert!(text.contains("outcome    unknown"), "{text}");
+}
+
+#[test]
+fn stats_shows_per_cgroup_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path(), "a.trace", Synth::default());
+    let o = replay(&["stats", "--json", s(&t)]);
+    assert!(o.status.success(), "{o:?}");
+    let values: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let share = |cg: &str| {
+        values
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["step"] == "step 0" && v["cgroup"] == cg && v["metric"] == "cpu-share-pct")
+            .map(|v| v["value"].as_f64().unwrap())
+            .unwrap()
+    };
+    assert!((share("a") - 66.67).abs() < 0.1, "{}", share("a"));
+    assert!((share("b") - 33.33).abs() < 0.1);
+    let table = stdout(&replay(&["stats", s(&t)]));
+    assert!(table.contains("iter/s") && table.contains("wake p99"), "{table}");
+    assert_eq!(table.lines().filter(|l| l.contains("step ")).count(), 4, "{table}");
+}
+
+#[test]
+fn diff_with_itself_reports_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path(), "a.trace", Synth::default());
+    let o = replay(&["diff", s(&t), s(&t)]);
+    assert!(o.status.success(), "{o:?}");
+    let text = stdout(&o);
+    assert!(text.contains("metadata: same"), "{text}");
+    assert!(text.contains("no change: all"), "{text}");
+}
+
+#[test]
+fn diff_shows_throughput_change_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = trace(dir.path(), "a.trace", Synth::default());
+    let b = trace(dir.path(), "b.trace", Synth { speed: 0.5, ..Synth::default() });
+    let text = stdout(&replay(&["diff", s(&a), s(&b)]));
+    assert!(text.contains("iter/s"), "{text}");
+    assert!(text.contains("-50.0") && text.contains("worse"), "{text}");
+    let o = replay(&["diff", "--json", s(&a), s(&b)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let changed: Vec<_> = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["metric"] == "iterations-per-s")
+        .map(|m| m["delta_pct"].as_f64().unwrap())
+        .collect();
+    assert_eq!(changed.len(), 4);
+    assert!(changed.iter().all(|d| (d + 50.0).abs() < 0.01), "{changed:?}");
+}
+
+#[test]
+fn validate_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = trace(dir.path(), "good.trace", Synth::default());
+    assert_eq!(replay(&["validate", s(&good)]).status.code(), Some(0));
+
+    let len = std::fs::metadata(&good).unwrap().len();
+    let cut = usize::try_from(len - 10).unwrap();
+    let torn = trace(dir.path(), "torn.trace", Synth { truncate_to: Some(cut), ..Synth::default() });
+    let o = replay(&["validate", s(&torn)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+
+    let mut bytes = std::fs::read(&good).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    let flipped = dir.path().join("flipped.trace");
+    std::fs::write(&flipped, bytes).unwrap();
+    let o = replay(&["validate", s(&flipped)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).to_lowercase().contains("damaged"), "{}", stdout(&o));
+
+    let garbage = dir.path().join("garbage.trace");
+    std::fs::write(&garbage, b"not a trace at all").unwrap();
+    let o = replay(&["validate", s(&garbage)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a readable trace"));
+    assert_eq!(replay(&["show", "/nonexistent/x.trace"]).status.code(), Some(2));
+}

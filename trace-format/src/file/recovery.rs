@@ -1,0 +1,353 @@
+//! Finding the chunks of a file: via the trailer and index when the file was
+//! closed cleanly, else by scanning, and reporting exactly what was lost.
+//!
+//! The scan walks from the end of the meta frame expecting a chunk header at
+//! each position. A chunk is accepted when its header is sane and its CRC
+//! matches. On anything else the bytes are skipped up to the next position
+//! where a whole, CRC-valid chunk or index frame starts (searching byte by
+//! byte for a sync word) and recorded as [`ChunkDamage`]. Bytes at the end
+//! that are merely incomplete (a torn write) count as truncation instead.
+
+use alloc::vec::Vec;
+
+use super::codec::RecordFault;
+use super::index::Index;
+use super::layout::{
+    CHUNK_HEADER_LEN, CHUNK_SYNC, CODEC_DELTA_V1, ChunkHeader, FrameError, INDEX_SYNC,
+    SYNC_FIRST_BYTE, TRAILER_LEN, Trailer, le_u32, take_frame, to_u64, to_usize,
+};
+
+/// A chunk the reader can decode, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// File offset of the chunk header.
+    pub offset: u64,
+    pub seq: u32,
+    pub payload_len: u32,
+    pub records: u32,
+    pub first_ts: u64,
+    /// Known from the index; `None` for chunks found by scanning.
+    pub last_ts: Option<u64>,
+    /// The CRC was already checked (by the scan); index-listed chunks are
+    /// checked when decoded.
+    pub(crate) crc_checked: bool,
+}
+
+impl ChunkInfo {
+    /// Bytes the chunk occupies, header included.
+    pub fn total_len(&self) -> u64 {
+        u64::from(self.payload_len).saturating_add(to_u64(CHUNK_HEADER_LEN))
+    }
+}
+
+/// What the reader found and what it had to skip.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recovery {
+    /// A CRC-valid index frame was found (via the trailer or the scan).
+    pub index_found: bool,
+    /// Chunks available for decoding.
+    pub chunks_recovered: usize,
+    /// Skipped byte ranges in the middle of the file, in file order.
+    pub damaged: Vec<ChunkDamage>,
+    /// Bytes in no recovered structure: damaged ranges plus a torn tail.
+    pub bytes_unaccounted: u64,
+    /// The file does not end with a valid trailer: the writer did not finish.
+    pub truncated: bool,
+}
+
+impl Recovery {
+    /// True for a cleanly closed file with nothing lost.
+    pub fn is_clean(&self) -> bool {
+        self.index_found
+            && !self.truncated
+            && self.damaged.is_empty()
+            && self.bytes_unaccounted == 0
+    }
+}
+
+/// A byte range the reader could not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkDamage {
+    pub offset: u64,
+    pub len: u64,
+    pub reason: DamageReason,
+}
+
+/// Why a byte range was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DamageReason {
+    /// No sync word where a chunk should start.
+    #[error("no chunk sync word")]
+    NoSync,
+    /// The chunk header or payload runs past the end of the data.
+    #[error("chunk runs past the end of the data")]
+    Incomplete,
+    /// Reserved header bytes are set.
+    #[error("malformed chunk header")]
+    BadHeader,
+    /// Header or payload does not match the chunk CRC.
+    #[error("chunk CRC mismatch")]
+    Crc,
+    /// The chunk uses a codec this reader does not know.
+    #[error("unsupported chunk codec {0}")]
+    UnsupportedCodec(u8),
+    /// An index frame that fails its CRC or does not decode.
+    #[error("corrupt index frame")]
+    BadIndex,
+    /// Bytes after the index that are not a valid trailer.
+    #[error("corrupt trailer")]
+    BadTrailer,
+    /// The chunk's CRC is fine but its records do not decode.
+    #[error("records do not decode: {0}")]
+    Records(RecordFault),
+}
+
+/// A structure found at some offset.
+enum Found {
+    Chunk(ChunkInfo),
+    Index(Index),
+}
+
+/// Chunks, index and recovery report for a file.
+pub(crate) struct Layout {
+    pub chunks: Vec<ChunkInfo>,
+    /// Only when it agrees with `chunks`.
+    pub index: Option<Index>,
+    pub recovery: Recovery,
+}
+
+/// Locates the chunks of `bytes`, whose meta frame ends at `start`.
+pub(crate) fn locate(bytes: &[u8], start: usize) -> Layout {
+    match via_index(bytes, start) {
+        Ok(layout) => layout,
+        Err(trailer) => scan(bytes, start, trailer),
+    }
+}
+
+/// The O(1) path: trailer → index → chunk list, checking each listed chunk
+/// header against its entry (payloads are CRC-checked when decoded). `Err`
+/// carries the trailer if it was valid, for the scan.
+fn via_index(bytes: &[u8], start: usize) -> Result<Layout, Option<Trailer>> {
+    let trailer = Trailer::decode_at_end(bytes).ok_or(None)?;
+    let fail = Err(Some(trailer));
+    let trailer_at = bytes.len().saturating_sub(TRAILER_LEN);
+    let index_at = to_usize(trailer.index_offset);
+    let index_end = index_at.checked_add(to_usize(u64::from(trailer.index_len)));
+    if index_at < start || index_end != Some(trailer_at) {
+        return fail;
+    }
+    let body = bytes.get(..trailer_at).unwrap_or_default();
+    let index = match probe(body, index_at) {
+        Ok((Found::Index(index), next)) if next == trailer_at => index,
+        _ => return fail,
+    };
+    let mut chunks = Vec::with_capacity(index.chunks.len());
+    let mut expect = start;
+    for e in &index.chunks {
+        let Some(h) = bytes.get(expect..).and_then(ChunkHeader::decode) else {
+            return fail;
+        };
+        let end = expect
+            .checked_add(CHUNK_HEADER_LEN)
+            .and_then(|p| p.checked_add(to_usize(u64::from(h.payload_len))));
+        let agrees = to_usize(e.offset) == expect
+            && (h.seq, h.payload_len, h.records, h.first_ts)
+                == (e.seq, e.len, e.records, e.first_ts)
+            && h.codec == CODEC_DELTA_V1
+            && end.is_some_and(|end| end <= index_at);
+        let (true, Some(end)) = (agrees, end) else {
+            return fail;
+        };
+        chunks.push(ChunkInfo {
+            offset: e.offset,
+            seq: e.seq,
+            payload_len: e.len,
+            records: e.records,
+            first_ts: e.first_ts,
+            last_ts: Some(e.last_ts),
+            crc_checked: false,
+        });
+        expect = end;
+    }
+    if expect != index_at {
+        return fail;
+    }
+    let recovery = Recovery {
+        index_found: true,
+        chunks_recovered: chunks.len(),
+        ..Recovery::default()
+    };
+    Ok(Layout {
+        chunks,
+        index: Some(index),
+        recovery,
+    })
+}
+
+/// The recovery path; see the module docs.
+fn scan(bytes: &[u8], start: usize, trailer: Option<Trailer>) -> Layout {
+    // A valid trailer marks a cleanly closed file: scan only up to it.
+    let end = if trailer.is_some() {
+        bytes.len().saturating_sub(TRAILER_LEN)
+    } else {
+        bytes.len()
+    };
+    let data = bytes.get(..end).unwrap_or_default();
+    let mut chunks = Vec::new();
+    let mut damaged = Vec::new();
+    let mut index = None;
+    let mut torn = 0usize;
+    let mut pos = start;
+    let mut pending = None;
+    while pos < end {
+        let step = match pending.take() {
+            Some(found) => Ok(found),
+            None => probe(data, pos),
+        };
+        match step {
+            Ok((Found::Chunk(c), next)) => {
+                chunks.push(c);
+                pos = next;
+            }
+            Ok((Found::Index(ix), next)) => {
+                index = Some(ix);
+                pos = next;
+                break;
+            }
+            Err(reason) => match resync(data, pos.saturating_add(1)) {
+                Some((q, found)) => {
+                    damaged.push(damage(pos, q, reason));
+                    pending = Some(found);
+                    pos = q;
+                }
+                None if reason == DamageReason::Incomplete && trailer.is_none() => {
+                    torn = end - pos;
+                    pos = end;
+                }
+                None => {
+                    damaged.push(damage(pos, end, reason));
+                    pos = end;
+                }
+            },
+        }
+    }
+    if pos < end {
+        // Bytes after the index frame: a torn or corrupt trailer.
+        if trailer.is_none() && end - pos < TRAILER_LEN {
+            torn = end - pos;
+        } else {
+            damaged.push(damage(pos, end, DamageReason::BadTrailer));
+        }
+    }
+    let index_found = index.is_some();
+    let index = index.filter(|ix| agrees(ix, &chunks));
+    if let Some(ix) = &index {
+        for (c, e) in chunks.iter_mut().zip(&ix.chunks) {
+            c.last_ts = Some(e.last_ts);
+        }
+    }
+    let lost = damaged
+        .iter()
+        .fold(to_u64(torn), |acc: u64, d: &ChunkDamage| {
+            acc.saturating_add(d.len)
+        });
+    let recovery = Recovery {
+        index_found,
+        chunks_recovered: chunks.len(),
+        damaged,
+        bytes_unaccounted: lost,
+        truncated: trailer.is_none(),
+    };
+    Layout {
+        chunks,
+        index,
+        recovery,
+    }
+}
+
+fn damage(from: usize, to: usize, reason: DamageReason) -> ChunkDamage {
+    ChunkDamage {
+        offset: to_u64(from),
+        len: to_u64(to.saturating_sub(from)),
+        reason,
+    }
+}
+
+/// True when the index lists exactly these chunks.
+fn agrees(index: &Index, chunks: &[ChunkInfo]) -> bool {
+    index.chunks.len() == chunks.len()
+        && index.chunks.iter().zip(chunks).all(|(e, c)| {
+            (e.offset, e.len, e.seq, e.records, e.first_ts)
+                == (c.offset, c.payload_len, c.seq, c.records, c.first_ts)
+        })
+}
+
+/// The first offset ≥ `from` where a valid structure starts, with it.
+fn resync(data: &[u8], from: usize) -> Option<(usize, (Found, usize))> {
+    let mut q = from;
+    loop {
+        let skip = data.get(q..)?.iter().position(|&b| b == SYNC_FIRST_BYTE)?;
+        q = q.checked_add(skip)?;
+        if let Ok(found) = probe(data, q) {
+            return Some((q, found));
+        }
+        q = q.checked_add(1)?;
+    }
+}
+
+/// Tries to read a chunk or index frame at `pos`; returns it and the offset
+/// just past it.
+fn probe(data: &[u8], pos: usize) -> Result<(Found, usize), DamageReason> {
+    let rest = data.get(pos..).unwrap_or_default();
+    let Some(sync) = le_u32(rest, 0) else {
+        let prefix_of = |s: u32| s.to_le_bytes().starts_with(rest);
+        return Err(if prefix_of(CHUNK_SYNC) || prefix_of(INDEX_SYNC) {
+            DamageReason::Incomplete
+        } else {
+            DamageReason::NoSync
+        });
+    };
+    let (found, len) = match sync {
+        CHUNK_SYNC => probe_chunk(rest, pos)?,
+        INDEX_SYNC => probe_index(rest)?,
+        _ => return Err(DamageReason::NoSync),
+    };
+    Ok((found, pos.saturating_add(len)))
+}
+
+fn probe_chunk(rest: &[u8], pos: usize) -> Result<(Found, usize), DamageReason> {
+    let h = ChunkHeader::decode(rest).ok_or(DamageReason::Incomplete)?;
+    let len = CHUNK_HEADER_LEN.saturating_add(to_usize(u64::from(h.payload_len)));
+    let payload = rest
+        .get(CHUNK_HEADER_LEN..len)
+        .ok_or(DamageReason::Incomplete)?;
+    if h.compute_crc(payload) != h.crc {
+        return Err(DamageReason::Crc);
+    }
+    if h.codec != CODEC_DELTA_V1 {
+        return Err(DamageReason::UnsupportedCodec(h.codec));
+    }
+    if h.reserved != [0; 3] {
+        return Err(DamageReason::BadHeader);
+    }
+    let info = ChunkInfo {
+        offset: to_u64(pos),
+        seq: h.seq,
+        payload_len: h.payload_len,
+        records: h.records,
+        first_ts: h.first_ts,
+        last_ts: None,
+        crc_checked: true,
+    };
+    Ok((Found::Chunk(info), len))
+}
+
+fn probe_index(rest: &[u8]) -> Result<(Found, usize), DamageReason> {
+    let frame = rest.get(4..).unwrap_or_default();
+    let (body, used) = take_frame(frame).map_err(|e| match e {
+        FrameError::Incomplete => DamageReason::Incomplete,
+        FrameError::BadLength | FrameError::Crc => DamageReason::BadIndex,
+    })?;
+    let index = postcard::from_bytes::<Index>(body).map_err(|_| DamageReason::BadIndex)?;
+    Ok((Found::Index(index), used.saturating_add(4)))
+}

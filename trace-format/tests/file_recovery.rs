@@ -1,0 +1,351 @@
+//! Crash tolerance: cut at every byte, flipped bits, garbage. The reader must
+//! never panic, must recover exactly the intact chunks, and report the rest.
+
+mod support;
+
+use support::*;
+use trace_format::file::{ChunkLimits, DamageReason, ReadError, Trace};
+use trace_format::record::{Record, Timed};
+
+/// A trace of ≥ 5 chunks, its records, and (offset, end) of each chunk.
+fn multi_chunk() -> (Vec<u8>, Vec<Timed>, Vec<(usize, usize)>) {
+    let stream = realistic_stream(4, 4, 12);
+    let bytes = write_trace(
+        &stream,
+        ChunkLimits {
+            max_payload: 400,
+            max_span_ns: 250_000_000,
+        },
+    );
+    let trace = Trace::open(&bytes).unwrap();
+    assert!(trace.recovery().is_clean());
+    let spans: Vec<(usize, usize)> = trace
+        .chunks()
+        .iter()
+        .map(|c| (us(c.offset), us(c.offset + c.total_len())))
+        .collect();
+    assert!(spans.len() >= 5, "only {} chunks", spans.len());
+    let records = stream
+        .into_iter()
+        .map(|(ts_ns, record)| Timed { ts_ns, record })
+        .collect();
+    (bytes, records, spans)
+}
+
+/// Records of the chunks in `spans[..n]`, from the full record list.
+fn records_of(all: &[Timed], trace_full: &Trace<'_>, keep: &[bool]) -> Vec<Timed> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    for (i, c) in trace_full.chunks().iter().enumerate() {
+        let n = c.records as usize;
+        if keep[i] {
+            out.extend_from_slice(&all[at..at + n]);
+        }
+        at += n;
+    }
+    out
+}
+
+/// `u64` → `usize` for offsets in small test files.
+fn us(v: u64) -> usize {
+    usize::try_from(v).unwrap()
+}
+
+fn index_offset(bytes: &[u8]) -> usize {
+    let t = &bytes[bytes.len() - 24..];
+    us(u64::from_le_bytes(t[..8].try_into().unwrap()))
+}
+
+#[test]
+fn cut_at_every_offset() {
+    let (bytes, all, spans) = multi_chunk();
+    let full = Trace::open(&bytes).unwrap();
+    let meta_end = spans[0].0;
+    let index_at = index_offset(&bytes);
+    let index_end = bytes.len() - 24;
+    for cut in 0..=bytes.len() {
+        let data = &bytes[..cut];
+        let trace = match Trace::open(data) {
+            Ok(t) => t,
+            Err(e) => {
+                assert!(cut < meta_end, "cut {cut}: unexpected {e}");
+                continue;
+            }
+        };
+        assert!(cut >= meta_end, "cut {cut} inside header/meta opened");
+        assert_eq!(trace.meta(), &test_meta());
+        let keep: Vec<bool> = spans.iter().map(|&(_, end)| end <= cut).collect();
+        let n = keep.iter().filter(|&&k| k).count();
+        let rec = trace.recovery();
+        assert_eq!(trace.chunks().len(), n, "cut {cut}");
+        assert_eq!(rec.chunks_recovered, n);
+        assert!(rec.damaged.is_empty(), "cut {cut}: {:?}", rec.damaged);
+        assert_eq!(rec.truncated, cut != bytes.len(), "cut {cut}");
+        assert_eq!(rec.index_found, cut >= index_end, "cut {cut}");
+        let last_whole = if cut == bytes.len() {
+            cut
+        } else if cut >= index_end {
+            index_end
+        } else if n > 0 {
+            spans[n - 1].1
+        } else {
+            meta_end
+        };
+        assert!(cut < index_end || index_at == spans[spans.len() - 1].1);
+        assert_eq!(
+            rec.bytes_unaccounted,
+            (cut - last_whole) as u64,
+            "cut {cut}"
+        );
+        let got: Vec<Timed> = trace.records().collect::<Result<_, _>>().unwrap();
+        assert_eq!(got, records_of(&all, &full, &keep), "cut {cut}");
+        if cut == bytes.len() {
+            assert!(rec.is_clean());
+        }
+        let _ = trace.metrics();
+        let _ = trace.kind_counts();
+    }
+}
+
+#[test]
+fn flipped_bit_in_every_byte() {
+    let (bytes, all, spans) = multi_chunk();
+    let full = Trace::open(&bytes).unwrap();
+    let meta_end = spans[0].0;
+    let index_at = index_offset(&bytes);
+    let trailer_at = bytes.len() - 24;
+    for at in 0..bytes.len() {
+        let mut data = bytes.clone();
+        data[at] ^= 1 << (at % 8);
+        let opened = Trace::open(&data);
+        if at < 8 {
+            assert_eq!(opened.unwrap_err(), ReadError::BadMagic, "byte {at}");
+            continue;
+        }
+        if at < 10 {
+            assert!(
+                matches!(opened, Err(ReadError::UnsupportedVersion { .. })),
+                "byte {at}"
+            );
+            continue;
+        }
+        if (16..meta_end).contains(&at) {
+            assert!(opened.is_err(), "byte {at}: meta damage not detected");
+            continue;
+        }
+        let trace = opened.unwrap_or_else(|e| panic!("byte {at}: {e}"));
+        let rec = trace.verify();
+        if at < 16 {
+            assert!(rec.is_clean(), "byte {at}: minor/flags are informational");
+            continue;
+        }
+        if let Some(i) = spans.iter().position(|&(s, e)| (s..e).contains(&at)) {
+            // Exactly chunk i is lost; every other chunk decodes.
+            assert_eq!(rec.damaged.len(), 1, "byte {at}: {:?}", rec.damaged);
+            let d = &rec.damaged[0];
+            assert_eq!(
+                (us(d.offset), us(d.offset + d.len)),
+                spans[i],
+                "byte {at}: {d:?}"
+            );
+            assert_eq!(rec.chunks_recovered, spans.len() - 1);
+            assert_eq!(rec.bytes_unaccounted, d.len);
+            let keep: Vec<bool> = (0..spans.len()).map(|k| k != i).collect();
+            let got: Vec<Timed> = trace.records().filter_map(Result::ok).collect();
+            assert_eq!(got, records_of(&all, &full, &keep), "byte {at}");
+            assert_eq!(
+                trace.records().filter(Result::is_err).count(),
+                usize::from(trace.index().is_some())
+            );
+            continue;
+        }
+        // Index frame or trailer: every chunk survives.
+        assert_eq!(rec.chunks_recovered, spans.len(), "byte {at}");
+        let got: Vec<Timed> = trace.records().collect::<Result<_, _>>().unwrap();
+        assert_eq!(got, all, "byte {at}");
+        assert_eq!(trace.metrics(), full.metrics(), "byte {at}");
+        if (index_at..trailer_at).contains(&at) {
+            assert!(trace.index().is_none(), "byte {at}");
+            assert_eq!(rec.damaged.len(), 1);
+            let d = &rec.damaged[0];
+            assert_eq!((us(d.offset), us(d.offset + d.len)), (index_at, trailer_at));
+            assert!(matches!(
+                d.reason,
+                DamageReason::BadIndex | DamageReason::NoSync | DamageReason::Incomplete
+            ));
+            assert!(!rec.truncated, "the trailer is intact");
+        } else {
+            assert!(trace.index().is_some(), "byte {at}: index found by scan");
+            assert!(rec.truncated);
+            assert_eq!(rec.damaged.len(), 1);
+            assert_eq!(rec.damaged[0].reason, DamageReason::BadTrailer);
+        }
+    }
+}
+
+#[test]
+fn flips_without_index_are_found_by_scan() {
+    let (bytes, _, spans) = multi_chunk();
+    let data_end = spans[spans.len() - 1].1;
+    for (i, &(s, e)) in spans.iter().enumerate() {
+        for at in [
+            s,
+            s + 5,
+            s + 9,
+            s + 13,
+            s + 17,
+            s + 20,
+            s + 22,
+            s + 27,
+            (s + e) / 2,
+            e - 1,
+        ] {
+            let mut data = bytes[..data_end].to_vec();
+            data[at] ^= 0x10;
+            let trace = Trace::open(&data).unwrap();
+            let rec = trace.recovery();
+            assert_eq!(rec.chunks_recovered, spans.len() - 1, "chunk {i} byte {at}");
+            assert_eq!(us(rec.bytes_unaccounted), e - s);
+            if i + 1 < spans.len() || !rec.damaged.is_empty() {
+                assert_eq!(rec.damaged.len(), 1, "chunk {i} byte {at}");
+                assert_eq!(us(rec.damaged[0].offset), s);
+                assert_eq!(us(rec.damaged[0].len), e - s);
+            } // else: a last chunk whose length grew reads as a torn tail.
+            assert!(!rec.index_found && rec.truncated);
+            assert!(trace.records().all(|r| r.is_ok()));
+        }
+    }
+}
+
+/// xorshift64*, deterministic.
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed | 1;
+    move || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        s.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn exercise(data: &[u8]) {
+    if let Ok(trace) = Trace::open(data) {
+        for r in trace.records() {
+            let _ = r;
+        }
+        let _ = trace.metrics();
+        let _ = trace.kind_counts();
+        let _ = trace.verify();
+        for i in 0..trace.chunks().len() + 1 {
+            let _ = trace.decode_chunk(i);
+        }
+    }
+}
+
+#[test]
+fn garbage_and_zeros_never_panic() {
+    let mut next = rng(0x5EED);
+    for len in [0usize, 1, 7, 15, 16, 17, 31, 64, 100, 1000, 70_000] {
+        exercise(&vec![0u8; len]);
+        exercise(&vec![0xFFu8; len]);
+        exercise(&vec![0xC7u8; len]);
+        let random: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+        exercise(&random);
+    }
+    // A valid header and meta followed by garbage, sync words and lies.
+    let (bytes, _, spans) = multi_chunk();
+    let head = &bytes[..spans[0].0];
+    let mut liar = head.to_vec();
+    for claim in [u32::MAX, 1 << 31, 100, 0] {
+        liar.extend_from_slice(&0x5A4B43C7u32.to_le_bytes()); // chunk sync
+        liar.extend_from_slice(&[0; 4]);
+        liar.extend_from_slice(&claim.to_le_bytes());
+        liar.extend_from_slice(&claim.to_le_bytes());
+        liar.extend_from_slice(&[0; 16]);
+        liar.extend_from_slice(&0x5A5849C7u32.to_le_bytes()); // index sync
+        liar.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F]); // 4 GB frame
+    }
+    exercise(&liar);
+    for _ in 0..300 {
+        let mut data = head.to_vec();
+        let n = us(next() % 3000);
+        data.extend((0..n).map(|_| next().to_le_bytes()[0]));
+        exercise(&data);
+        // Real chunks with random splices.
+        let mut spliced = bytes.clone();
+        for _ in 0..(next() % 8) {
+            let at = us(next() % spliced.len() as u64);
+            spliced[at] = next().to_le_bytes()[0];
+        }
+        let cut = us(next() % (spliced.len() as u64 + 1));
+        exercise(&spliced[..cut]);
+    }
+    // Chunks shuffled and duplicated still decode one by one.
+    let mut dup = head.to_vec();
+    for &(s, e) in spans.iter().rev().chain(spans.iter()) {
+        dup.extend_from_slice(&bytes[s..e]);
+    }
+    let t = Trace::open(&dup).unwrap();
+    assert_eq!(t.chunks().len(), spans.len() * 2);
+    assert!(t.records().all(|r| r.is_ok()));
+}
+
+#[test]
+fn garbage_between_chunks_is_reported_exactly() {
+    let (bytes, _, spans) = multi_chunk();
+    let mut data = bytes[..spans[2].0].to_vec();
+    let junk = b"\xC7CK\x5Ajunk that is not a chunk \xC7\xC7\xC7";
+    data.extend_from_slice(junk);
+    data.extend_from_slice(&bytes[spans[2].0..spans[spans.len() - 1].1]);
+    let t = Trace::open(&data).unwrap();
+    let rec = t.recovery();
+    assert_eq!(rec.chunks_recovered, spans.len());
+    assert_eq!(rec.damaged.len(), 1);
+    assert_eq!(us(rec.damaged[0].offset), spans[2].0);
+    assert_eq!(us(rec.damaged[0].len), junk.len());
+    assert_eq!(us(rec.bytes_unaccounted), junk.len());
+}
+
+/// Writes seed traces for the `reader` fuzz target when
+/// `SCHEDTAPE_FUZZ_SEEDS=<dir>` is set (see trace-format/README.md).
+#[test]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("SCHEDTAPE_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (bytes, _, spans) = multi_chunk();
+    let variants: Vec<(u64, Record)> = all_variants()
+        .into_iter()
+        .map(|(_, r)| r)
+        .chain(more_variants())
+        .enumerate()
+        .map(|(i, r)| (i as u64 * 1000, r))
+        .collect();
+    let seeds = [
+        ("multi_chunk.trace", bytes.clone()),
+        ("no_index.trace", bytes[..spans[spans.len() - 1].1].to_vec()),
+        (
+            "torn.trace",
+            bytes[..(spans[2].0 + spans[2].1) / 2].to_vec(),
+        ),
+        (
+            "variants.trace",
+            write_trace(
+                &variants,
+                ChunkLimits {
+                    max_payload: 200,
+                    max_span_ns: 5000,
+                },
+            ),
+        ),
+        (
+            "snapshots.trace",
+            write_trace(&realistic_stream(2, 8, 3), ChunkLimits::default()),
+        ),
+    ];
+    for (name, data) in seeds {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+}

@@ -1,0 +1,141 @@
+//! Golden bytes: the postcard encoding of every `Record` variant and a whole
+//! small trace are pinned in `fixtures/golden/`. A difference means the wire
+//! format changed; if intended, re-bless with
+//! `SCHEDTAPE_BLESS=1 cargo test -p trace-format --test golden`.
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::*;
+use trace_format::file::{ChunkLimits, Trace};
+use trace_format::record::{Record, RecordKind, Timed};
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/golden")
+}
+
+fn blessing() -> bool {
+    std::env::var_os("SCHEDTAPE_BLESS").is_some_and(|v| v == "1")
+}
+
+/// Compares `bytes` with the committed file `name`, or writes it when
+/// blessing. Returns a failure message instead of panicking so all files
+/// are checked in one run.
+fn check(name: &str, bytes: &[u8]) -> Option<String> {
+    let path = golden_dir().join(name);
+    if blessing() {
+        std::fs::create_dir_all(golden_dir()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        return None;
+    }
+    let hint = "if the format change is intended (Record is append-only: never reorder \
+                or remove variants/fields), re-bless with \
+                `SCHEDTAPE_BLESS=1 cargo test -p trace-format --test golden`";
+    match std::fs::read(&path) {
+        Err(e) => Some(format!("{}: cannot read ({e}); {hint}", path.display())),
+        Ok(old) if old == bytes => None,
+        Ok(old) => {
+            let at = old
+                .iter()
+                .zip(bytes)
+                .position(|(a, b)| a != b)
+                .unwrap_or(old.len().min(bytes.len()));
+            Some(format!(
+                "{}: differs from the committed golden file at byte {at} (committed {} B, now {} B); {hint}",
+                path.display(),
+                old.len(),
+                bytes.len()
+            ))
+        }
+    }
+}
+
+fn report(failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "golden mismatch:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn every_record_variant_has_golden_bytes() {
+    let variants = all_variants();
+    let kinds: Vec<RecordKind> = variants.iter().map(|(_, r)| r.kind()).collect();
+    assert_eq!(
+        kinds,
+        RecordKind::ALL,
+        "all_variants() must list every variant, in order"
+    );
+    let mut failures = Vec::new();
+    for (stem, record) in &variants {
+        let bytes = postcard::to_allocvec(record).unwrap();
+        let name = format!("record_{stem}.bin");
+        failures.extend(check(&name, &bytes));
+        // Old bytes must still decode to the same value.
+        if let Ok(old) = std::fs::read(golden_dir().join(&name)) {
+            match postcard::from_bytes::<Record>(&old) {
+                Ok(decoded) if &decoded == record => {}
+                other => failures.push(format!("{name}: decodes to {other:?}")),
+            }
+        }
+    }
+    report(failures);
+}
+
+/// The records of `small.trace`: every variant, spread over several chunks,
+/// with two snapshots sharing a chunk so the delta codec is pinned too.
+fn small_trace_records() -> Vec<(u64, Record)> {
+    let mut out: Vec<(u64, Record)> = Vec::new();
+    for (i, (_, r)) in all_variants().into_iter().enumerate() {
+        out.push((i as u64 * 150_000_000, r));
+    }
+    let snaps: Vec<(u64, Record)> = realistic_stream(2, 4, 2)
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Record::Snapshot(_)))
+        .collect();
+    out.extend(snaps.into_iter().map(|(ts, r)| (ts + 2_000_000_000, r)));
+    out
+}
+
+#[test]
+fn small_trace_is_byte_identical() {
+    let records = small_trace_records();
+    let bytes = write_trace(
+        &records,
+        ChunkLimits {
+            max_payload: 512,
+            max_span_ns: 500_000_000,
+        },
+    );
+    let trace = Trace::open(&bytes).unwrap();
+    assert!(trace.chunks().len() >= 3);
+    let mut failures = Vec::new();
+    failures.extend(check("small.trace", &bytes));
+    // The committed file must still read back completely (reader compatibility).
+    if let Ok(old) = std::fs::read(golden_dir().join("small.trace")) {
+        match Trace::open(&old) {
+            Ok(t) => {
+                if !t.recovery().is_clean() {
+                    failures.push(format!("small.trace: not clean: {:?}", t.recovery()));
+                }
+                let got: Result<Vec<Timed>, _> = t.records().collect();
+                let want: Vec<Timed> = records
+                    .iter()
+                    .map(|(ts_ns, r)| Timed {
+                        ts_ns: *ts_ns,
+                        record: r.clone(),
+                    })
+                    .collect();
+                if got.as_ref() != Ok(&want) {
+                    failures.push("small.trace: records differ from small_trace_records()".into());
+                }
+            }
+            Err(e) => failures.push(format!(
+                "small.trace: does not open: {e} (meta/scenario shape changed?)"
+            )),
+        }
+    }
+    report(failures);
+}

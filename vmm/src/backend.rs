@@ -1,0 +1,79 @@
+//! What the run loop needs from a VM, whichever hypervisor runs it.
+use std::sync::Arc;
+use std::time::Duration;
+
+use memmap2::MmapRaw;
+use trace_format::ring::{RawMem, SharedMem};
+
+/// Output from the VM, in arrival order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleEvent {
+    /// A line from the guest's serial console.
+    Serial(String),
+    /// A line the hypervisor itself printed (e.g. QEMU's stderr).
+    Hypervisor(String),
+}
+
+/// Backend failures the run loop reports.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// A running guest.
+pub trait Vm {
+    /// The transport window, shared with the guest.
+    fn window(&self) -> GuestWindow;
+    /// Stops every vCPU; returns the rendezvous latency.
+    fn freeze(&mut self) -> Result<Duration, BackendError>;
+    /// Resumes every vCPU; returns how long the guest was frozen.
+    fn thaw(&mut self) -> Result<Duration, BackendError>;
+    /// Appends console output received since the last call.
+    fn poll_console(&mut self, out: &mut Vec<ConsoleEvent>);
+    /// True once the guest has shut down and the hypervisor has exited.
+    fn has_exited(&mut self) -> bool;
+    /// Ends the VM now.
+    fn kill(&mut self);
+    /// The backend as recorded in the trace.
+    fn describe(&self) -> trace_format::meta::Backend;
+}
+
+/// A window of a host mapping of guest memory; keeps the mapping alive.
+#[derive(Debug, Clone)]
+pub struct GuestWindow {
+    map: Arc<MmapRaw>,
+    offset: usize,
+    len: usize,
+}
+
+impl GuestWindow {
+    /// The `len` bytes at `offset` of `map`; `None` when out of range or misaligned.
+    pub fn new(map: Arc<MmapRaw>, offset: usize, len: usize) -> Option<Self> {
+        let end = offset.checked_add(len)?;
+        (end <= map.len() && offset.is_multiple_of(8)).then_some(GuestWindow { map, offset, len })
+    }
+
+    fn raw(&self) -> RawMem {
+        // SAFETY: the range was checked against the mapping in `new`, the mapping
+        // is page-aligned and `offset` is 8-aligned, and `self.map` keeps it alive
+        // for as long as the returned RawMem is used (only within these methods).
+        unsafe { RawMem::new(self.map.as_mut_ptr().add(self.offset), self.len) }
+    }
+}
+
+impl SharedMem for GuestWindow {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn load_u64(&self, off: usize) -> u64 {
+        self.raw().load_u64(off)
+    }
+    fn store_u64(&self, off: usize, value: u64) {
+        self.raw().store_u64(off, value)
+    }
+    fn read(&self, off: usize, buf: &mut [u8]) {
+        self.raw().read(off, buf)
+    }
+    fn write(&self, off: usize, data: &[u8]) {
+        self.raw().write(off, data)
+    }
+}

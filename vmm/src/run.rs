@@ -1,0 +1,358 @@
+//! Recording a run: boot through a backend, drain the guest's ring into a
+//! trace, watch the console and the clock, and close the trace on every path.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use trace_format::file::{TraceWriter, WriteError};
+use trace_format::meta::Meta;
+use trace_format::proto::{GuestMsg, HostMsg, HostRequest, PROTOCOL_VERSION};
+use trace_format::record::{ConsoleLine, ConsoleSource, DropReport, Record, RunOutcome};
+use trace_format::ring::{self, Consumer, Direction, Geometry, Popped, Producer, RingError, MAX_FRAME};
+
+use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
+use crate::console::{ConsoleSignal, ConsoleTail};
+
+/// What to record and when to give up.
+#[derive(Debug)]
+pub struct RunOptions {
+    pub output: PathBuf,
+    /// Written as the trace's meta; `backend` is filled in from the VM.
+    pub meta: Meta,
+    /// Limit for the whole run, from launch.
+    pub watchdog: Duration,
+    /// Set (e.g. by Ctrl-C) to ask the guest to stop.
+    pub stop: Arc<AtomicBool>,
+    /// Grace period for the guest to stop after a request, before it is killed.
+    pub stop_grace: Duration,
+}
+
+/// Milestones reported while a run is in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The guest executor said hello.
+    InitReached { after: Duration },
+    /// A step began (its index, or the backdrop).
+    Step(String),
+    /// The run is over.
+    Finished { outcome: String },
+}
+
+/// How a recorded run went.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub outcome: RunOutcome,
+    pub time_to_init: Option<Duration>,
+    pub time_to_closed: Duration,
+    pub records: u64,
+    pub bytes: u64,
+    /// Frames lost in transport (dropped by the guest or failing checks).
+    pub dropped: u64,
+    pub console_tail: String,
+}
+
+/// Failures that leave no usable trace.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The trace file could not be created or written.
+    #[error("cannot write trace {path}: {source}")]
+    Trace { path: String, source: WriteError },
+}
+
+/// Initialises the transport window before the guest boots.
+pub fn prepare_window(window: &GuestWindow) -> Result<(), RingError> {
+    ring::init_window(window, Geometry::for_window(ring::SharedMem::len(window))?)
+}
+
+/// Opens the trace, launches the VM, and records until the guest is done.
+///
+/// The trace is closed with an `End` record on every path: guest finished,
+/// kernel panic, watchdog, stop request, launch failure or transport damage.
+pub fn record<V: Vm>(
+    launch: impl FnOnce() -> Result<V, BackendError>,
+    options: RunOptions,
+    mut progress: impl FnMut(Progress),
+) -> Result<RunReport, RunError> {
+    let path = options.output.display().to_string();
+    let trace_err = |source| RunError::Trace { path: path.clone(), source };
+    let launched = Instant::now();
+    let mut meta = options.meta.clone();
+    let vm = launch();
+    if let Ok(vm) = &vm {
+        meta.backend = vm.describe();
+    }
+    let mut writer = TraceWriter::create(&options.output, &meta).map_err(trace_err)?;
+    let mut session = match vm {
+        Ok(vm) => Session::new(vm, launched),
+        Err(e) => {
+            let outcome = RunOutcome::HostError { message: format!("cannot start the VM: {e}") };
+            writer.append(0, &Record::End(outcome.clone())).map_err(trace_err)?;
+            let records = writer.records_written();
+            let bytes = writer.bytes_written();
+            writer.finish().map_err(trace_err)?;
+            progress(Progress::Finished { outcome: outcome.label().to_string() });
+            return Ok(RunReport {
+                outcome,
+                time_to_init: None,
+                time_to_closed: launched.elapsed(),
+                records,
+                bytes,
+                dropped: 0,
+                console_tail: String::new(),
+            });
+        }
+    };
+    let result = session.drive(&mut writer, &options, &mut progress);
+    session.vm.kill();
+    // Whatever happened above, the trace gets its End and index.
+    let outcome = match result {
+        Ok(()) => session.final_outcome(),
+        Err(e) => RunOutcome::HostError { message: format!("trace write failed: {e}") },
+    };
+    if session.guest_end.is_none() {
+        let ts = session.host_ts();
+        let _ = writer.append(ts, &Record::End(outcome.clone()));
+    }
+    let records = writer.records_written();
+    let bytes = writer.bytes_written();
+    writer.finish().map_err(trace_err)?;
+    progress(Progress::Finished { outcome: outcome.label().to_string() });
+    Ok(RunReport {
+        outcome,
+        time_to_init: session.time_to_init,
+        time_to_closed: launched.elapsed(),
+        records,
+        bytes,
+        dropped: session.dropped,
+        console_tail: session.tail.text(),
+    })
+}
+
+/// State of one recording in progress.
+struct Session<V> {
+    vm: V,
+    launched: Instant,
+    up: Option<Consumer<GuestWindow>>,
+    down: Option<Producer<GuestWindow>>,
+    /// Host instant matching guest time 0 (set by the hello).
+    anchor: Option<Instant>,
+    time_to_init: Option<Duration>,
+    guest_end: Option<RunOutcome>,
+    host_outcome: Option<RunOutcome>,
+    tail: ConsoleTail,
+    dropped: u64,
+    guest_drops_seen: u64,
+    stop_sent: Option<Instant>,
+}
+
+impl<V: Vm> Session<V> {
+    fn new(vm: V, launched: Instant) -> Self {
+        let window = vm.window();
+        let up = Consumer::attach(window.clone(), Direction::Up).ok();
+        let down = Producer::attach(window, Direction::Down).ok();
+        Session {
+            vm,
+            launched,
+            up,
+            down,
+            anchor: None,
+            time_to_init: None,
+            guest_end: None,
+            host_outcome: None,
+            tail: ConsoleTail::new(200),
+            dropped: 0,
+            guest_drops_seen: 0,
+            stop_sent: None,
+        }
+    }
+
+    /// Host time on the guest's time base: ns since the executor started.
+    fn host_ts(&self) -> u64 {
+        self.anchor.map_or(0, |a| u64::try_from(a.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn drive<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+        options: &RunOptions,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<(), WriteError> {
+        let mut frame = vec![0u8; MAX_FRAME];
+        let mut console = Vec::new();
+        if self.up.is_none() {
+            self.note(writer, "transport window is unusable; recording console only")?;
+        }
+        loop {
+            let exited = self.vm.has_exited();
+            let busy = self.drain_ring(writer, &mut frame, progress)?;
+            console.clear();
+            self.vm.poll_console(&mut console);
+            for event in console.drain(..) {
+                self.console_line(writer, event)?;
+            }
+            writer.tick(self.host_ts())?;
+            if exited {
+                // One more pass: frames written just before the guest went down.
+                self.drain_ring(writer, &mut frame, progress)?;
+                return Ok(());
+            }
+            if self.launched.elapsed() > options.watchdog {
+                let after_ns = u64::try_from(options.watchdog.as_nanos()).unwrap_or(u64::MAX);
+                self.host_outcome.get_or_insert(RunOutcome::Timeout { after_ns });
+                self.note(writer, &format!("watchdog: no end after {:?}; killing the VM", options.watchdog))?;
+                return Ok(());
+            }
+            if options.stop.load(Ordering::Relaxed) {
+                match self.stop_sent {
+                    None => {
+                        self.stop_sent = Some(Instant::now());
+                        self.host_outcome.get_or_insert(RunOutcome::Interrupted);
+                        self.send(&HostMsg::Stop { reason: "interrupted on the host".into() });
+                    }
+                    Some(at) if at.elapsed() > options.stop_grace => {
+                        self.note(writer, "guest did not stop in time; killing the VM")?;
+                        return Ok(());
+                    }
+                    Some(_) => {}
+                }
+            }
+            if !busy {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    /// Moves every published frame into the trace; true when any arrived.
+    fn drain_ring<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+        frame: &mut [u8],
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<bool, WriteError> {
+        let mut busy = false;
+        for _ in 0..4096 {
+            let Some(up) = self.up.as_mut() else { return Ok(busy) };
+            let popped = match up.pop(frame) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.up = None;
+                    self.dropped += 1;
+                    self.note(writer, &format!("transport ring damaged, no longer read: {e}"))?;
+                    return Ok(busy);
+                }
+            };
+            match popped {
+                Popped::Empty => break,
+                Popped::BadCrc => self.lost(writer, 1, "a transport frame failed its CRC")?,
+                Popped::Frame(len) => match frame.get(..len).map(postcard::from_bytes::<GuestMsg>) {
+                    Some(Ok(msg)) => self.handle(writer, msg, progress)?,
+                    _ => self.lost(writer, 1, "a transport frame did not decode")?,
+                },
+            }
+            busy = true;
+        }
+        let guest_drops = self.up.as_ref().map_or(self.guest_drops_seen, Consumer::drops);
+        if guest_drops > self.guest_drops_seen {
+            let n = guest_drops - self.guest_drops_seen;
+            self.guest_drops_seen = guest_drops;
+            self.lost(writer, n, "the guest found the ring full")?;
+        }
+        Ok(busy)
+    }
+
+    fn handle<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+        msg: GuestMsg,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<(), WriteError> {
+        match msg {
+            GuestMsg::Hello { protocol, boot_to_init_ns, kernel_release } => {
+                let after = self.launched.elapsed();
+                self.anchor = Some(Instant::now());
+                self.time_to_init = Some(after);
+                progress(Progress::InitReached { after });
+                self.note(
+                    writer,
+                    &format!(
+                        "guest executor up after {after:?} (kernel {kernel_release}, {} ms since guest boot)",
+                        boot_to_init_ns / 1_000_000
+                    ),
+                )?;
+                if protocol != PROTOCOL_VERSION {
+                    self.note(writer, &format!("guest speaks protocol {protocol}, host {PROTOCOL_VERSION}"))?;
+                }
+            }
+            GuestMsg::Record { ts_ns, record } => {
+                match &record {
+                    Record::End(outcome) => self.guest_end = Some(outcome.clone()),
+                    Record::StepBegin { step } => progress(Progress::Step(step.to_string())),
+                    _ => {}
+                }
+                writer.append(ts_ns, &record)?;
+            }
+            GuestMsg::Request { id, request } => {
+                let what = match request {
+                    HostRequest::Snapshot { .. } => "snapshots",
+                    HostRequest::KernelAccess { .. } => "kernel reads and writes",
+                };
+                let error = format!("{what} are not supported by this build yet");
+                self.send(&HostMsg::Reply { id, result: Err(error) });
+            }
+            GuestMsg::Goodbye => {}
+        }
+        Ok(())
+    }
+
+    fn console_line<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+        event: ConsoleEvent,
+    ) -> Result<(), WriteError> {
+        let (source, line) = match event {
+            ConsoleEvent::Serial(line) => (ConsoleSource::Kernel, line),
+            ConsoleEvent::Hypervisor(line) => (ConsoleSource::Host, line),
+        };
+        if let Some(ConsoleSignal::Panic(message)) = self.tail.push(&line) {
+            self.host_outcome.get_or_insert(RunOutcome::KernelPanic { message });
+        }
+        writer.append(self.host_ts(), &Record::Console(ConsoleLine { source, line }))
+    }
+
+    fn note<S: trace_format::file::Sink>(&mut self, writer: &mut TraceWriter<S>, line: &str) -> Result<(), WriteError> {
+        self.tail.push(&format!("schedtape: {line}"));
+        let record = Record::Console(ConsoleLine { source: ConsoleSource::Host, line: line.to_string() });
+        writer.append(self.host_ts(), &record)
+    }
+
+    fn lost<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+        records: u64,
+        reason: &str,
+    ) -> Result<(), WriteError> {
+        self.dropped += records;
+        let record = Record::Drop(DropReport { records, reason: reason.to_string() });
+        writer.append(self.host_ts(), &record)
+    }
+
+    fn send(&mut self, msg: &HostMsg) {
+        if let (Some(down), Ok(bytes)) = (self.down.as_mut(), postcard::to_allocvec(msg)) {
+            // A full down ring means the guest is not listening; the watchdog covers that.
+            let _ = down.push(&bytes);
+        }
+    }
+
+    /// The run's outcome: the guest's own when it finished, else what the host saw.
+    fn final_outcome(&self) -> RunOutcome {
+        if let Some(o) = &self.host_outcome
+            && (self.guest_end.is_none() || matches!(o, RunOutcome::KernelPanic { .. }))
+        {
+            return o.clone();
+        }
+        self.guest_end.clone().unwrap_or_else(|| RunOutcome::HostError {
+            message: "the VM exited before the guest executor finished".to_string(),
+        })
+    }
+}

@@ -1,0 +1,293 @@
+//! `cargo xtask run scenario NAME|FILE`: validate, build, pack, boot, record.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, ValueEnum};
+use trace_format::meta::{Backend, Meta, SCHEMA_VERSION};
+use trace_format::record::RunOutcome;
+use trace_format::scenario::{Scenario, Topology};
+use vmm::backend::BackendError;
+use vmm::qemu::{detect_accel, QemuConfig, QemuVm, SmpLayout};
+use vmm::run::{prepare_window, record, Progress, RunOptions};
+
+use crate::initramfs::Initramfs;
+use crate::kernel::{resolve, BuildOpts, KernelImage, ResolveOpts};
+use crate::{guest, workspace_root};
+
+/// Exit status: ran and passed.
+pub const EXIT_PASS: u8 = 0;
+/// Exit status: the input (scenario, options) is bad; nothing ran.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status: the infrastructure failed (no kernel, VM died).
+pub const EXIT_INFRA: u8 = 3;
+
+/// Which hypervisor runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// Hardware KVM with our VMM when available, else QEMU.
+    Auto,
+    Qemu,
+    Kvm,
+}
+
+/// Options of `run scenario`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A scenario name from fixtures/scenarios, or a path to a TOML file.
+    pub scenario: String,
+    /// Kernel to boot: a bzImage, a vmlinux, or a directory holding them (default: the cached build).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Kernel source tree to build the cached kernel from (default: Debian's linux-source).
+    #[arg(long)]
+    pub kernel_src: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Override the scenario's topology: `NnLlCcTt` (e.g. `1n2l4c2t`) or a preset name.
+    #[arg(long)]
+    pub topology: Option<String>,
+    /// Trace file to write (default: `<scenario>.trace` in the current directory).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub memory: u64,
+    /// Seconds allowed for boot and teardown on top of the scenario's own length.
+    #[arg(long, default_value_t = 60)]
+    pub margin: u64,
+}
+
+/// Runs the command and maps every failure to the documented exit status.
+pub fn run(args: &RunArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure::BadInput(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(Failure::Infra(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_INFRA)
+        }
+    }
+}
+
+/// Why a run did not happen: bad input (exit 2) or broken infrastructure (exit 3).
+enum Failure {
+    BadInput(anyhow::Error),
+    Infra(anyhow::Error),
+}
+
+fn infra(e: anyhow::Error) -> Failure {
+    Failure::Infra(e)
+}
+
+fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
+    let root = workspace_root();
+    let scenario = load_scenario(&root, args).map_err(Failure::BadInput)?;
+    if args.backend == BackendChoice::Kvm {
+        return Err(Failure::BadInput(anyhow!(
+            "the KVM backend is not available in this build yet; use --backend qemu"
+        )));
+    }
+    let (accel, why) = detect_accel();
+    eprintln!("backend: qemu ({}) — {why}", accel.name());
+
+    let kernel = resolve(&ResolveOpts {
+        kernel: args.kernel.clone(),
+        build: BuildOpts { src: args.kernel_src.clone(), ..Default::default() },
+        build_if_missing: true,
+    })
+    .map_err(infra)?;
+    kernel.require_options().map_err(Failure::BadInput)?;
+    let init = guest::build(&root).map_err(infra)?;
+    let initrd = pack_initramfs(&root, &init, &scenario).map_err(infra)?;
+
+    let output = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.trace", scenario.name)));
+    let meta = build_meta(&scenario, &kernel);
+    let topo = scenario.topology;
+    let config = QemuConfig {
+        binary: PathBuf::from("qemu-system-x86_64"),
+        kernel: kernel.boot_image().to_path_buf(),
+        initrd,
+        cmdline: String::from("quiet"),
+        smp: smp_layout(topo),
+        memory_mib: args.memory,
+        accel,
+        runtime_dir: runtime_dir(),
+    };
+    let scenario_ns = scenario.duration_ns.saturating_add(scenario.settle_ns);
+    let stop = Arc::new(AtomicBool::new(false));
+    install_ctrl_c(&stop);
+    let options = RunOptions {
+        output: output.clone(),
+        meta,
+        watchdog: Duration::from_nanos(scenario_ns) + Duration::from_secs(args.margin),
+        stop,
+        stop_grace: Duration::from_secs(10),
+    };
+    eprintln!(
+        "running {} on {} ({} CPUs), kernel {}",
+        scenario.name,
+        topo,
+        topo.cpus(),
+        kernel.boot_image().display()
+    );
+    let launch = || {
+        QemuVm::launch(&config, |w| {
+            // A window that cannot be initialised leaves the guest without transport;
+            // the recorder notes it and the run still produces a trace.
+            let _ = prepare_window(w);
+        })
+        .map_err(|e| BackendError(e.to_string()))
+    };
+    let report = record(launch, options, |p| match p {
+        Progress::InitReached { after } => eprintln!("  /init reached after {}", secs(after)),
+        Progress::Step(step) => eprintln!("  {step}"),
+        Progress::Finished { outcome } => eprintln!("  finished: {outcome}"),
+    })
+    .map_err(|e| infra(e.into()))?;
+
+    eprintln!(
+        "trace {} closed: {} records, {} bytes; time to /init {}, to trace closed {}",
+        output.display(),
+        report.records,
+        report.bytes,
+        report.time_to_init.map_or_else(|| "never".to_string(), secs),
+        secs(report.time_to_closed)
+    );
+    if report.dropped > 0 {
+        eprintln!("warning: {} frames were lost in transport", report.dropped);
+    }
+    match &report.outcome {
+        RunOutcome::Completed => Ok(EXIT_PASS),
+        other => {
+            eprintln!("run did not complete: {}", describe(other));
+            let tail: Vec<&str> = report.console_tail.lines().rev().take(15).collect();
+            eprintln!("console tail:");
+            for line in tail.iter().rev() {
+                eprintln!("  | {line}");
+            }
+            Ok(EXIT_INFRA)
+        }
+    }
+}
+
+fn describe(outcome: &RunOutcome) -> String {
+    match outcome {
+        RunOutcome::KernelPanic { message } => format!("kernel panic: {message}"),
+        RunOutcome::Timeout { after_ns } => format!("watchdog fired after {}", secs(Duration::from_nanos(*after_ns))),
+        RunOutcome::GuestError { message } => format!("guest error: {message}"),
+        RunOutcome::HostError { message } => format!("host error: {message}"),
+        other => other.label().to_string(),
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+/// Loads `NAME` from fixtures/scenarios or a path, applies overrides, validates.
+fn load_scenario(root: &Path, args: &RunArgs) -> Result<Scenario> {
+    let as_path = PathBuf::from(&args.scenario);
+    let path = if as_path.extension().is_some() || as_path.components().count() > 1 {
+        as_path
+    } else {
+        root.join("fixtures/scenarios").join(format!("{}.toml", args.scenario))
+    };
+    if !path.is_file() {
+        let known = known_scenarios(root).join(", ");
+        return Err(anyhow!("no scenario {:?} (looked for {}); known: {known}", args.scenario, path.display()));
+    }
+    let mut scenario = Scenario::load(&path).map_err(|e| anyhow!("{e}"))?;
+    if let Some(t) = &args.topology {
+        scenario.topology = t.parse::<Topology>().map_err(|e| anyhow!("--topology {t:?}: {e}"))?;
+    }
+    if let Err(e) = scenario.validate() {
+        return Err(anyhow!("scenario {} is invalid: {e}", path.display()));
+    }
+    Ok(scenario)
+}
+
+fn known_scenarios(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("fixtures/scenarios"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `/init` and `/scenario.bin`, packed deterministically under target/.
+fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> Result<PathBuf> {
+    let mut fs = Initramfs::new();
+    let init_bytes = std::fs::read(init).with_context(|| format!("cannot read {}", init.display()))?;
+    fs.add_file("init", init_bytes, 0o755)?;
+    let encoded = postcard::to_allocvec(scenario).context("cannot encode the scenario")?;
+    fs.add_file("scenario.bin", encoded, 0o644)?;
+    let dir = root.join("target/schedtape");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{}.cpio", scenario.name));
+    std::fs::write(&path, fs.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+fn build_meta(scenario: &Scenario, kernel: &KernelImage) -> Meta {
+    let started_unix_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut notes = vec!["run-queue snapshots are not recorded by this build yet".to_string()];
+    if kernel.vmlinux.is_none() {
+        notes.push("no vmlinux beside the kernel: kernel introspection is unavailable".to_string());
+    }
+    Meta {
+        schema_version: SCHEMA_VERSION,
+        writer: format!("schedtape {}", env!("CARGO_PKG_VERSION")),
+        run_id: vmm::host::random_id(),
+        started_unix_ns,
+        scenario: scenario.clone(),
+        kernel: crate::identity::of(kernel),
+        scheduler: None,
+        topology: scenario.topology,
+        backend: Backend::Synthetic,
+        host: vmm::host::fingerprint(),
+        sample_interval_ns: scenario.sample_interval_ns,
+        snapshot_interval_ns: 0,
+        notes,
+    }
+}
+
+
+fn smp_layout(t: Topology) -> SmpLayout {
+    SmpLayout {
+        sockets: u32::from(t.nodes),
+        dies: u32::from(t.llcs_per_node),
+        cores: u32::from(t.cores_per_llc),
+        threads: u32::from(t.threads_per_core),
+    }
+}
+
+fn runtime_dir() -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() { shm } else { std::env::temp_dir() }
+}
+
+fn install_ctrl_c(stop: &Arc<AtomicBool>) {
+    let flag = Arc::clone(stop);
+    let first = Arc::new(AtomicBool::new(true));
+    let _ = ctrlc::set_handler(move || {
+        if first.swap(false, Ordering::SeqCst) {
+            eprintln!("\ninterrupted: stopping the guest and closing the trace (Ctrl-C again to force)");
+            flag.store(true, Ordering::SeqCst);
+        } else {
+            std::process::exit(130);
+        }
+    });
+}
