@@ -89,7 +89,10 @@ pub struct Write {
 /// The writes that configure `def`, in the order the kernel wants them:
 /// cpuset, cpuset.mems, cpu.weight, cpu.max, memory (max, high, low,
 /// swap.max), io.weight, pids.max. Also returns the resolved cpuset.
-pub fn def_writes(def: &CgroupDef, topo: &Topology) -> Result<(Option<CpuList>, Vec<Write>), String> {
+pub fn def_writes(
+    def: &CgroupDef,
+    topo: &Topology,
+) -> Result<(Option<CpuList>, Vec<Write>), String> {
     let mut w = Vec::new();
     let mut put = |file: &'static str, value: String| w.push(Write { file, value });
     let cpuset = match &def.cpuset {
@@ -209,7 +212,11 @@ mod tests {
             ]
         );
         let bad = CgroupDef::new("x").cpuset(CpusetSpec::Llc(7));
-        assert!(def_writes(&bad, &topo).unwrap_err().starts_with("cgroup \"x\": cpuset"));
+        assert!(
+            def_writes(&bad, &topo)
+                .unwrap_err()
+                .starts_with("cgroup \"x\": cpuset")
+        );
         assert_eq!(cpu_max_value(CpuMax::unlimited(1000)), "max 1000");
     }
 

@@ -11,8 +11,8 @@ pub struct RingParam {
 pub fn ring_param(cmdline: &str) -> Result<Option<RingParam>, &'static str> {
     let Some(value) = cmdline
         .split_ascii_whitespace()
-        .filter_map(|arg| arg.strip_prefix("schedtape.ring="))
-        .last()
+        .rev()
+        .find_map(|arg| arg.strip_prefix("schedtape.ring="))
     else {
         return Ok(None);
     };

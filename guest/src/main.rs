@@ -3,6 +3,8 @@
 #![no_std]
 #![no_main]
 
+mod mem;
+
 use core::fmt::Write;
 use guest::rt::sys;
 

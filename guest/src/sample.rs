@@ -125,7 +125,10 @@ mod tests {
         let mut cpus = [0u64; CPU_WORDS];
         cpus[0] = 0b11;
         st.delta(&r, &cpus, None, &mut out);
-        assert_eq!((out.iterations, out.run_ns, out.migrations), (100, 5_000, 4));
+        assert_eq!(
+            (out.iterations, out.run_ns, out.migrations),
+            (100, 5_000, 4)
+        );
         assert_eq!(out.cpus_seen, vec![0b11]);
         assert_eq!(out.wake, None);
 
@@ -135,11 +138,20 @@ mod tests {
         r.migrations = Some(6);
         r.wake_hist[3] = 5;
         st.delta(&r, &[0; CPU_WORDS], Some(12), &mut out);
-        assert_eq!((out.iterations, out.run_ns, out.timeslices), (150, 4_000, 7));
-        assert_eq!((out.wait_ns, out.voluntary_switches, out.migrations), (0, 0, 2));
+        assert_eq!(
+            (out.iterations, out.run_ns, out.timeslices),
+            (150, 4_000, 7)
+        );
+        assert_eq!(
+            (out.wait_ns, out.voluntary_switches, out.migrations),
+            (0, 0, 2)
+        );
         assert!(out.cpus_seen.is_empty());
         let wake = out.wake.as_ref().unwrap();
-        assert_eq!((wake.max_ns, &wake.hist.buckets[..]), (12, &[0, 0, 0, 5][..]));
+        assert_eq!(
+            (wake.max_ns, &wake.hist.buckets[..]),
+            (12, &[0, 0, 0, 5][..])
+        );
     }
 
     #[test]
@@ -154,10 +166,7 @@ mod tests {
         st.delta(&r, &[0; CPU_WORDS], None, &mut out);
         assert_eq!(out.migrations, 3);
         // A counter that goes backwards (should not happen) gives 0, not a wrap.
-        let r2 = Reading {
-            run_ns: 5,
-            ..r
-        };
+        let r2 = Reading { run_ns: 5, ..r };
         st.delta(&r2, &[0; CPU_WORDS], None, &mut out);
         assert_eq!((out.run_ns, out.migrations), (0, 0));
     }

@@ -79,8 +79,6 @@ macro_rules! stack_format {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn formats_and_overflows() {
         let s = stack_format!(32, "/proc/{}/schedstat", 1234).unwrap();

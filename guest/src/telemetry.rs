@@ -69,7 +69,13 @@ pub fn stage_name(stage: u32) -> &'static str {
 impl Slot {
     /// Zeroes every field before the slot is given to a new worker.
     pub fn reset(&self) {
-        for a in [&self.gate, &self.state, &self.error, &self.stage, &self.turn] {
+        for a in [
+            &self.gate,
+            &self.state,
+            &self.error,
+            &self.stage,
+            &self.turn,
+        ] {
             a.store(0, Relaxed);
         }
         for a in [

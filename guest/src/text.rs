@@ -62,12 +62,7 @@ fn sample(out: &mut impl Write, s: &WorkerSample) -> fmt::Result {
         first = false;
     }
     if let Some(w) = &s.wake {
-        write!(
-            out,
-            " wakes={} max={}us",
-            w.hist.count(),
-            w.max_ns / 1000
-        )?;
+        write!(out, " wakes={} max={}us", w.hist.count(), w.max_ns / 1000)?;
     }
     Ok(())
 }

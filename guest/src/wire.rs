@@ -57,10 +57,7 @@ mod tests {
         for record in [record, Record::StepBegin { step: StepRef(2) }] {
             let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
             let borrowed = encode_record(777, &record, &mut a).unwrap().to_vec();
-            let owned = GuestMsg::Record {
-                ts_ns: 777,
-                record,
-            };
+            let owned = GuestMsg::Record { ts_ns: 777, record };
             assert_eq!(borrowed, encode(&owned, &mut b).unwrap());
             let back: GuestMsg = postcard::from_bytes(&borrowed).unwrap();
             assert_eq!(back, owned);

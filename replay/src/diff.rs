@@ -10,7 +10,7 @@ use serde::Serialize;
 use trace_format::meta::Meta;
 
 use crate::load::LoadedTrace;
-use crate::metric::{extract, Metric, MetricKey, Polarity};
+use crate::metric::{extract, MetricKey, Polarity};
 use crate::text::{duration, hex, number, table};
 
 /// How to render a diff.
@@ -197,6 +197,7 @@ fn meta_fields(m: &Meta) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::Metric;
 
     fn key(metric: Metric) -> MetricKey {
         MetricKey { step: "step 0".into(), cgroup: "a".into(), metric }

@@ -36,7 +36,7 @@ pub fn release_in(image: &[u8]) -> Option<String> {
 /// The GNU build-id note of an ELF file.
 pub fn build_id_in(elf: &[u8]) -> Option<Vec<u8>> {
     let parsed = goblin::elf::Elf::parse(elf).ok()?;
-    let notes = parsed.iter_note_sections(elf, Some(".note.gnu.build-id"))?;
+    let notes = parsed.iter_note_sections(elf, None)?;
     notes
         .flatten()
         .find(|n| n.n_type == goblin::elf::note::NT_GNU_BUILD_ID && n.name == "GNU")

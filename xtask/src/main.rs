@@ -4,10 +4,11 @@ mod identity;
 mod initramfs;
 mod kernel;
 mod scenario_run;
+mod test_cmd;
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -19,12 +20,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the whole test suite: formatting check, clippy, and every workspace test.
-    Test {
-        /// Skip `cargo fmt --check` and clippy.
-        #[arg(long)]
-        no_lint: bool,
-    },
+    /// Run the whole test suite: lints, workspace tests, end-to-end VM tests.
+    Test(test_cmd::TestArgs),
     /// Build, locate and check the guest kernel.
     Kernel {
         #[command(subcommand)]
@@ -60,37 +57,7 @@ fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Cmd::Kernel { cmd } => kernel::run(cmd),
         Cmd::Run { what: RunWhat::Scenario(args) } => Ok(scenario_run::run(&args)),
-        Cmd::Test { no_lint } => {
-            let mut steps: Vec<(&str, Vec<&str>)> = Vec::new();
-            if !no_lint {
-                steps.push(("format", vec!["fmt", "--all", "--", "--check"]));
-                steps.push((
-                    "clippy",
-                    vec![
-                        "clippy",
-                        "--workspace",
-                        "--all-targets",
-                        "--",
-                        "-D",
-                        "warnings",
-                    ],
-                ));
-            }
-            steps.push(("tests", vec!["test", "--workspace"]));
-            for (name, cargo_args) in steps {
-                eprintln!("xtask test: {name}: cargo {}", cargo_args.join(" "));
-                let status = Command::new(cargo())
-                    .args(&cargo_args)
-                    .status()
-                    .with_context(|| format!("cannot run cargo for {name}"))?;
-                if !status.success() {
-                    eprintln!("xtask test: {name} failed");
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-            eprintln!("xtask test: all passed");
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Test(args) => test_cmd::run(&args),
     }
 }
 
@@ -100,7 +67,3 @@ fn workspace_root() -> std::path::PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// The cargo that invoked us, so toolchain overrides carry through.
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
-}

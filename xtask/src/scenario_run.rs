@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// Seconds allowed for boot and teardown on top of the scenario's own length.
     #[arg(long, default_value_t = 60)]
     pub margin: u64,
+    /// Boot this program as /init instead of the guest executor (for debugging).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
 }
 
 /// Runs the command and maps every failure to the documented exit status.
@@ -104,7 +107,10 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     })
     .map_err(infra)?;
     kernel.require_options().map_err(Failure::BadInput)?;
-    let init = guest::build(&root).map_err(infra)?;
+    let init = match &args.init {
+        Some(path) => path.clone(),
+        None => guest::build(&root).map_err(infra)?,
+    };
     let initrd = pack_initramfs(&root, &init, &scenario).map_err(infra)?;
 
     let output = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.trace", scenario.name)));

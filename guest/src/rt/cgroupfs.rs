@@ -52,7 +52,10 @@ pub fn setup_parent() -> Vec<String> {
     let ctl = format!("{PARENT}/cgroup.subtree_control");
     for c in enabled {
         if let Err(e) = sys::write_file(&ctl, format!("+{c}").as_bytes()) {
-            problems.push(format!("controller {c} not enabled under {PARENT}: {}", describe(e)));
+            problems.push(format!(
+                "controller {c} not enabled under {PARENT}: {}",
+                describe(e)
+            ));
         }
     }
     problems
@@ -68,8 +71,21 @@ pub fn create(name: &str) -> Result<(), String> {
 pub fn write(name: &str, file: &str, value: &str) -> Result<(), String> {
     let data = if value.is_empty() { "\n" } else { value };
     sys::write_file(&path(name, file), data.as_bytes()).map_err(|e| {
-        format!("cgroup {name:?}: writing {value:?} to {file} failed: {}", describe(e))
+        format!(
+            "cgroup {name:?}: writing {value:?} to {file} failed: {}",
+            describe(e)
+        )
     })
+}
+
+/// The CPUs a scenario cgroup gets when it "inherits": [`PARENT`]'s effective
+/// cpuset. (The kernel refuses an empty `cpuset.cpus` on a populated cgroup.)
+pub fn inherited_cpus(fallback: &str) -> String {
+    let mut buf = [0u8; 512];
+    match sys::read_into(&format!("{PARENT}/cpuset.cpus.effective"), &mut buf) {
+        Ok(n) if n > 1 => String::from(core::str::from_utf8(&buf[..n]).unwrap_or(fallback).trim()),
+        _ => String::from(fallback),
+    }
 }
 
 /// Appends the PIDs in `cgroup.procs` of `name` (root cgroup for `None`) to `out`.
@@ -79,7 +95,11 @@ pub fn procs(name: Option<&str>, out: &mut Vec<u32>) -> Result<(), String> {
         None => format!("{ROOT}/cgroup.procs"),
     };
     let text = sys::read_all(&p).map_err(|e| {
-        format!("cgroup {:?}: reading cgroup.procs failed: {}", name.unwrap_or(""), describe(e))
+        format!(
+            "cgroup {:?}: reading cgroup.procs failed: {}",
+            name.unwrap_or(""),
+            describe(e)
+        )
     })?;
     procfs::parse_pids(&text, out);
     Ok(())

@@ -12,7 +12,9 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use rustix::mount::MountFlags;
-use trace_format::record::{OpApplied, OpOutcome, Record, RunOutcome, StepOutcome, StepRef, WorkerSpawned};
+use trace_format::record::{
+    OpApplied, OpOutcome, Record, RunOutcome, StepOutcome, StepRef, WorkerSpawned,
+};
 use trace_format::scenario::{CgroupDef, Op, Scenario, SchedulerSpec, Topology, WorkSpec};
 
 use super::sampler::Sampler;
@@ -52,7 +54,10 @@ pub fn main() -> ! {
     let notes = mount_all();
     ensure_console();
     let (mut tx, ring_note) = Transport::open(start);
-    let release = rustix::system::uname().release().to_string_lossy().into_owned();
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
     tx.hello(release);
     for n in ring_note.into_iter().chain(notes) {
         tx.console(n);
@@ -96,7 +101,12 @@ fn ensure_console() {
     use rustix::fd::IntoRawFd;
     use rustix::fs::{CWD, Mode, OFlags};
     for _ in 0..3 {
-        let Ok(fd) = rustix::fs::openat(CWD, "/dev/console", OFlags::RDWR | OFlags::NOCTTY, Mode::empty()) else {
+        let Ok(fd) = rustix::fs::openat(
+            CWD,
+            "/dev/console",
+            OFlags::RDWR | OFlags::NOCTTY,
+            Mode::empty(),
+        ) else {
             return;
         };
         if rustix::fd::AsRawFd::as_raw_fd(&fd) > 2 {
@@ -108,11 +118,15 @@ fn ensure_console() {
 
 fn load_scenario() -> Result<Scenario, String> {
     let bytes = sys::read_all(SCENARIO_PATH).map_err(|e| {
-        format!("cannot read {SCENARIO_PATH}: {}", crate::errno::describe(e.raw_os_error()))
+        format!(
+            "cannot read {SCENARIO_PATH}: {}",
+            crate::errno::describe(e.raw_os_error())
+        )
     })?;
     let sc: Scenario = postcard::from_bytes(&bytes)
         .map_err(|e| format!("{SCENARIO_PATH} is not a scenario of this version: {e}"))?;
-    sc.validate().map_err(|e| format!("invalid scenario: {e}"))?;
+    sc.validate()
+        .map_err(|e| format!("invalid scenario: {e}"))?;
     if let SchedulerSpec::Named { name, .. } = &sc.scheduler {
         return Err(format!(
             "scheduler {name:?}: attaching sched_ext schedulers is not supported by this build yet"
@@ -147,7 +161,7 @@ fn run(tx: &mut Transport, sc: &Scenario) -> RunOutcome {
         topo: sc.topology,
         cgroups: CgroupTable::default(),
         workers,
-        sampler: Sampler::new(),
+        sampler: Sampler::default(),
         sample_tick: Ticker::new(now, sc.sample_interval_ns),
     };
     ex.run(sc)
@@ -161,8 +175,11 @@ impl Executor<'_> {
         let backdrop = !sc.backdrop.cgroups.is_empty() || !sc.backdrop.ops.is_empty();
         let mut backdrop_error = None;
         if backdrop && halt.is_none() {
-            self.tx.record(&Record::StepBegin { step: StepRef::BACKDROP });
-            if let Err(h) = self.setup(&sc.backdrop.cgroups, StepRef::BACKDROP)
+            self.tx.record(&Record::StepBegin {
+                step: StepRef::BACKDROP,
+            });
+            if let Err(h) = self
+                .setup(&sc.backdrop.cgroups, StepRef::BACKDROP)
                 .and_then(|()| self.ops(StepRef::BACKDROP, &sc.backdrop.ops, 0))
             {
                 if let Halt::Fail(e) = &h {
@@ -172,10 +189,13 @@ impl Executor<'_> {
             }
         }
         let steps_start = self.tx.now();
-        let mut failure = backdrop_error.as_ref().map(|e| format!("backdrop failed: {e}"));
+        let mut failure = backdrop_error
+            .as_ref()
+            .map(|e| format!("backdrop failed: {e}"));
         for i in 0..sc.steps.len() {
             if halt.is_some() {
-                self.tx.console(format!("steps {i}..{} skipped", sc.steps.len()));
+                self.tx
+                    .console(format!("steps {i}..{} skipped", sc.steps.len()));
                 break;
             }
             if let Err(h) = self.run_step(sc, i, steps_start) {
@@ -188,13 +208,18 @@ impl Executor<'_> {
         if backdrop {
             self.sample_where(|w| w.owner == StepRef::BACKDROP);
             let outcome = match (&backdrop_error, &halt) {
-                (Some(error), _) => StepOutcome::Failed { error: error.clone() },
+                (Some(error), _) => StepOutcome::Failed {
+                    error: error.clone(),
+                },
                 (None, Some(Halt::Stop(reason))) => StepOutcome::EndedEarly {
                     reason: format!("host asked to stop: {reason}"),
                 },
                 _ => StepOutcome::Completed,
             };
-            self.tx.record(&Record::StepEnd { step: StepRef::BACKDROP, outcome });
+            self.tx.record(&Record::StepEnd {
+                step: StepRef::BACKDROP,
+                outcome,
+            });
             self.teardown(StepRef::BACKDROP);
         }
         // Anything left (should be nothing) dies before the reboot.
@@ -211,12 +236,16 @@ impl Executor<'_> {
 
     fn run_step(&mut self, sc: &Scenario, i: usize, steps_start: u64) -> Result<(), Halt> {
         let step = StepRef(u16::try_from(i).unwrap_or(u16::MAX - 1));
+        // Close the running interval so no sample straddles the step boundary.
+        self.sample_where(|_| true);
         self.tx.record(&Record::StepBegin { step });
         let res = self.step_body(sc, i, step, steps_start);
         self.sample_where(|w| w.owner == step);
         let outcome = match &res {
             Ok(()) => StepOutcome::Completed,
-            Err(Halt::Fail(error)) => StepOutcome::Failed { error: error.clone() },
+            Err(Halt::Fail(error)) => StepOutcome::Failed {
+                error: error.clone(),
+            },
             Err(Halt::Stop(reason)) => StepOutcome::EndedEarly {
                 reason: format!("host asked to stop: {reason}"),
             },
@@ -226,7 +255,13 @@ impl Executor<'_> {
         res
     }
 
-    fn step_body(&mut self, sc: &Scenario, i: usize, step: StepRef, steps_start: u64) -> Result<(), Halt> {
+    fn step_body(
+        &mut self,
+        sc: &Scenario,
+        i: usize,
+        step: StepRef,
+        steps_start: u64,
+    ) -> Result<(), Halt> {
         let s = &sc.steps[i];
         let hold = Hold::of(sc, i);
         if hold.setup_first() {
@@ -300,7 +335,12 @@ impl Executor<'_> {
             let duration_ns = sys::now_ns().saturating_sub(t0);
             let (outcome, failed) = match res {
                 Ok(o) => (o, None),
-                Err(error) => (OpOutcome::Failed { error: error.clone() }, Some(error)),
+                Err(error) => (
+                    OpOutcome::Failed {
+                        error: error.clone(),
+                    },
+                    Some(error),
+                ),
             };
             self.tx.record(&Record::OpApplied(OpApplied {
                 step,
@@ -342,15 +382,28 @@ impl Executor<'_> {
     }
 
     /// Forks the workers of `spec` into `cgroup` (`None`: the runner's cgroup).
-    pub fn spawn(&mut self, cgroup: Option<&str>, owner: StepRef, spec: &WorkSpec) -> Result<Vec<u32>, String> {
+    pub fn spawn(
+        &mut self,
+        cgroup: Option<&str>,
+        owner: StepRef,
+        spec: &WorkSpec,
+    ) -> Result<Vec<u32>, String> {
         let n = spec.resolve_workers(self.cgroups.cpu_count(cgroup, &self.topo));
-        let allowed = cgroup.and_then(|c| self.cgroups.get(c)).and_then(|c| c.cpuset.clone());
+        let allowed = cgroup
+            .and_then(|c| self.cgroups.get(c))
+            .and_then(|c| c.cpuset.clone());
         let masks = (0..n)
             .map(|k| spec.affinity.resolve(&self.topo, allowed.as_ref(), k))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("cgroup {:?}: affinity: {e}", cgroup.unwrap_or("")))?;
         let comm = cgroups::comm(spec, cgroup);
-        let group = Group { cgroup, owner, spec, comm: &comm, masks };
+        let group = Group {
+            cgroup,
+            owner,
+            spec,
+            comm: &comm,
+            masks,
+        };
         let range = self.workers.spawn(&group).map_err(|e| match cgroup {
             Some(c) => format!("cgroup {c:?}: {e}"),
             None => e,
@@ -397,7 +450,8 @@ impl Executor<'_> {
     fn teardown(&mut self, owner: StepRef) {
         self.workers.kill_where(|w| w.owner == owner);
         for name in self.cgroups.owned_by(owner) {
-            self.workers.kill_where(|w| w.cgroup.as_deref() == Some(name.as_str()));
+            self.workers
+                .kill_where(|w| w.cgroup.as_deref() == Some(name.as_str()));
             if let Err(e) = cgroupfs::remove(&name) {
                 self.tx.console(e);
             }

@@ -10,7 +10,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use trace_format::record::{OpOutcome, StepRef};
-use trace_format::scenario::{AffinityIntent, Op, SpawnPlacement};
+use trace_format::scenario::{AffinityIntent, CpuList, Op, SpawnPlacement};
 
 use super::cgroupfs;
 use super::executor::Executor;
@@ -45,14 +45,20 @@ pub fn apply(ex: &mut Executor<'_>, owner: StepRef, op: &Op) -> Result<OpOutcome
         }
         Op::ClearCpuset { cgroup } => {
             ex.cgroups.require(cgroup)?;
-            cgroupfs::write(cgroup, "cpuset.cpus", "")?;
+            cgroupfs::write(
+                cgroup,
+                "cpuset.cpus",
+                &cgroupfs::inherited_cpus(&ex.topo.all_cpus().to_string()),
+            )?;
             set_cpuset(ex, cgroup, None);
             Ok(Done)
         }
         Op::SwapCpusets { a, b } => {
             let ca = ex.cgroups.require(a)?.cpuset.clone();
             let cb = ex.cgroups.require(b)?.cpuset.clone();
-            let text = |c: &Option<trace_format::scenario::CpuList>| c.as_ref().map(|c| c.to_string()).unwrap_or_default();
+            let all = cgroupfs::inherited_cpus(&ex.topo.all_cpus().to_string());
+            let text =
+                |c: &Option<CpuList>| c.as_ref().map_or_else(|| all.clone(), |c| c.to_string());
             cgroupfs::write(a, "cpuset.cpus", &text(&cb))?;
             cgroupfs::write(b, "cpuset.cpus", &text(&ca))?;
             set_cpuset(ex, a, cb);
@@ -68,7 +74,9 @@ pub fn apply(ex: &mut Executor<'_>, owner: StepRef, op: &Op) -> Result<OpOutcome
         }
         Op::StopCgroup { cgroup } => {
             ex.cgroups.require(cgroup)?;
-            Ok(Pids(ex.stop_workers(|w| w.cgroup.as_deref() == Some(cgroup.as_str()))))
+            Ok(Pids(ex.stop_workers(|w| {
+                w.cgroup.as_deref() == Some(cgroup.as_str())
+            })))
         }
         Op::SetAffinity { cgroup, affinity } => set_affinity(ex, cgroup, affinity).map(Pids),
         Op::MoveAllTasks { from, to } => move_all(ex, from, to).map(Pids),
@@ -101,7 +109,7 @@ pub fn apply(ex: &mut Executor<'_>, owner: StepRef, op: &Op) -> Result<OpOutcome
     }
 }
 
-fn set_cpuset(ex: &mut Executor<'_>, cgroup: &str, cpus: Option<trace_format::scenario::CpuList>) {
+fn set_cpuset(ex: &mut Executor<'_>, cgroup: &str, cpus: Option<CpuList>) {
     if let Some(c) = ex.cgroups.get_mut(cgroup) {
         c.cpuset = cpus;
     }
@@ -109,11 +117,19 @@ fn set_cpuset(ex: &mut Executor<'_>, cgroup: &str, cpus: Option<trace_format::sc
 
 /// Re-resolves `affinity` for each worker of the cgroup (in spawn order) and
 /// applies it; `Inherit` widens the mask to every CPU so the cpuset decides.
-fn set_affinity(ex: &mut Executor<'_>, cgroup: &str, affinity: &AffinityIntent) -> Result<Vec<u32>, String> {
+fn set_affinity(
+    ex: &mut Executor<'_>,
+    cgroup: &str,
+    affinity: &AffinityIntent,
+) -> Result<Vec<u32>, String> {
     let allowed = ex.cgroups.require(cgroup)?.cpuset.clone();
     let mut pids = Vec::new();
-    let mut k = 0u32;
-    for w in ex.workers.list.iter().filter(|w| w.cgroup.as_deref() == Some(cgroup)) {
+    let members = ex
+        .workers
+        .list
+        .iter()
+        .filter(|w| w.cgroup.as_deref() == Some(cgroup));
+    for (k, w) in (0u32..).zip(members) {
         let mask = affinity
             .resolve(&ex.topo, allowed.as_ref(), k)
             .map_err(|e| format!("cgroup {cgroup:?}: affinity for worker {}: {e}", w.id))?
@@ -130,7 +146,6 @@ fn set_affinity(ex: &mut Executor<'_>, cgroup: &str, affinity: &AffinityIntent) 
             ));
         }
         pids.push(w.pid);
-        k += 1;
     }
     Ok(pids)
 }

@@ -26,9 +26,9 @@ pub struct Sampler {
     no_sched_file: bool,
 }
 
-impl Sampler {
+impl Default for Sampler {
     /// Buffers sized for `/proc/<pid>/sched`; probes whether that file exists.
-    pub fn new() -> Self {
+    fn default() -> Self {
         let mut buf = vec![0; 16 * 1024];
         let no_sched_file = sys::read_into("/proc/self/sched", &mut buf).is_err();
         Sampler {
@@ -40,7 +40,9 @@ impl Sampler {
             no_sched_file,
         }
     }
+}
 
+impl Sampler {
     /// Samples `w`; `None` when its process is gone (nothing to report).
     pub fn sample(&mut self, w: &mut Worker, pool: &Pool) -> Option<&Record> {
         let slot = pool.slot(w.slot);

@@ -56,12 +56,10 @@ pub fn fork() -> Result<Option<u32>> {
 
 /// `exit_group(code)`.
 pub fn exit(code: i32) -> ! {
-    loop {
-        // SAFETY: exit_group takes one integer and does not return.
-        unsafe {
-            asm!("syscall", in("rax") SYS_EXIT_GROUP, in("rdi") code as isize,
-                options(nostack, noreturn));
-        }
+    // SAFETY: exit_group takes one integer and does not return.
+    unsafe {
+        asm!("syscall", in("rax") SYS_EXIT_GROUP, in("rdi") code as isize,
+            options(nostack, noreturn));
     }
 }
 

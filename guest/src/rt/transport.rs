@@ -4,8 +4,9 @@
 //! maps the window through `/dev/mem` and writes one postcard `GuestMsg` per
 //! frame to the up ring; it reads `HostMsg`s from the down ring. Without it,
 //! every record becomes one console line (for hand-run VMs). A full up ring is
-//! retried with 1 ms sleeps for a bounded time, then the frame is dropped,
-//! counted, and reported later in a `Record::Drop`.
+//! retried with 1 ms sleeps for a bounded time, then the frame is dropped and
+//! the ring's drop counter (which the host reports) counts it. Frames lost for
+//! other reasons (too large to encode) are reported in a later `Record::Drop`.
 
 use alloc::string::String;
 use alloc::vec;
@@ -44,7 +45,7 @@ pub struct Transport {
     buf: Vec<u8>,
     line: String,
     start_ns: u64,
-    /// Frames lost to a full ring since the last `Drop` record.
+    /// Frames that could not be encoded since the last `Drop` record.
     lost: u64,
     stop: Option<String>,
 }
@@ -136,12 +137,12 @@ impl Transport {
                     Record::WorkerSample(_) => SAMPLE_PATIENCE_NS,
                     _ => RECORD_PATIENCE_NS,
                 };
-                let len = match wire::encode_record(ts_ns, record, &mut self.buf) {
-                    Ok(b) => b.len(),
-                    Err(_) => return self.lost += 1,
-                };
-                if !self.push(len, patience) {
-                    self.lost += 1;
+                match wire::encode_record(ts_ns, record, &mut self.buf) {
+                    Ok(b) => {
+                        let len = b.len();
+                        self.push(len, patience);
+                    }
+                    Err(_) => self.lost += 1,
                 }
             }
         }
@@ -191,17 +192,18 @@ impl Transport {
                 let _ = writeln!(self.line, "schedtape-init: {msg:?}");
                 sys::console(self.line.as_bytes());
             }
-            Link::Ring(_) => {
-                if let Ok(len) = wire::encode(msg, &mut self.buf).map(|b| b.len())
-                    && !self.push(len, RECORD_PATIENCE_NS)
-                {
-                    self.lost += 1;
+            Link::Ring(_) => match wire::encode(msg, &mut self.buf) {
+                Ok(b) => {
+                    let len = b.len();
+                    self.push(len, RECORD_PATIENCE_NS);
                 }
-            }
+                Err(_) => self.lost += 1,
+            },
         }
     }
 
-    /// Pushes `buf[..len]`, waiting up to `patience_ns` for space.
+    /// Pushes `buf[..len]`, waiting up to `patience_ns` for space; false when
+    /// the frame was dropped (and counted by the ring).
     fn push(&mut self, len: usize, patience_ns: u64) -> bool {
         let Link::Ring(ring) = &mut self.link else {
             return true;
@@ -219,7 +221,7 @@ impl Transport {
     fn report_drops(&mut self, ts_ns: u64) {
         let report = Record::Drop(DropReport {
             records: self.lost,
-            reason: "guest up ring full".into(),
+            reason: "the guest could not encode a record".into(),
         });
         let Ok(len) = wire::encode_record(ts_ns, &report, &mut self.buf).map(|b| b.len()) else {
             return;
@@ -233,15 +235,28 @@ impl Transport {
 fn attach(p: RingParam) -> Result<Ring, String> {
     let err = |what: &str, e: &dyn core::fmt::Display| alloc::format!("ring window: {what}: {e}");
     let len = usize::try_from(p.size).map_err(|e| err("size", &e))?;
-    let fd = rustix::fs::openat(CWD, "/dev/mem", OFlags::RDWR | OFlags::SYNC | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| err("open /dev/mem", &crate::errno::describe(e.raw_os_error())))?;
+    let fd = rustix::fs::openat(
+        CWD,
+        "/dev/mem",
+        OFlags::RDWR | OFlags::SYNC | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| err("open /dev/mem", &crate::errno::describe(e.raw_os_error())))?;
     // SAFETY: a fresh shared mapping of the window; nothing else refers to it.
     let ptr = unsafe {
-        rustix::mm::mmap(core::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, p.gpa)
+        rustix::mm::mmap(
+            core::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+            &fd,
+            p.gpa,
+        )
     }
     .map_err(|e| err("mmap /dev/mem", &crate::errno::describe(e.raw_os_error())))?;
     // SAFETY: the mapping is page aligned, `len` bytes long, and never unmapped.
-    let (up_mem, down_mem) = unsafe { (RawMem::new(ptr.cast(), len), RawMem::new(ptr.cast(), len)) };
+    let (up_mem, down_mem) =
+        unsafe { (RawMem::new(ptr.cast(), len), RawMem::new(ptr.cast(), len)) };
     let up = Producer::attach(up_mem, Direction::Up).map_err(|e| err("up ring", &e))?;
     let down = Consumer::attach(down_mem, Direction::Down).map_err(|e| err("down ring", &e))?;
     Ok(Ring {

@@ -46,7 +46,12 @@ impl Pool {
                 MapFlags::SHARED | MapFlags::NORESERVE,
             )
         }
-        .map_err(|e| format!("cannot map worker telemetry: {}", errno::describe(e.raw_os_error())))?;
+        .map_err(|e| {
+            format!(
+                "cannot map worker telemetry: {}",
+                errno::describe(e.raw_os_error())
+            )
+        })?;
         let base = NonNull::new(ptr.cast::<Slot>()).ok_or("telemetry mapped at address 0")?;
         Ok(Pool {
             base,
@@ -188,7 +193,10 @@ impl Workers {
                 Err(e) => {
                     slots[k..].iter().for_each(|&s| self.pool.release(s));
                     self.kill_range(first..self.list.len());
-                    return Err(format!("fork failed: {}", errno::describe(e.raw_os_error())));
+                    return Err(format!(
+                        "fork failed: {}",
+                        errno::describe(e.raw_os_error())
+                    ));
                 }
             }
         }
@@ -225,15 +233,24 @@ impl Workers {
                             w.id,
                             w.pid,
                             stage_name(s.stage.load(Ordering::Relaxed)),
-                            errno::describe(i32::try_from(s.error.load(Ordering::Relaxed)).unwrap_or(0))
+                            errno::describe(
+                                i32::try_from(s.error.load(Ordering::Relaxed)).unwrap_or(0)
+                            )
                         ));
                     }
                     _ if sys::now_ns() > deadline => {
-                        return Err(format!("worker {} (pid {}) did not start within 5 s", w.id, w.pid));
+                        return Err(format!(
+                            "worker {} (pid {}) did not start within 5 s",
+                            w.id, w.pid
+                        ));
                     }
                     _ => {
-                        let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: 10_000_000 };
-                        let _ = futex::wait(&s.state, futex::Flags::empty(), STATE_STARTING, Some(&ts));
+                        let ts = rustix::time::Timespec {
+                            tv_sec: 0,
+                            tv_nsec: 10_000_000,
+                        };
+                        let _ =
+                            futex::wait(&s.state, futex::Flags::empty(), STATE_STARTING, Some(&ts));
                     }
                 }
             }
@@ -243,7 +260,9 @@ impl Workers {
 
     /// SIGKILLs and reaps the workers for which `pred` holds; returns their PIDs.
     pub fn kill_where(&mut self, pred: impl Fn(&Worker) -> bool) -> Vec<u32> {
-        let doomed: Vec<usize> = (0..self.list.len()).filter(|&i| pred(&self.list[i])).collect();
+        let doomed: Vec<usize> = (0..self.list.len())
+            .filter(|&i| pred(&self.list[i]))
+            .collect();
         for &i in &doomed {
             if let Some(pid) = pid_of(self.list[i].pid) {
                 let _ = rustix::process::kill_process(pid, Signal::KILL);

@@ -3,7 +3,7 @@
 mod build;
 mod cache;
 pub mod check;
-mod deps;
+pub mod deps;
 mod fragment;
 pub mod image;
 mod source;

@@ -1,0 +1,173 @@
+//! Real runs under QEMU: a real kernel, real cgroups, the real guest executor.
+use std::collections::{BTreeMap, BTreeSet};
+
+use e2e::{pick, run_scenario};
+use trace_format::record::{ConsoleSource, OpOutcome, Record, RunOutcome, StepOutcome};
+
+/// A static x86-64 ELF whose only code is `loop { pause() }`: a guest that hangs.
+fn hanging_init() -> Vec<u8> {
+    let entry: u64 = 0x40_0078;
+    let code = [0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7]; // mov eax,34; syscall; jmp -9
+    let size = 0x78 + code.len() as u64;
+    let mut elf = Vec::new();
+    elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&0x3eu16.to_le_bytes()); // x86-64
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&entry.to_le_bytes());
+    elf.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    elf.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    elf.extend_from_slice(&0u32.to_le_bytes());
+    for v in [64u16, 56, 1, 64, 0, 0] {
+        elf.extend_from_slice(&v.to_le_bytes());
+    }
+    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    elf.extend_from_slice(&5u32.to_le_bytes()); // R+X
+    for v in [0u64, 0x40_0000, 0x40_0000, size, size, 0x1000] {
+        elf.extend_from_slice(&v.to_le_bytes());
+    }
+    assert_eq!(elf.len(), 0x78);
+    elf.extend_from_slice(&code);
+    elf
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn smoke_runs_every_step_with_progressing_workers() {
+    let run = run_scenario("smoke", &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(run.stderr().contains("/init reached after"), "{}", run.stderr());
+    assert!(run.stderr().contains("to trace closed"), "{}", run.stderr());
+    let records = run.records();
+    let begins = pick(&records, |r| match r {
+        Record::StepBegin { step } => Some(*step),
+        _ => None,
+    });
+    let ends = pick(&records, |r| match r {
+        Record::StepEnd { outcome, .. } => Some(outcome.clone()),
+        _ => None,
+    });
+    assert_eq!(begins.len(), 2, "both steps begin");
+    assert_eq!(ends, vec![StepOutcome::Completed, StepOutcome::Completed]);
+    let spawned = pick(&records, |r| match r {
+        Record::WorkerSpawned(w) => Some(w.worker),
+        _ => None,
+    });
+    assert_eq!(spawned.len(), 6, "4 workers in step 0, 2 in step 1");
+    let mut progress: BTreeMap<u32, u64> = BTreeMap::new();
+    for s in pick(&records, |r| match r {
+        Record::WorkerSample(s) => Some(s.clone()),
+        _ => None,
+    }) {
+        *progress.entry(s.worker).or_default() += s.iterations;
+    }
+    for w in &spawned {
+        assert!(progress.get(w).copied().unwrap_or(0) > 0, "worker {w} made no progress: {progress:?}");
+    }
+    assert!(matches!(records.last().map(|t| &t.record), Some(Record::End(RunOutcome::Completed))));
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn invalid_scenario_is_rejected_before_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(e2e::root().join("fixtures/scenarios/smoke.toml")).unwrap();
+    std::fs::write(&bad, text.replace("workers = 2", "workers = 0")).unwrap();
+    let run = run_scenario(bad.to_str().unwrap(), &[]);
+    assert_eq!(run.code(), Some(2), "{}", run.stderr());
+    assert!(run.stderr().contains("workers"), "{}", run.stderr());
+    assert!(!run.stderr().contains("backend:"), "no VM may start: {}", run.stderr());
+    assert!(!run.trace.exists());
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn kernel_panic_closes_the_trace_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("not-an-elf");
+    std::fs::write(&init, b"this is not a program\n").unwrap();
+    let run = run_scenario("smoke", &["--init", init.to_str().unwrap(), "--margin", "30"]);
+    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    let records = run.records();
+    let Some(Record::End(RunOutcome::KernelPanic { message })) = records.last().map(|t| &t.record) else {
+        panic!("last record is not a kernel panic: {:?}", records.last());
+    };
+    assert!(message.contains("Kernel panic"), "{message}");
+    let console = pick(&records, |r| match r {
+        Record::Console(c) if c.source == ConsoleSource::Kernel => Some(c.line.clone()),
+        _ => None,
+    });
+    assert!(console.iter().any(|l| l.contains("Kernel panic")), "console tail is in the trace");
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn hung_guest_hits_the_watchdog_and_closes_the_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("hang");
+    std::fs::write(&init, hanging_init()).unwrap();
+    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = run_scenario("smoke", &["--init", init.to_str().unwrap(), "--margin", "4"]);
+    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    let records = run.records();
+    assert!(
+        matches!(records.last().map(|t| &t.record), Some(Record::End(RunOutcome::Timeout { .. }))),
+        "{:?}",
+        records.last()
+    );
+    assert!(!pick(&records, |r| matches!(r, Record::Console(_)).then_some(())).is_empty());
+}
+
+/// Per cgroup: (total run ns, CPUs seen by any worker).
+fn per_cgroup(records: &[trace_format::record::Timed]) -> BTreeMap<String, (u64, BTreeSet<usize>)> {
+    let mut cgroup_of = BTreeMap::new();
+    let mut out: BTreeMap<String, (u64, BTreeSet<usize>)> = BTreeMap::new();
+    for t in records {
+        match &t.record {
+            Record::WorkerSpawned(w) => {
+                cgroup_of.insert(w.worker, w.cgroup.clone());
+            }
+            Record::WorkerSample(s) => {
+                let cg = cgroup_of.get(&s.worker).cloned().unwrap_or_default();
+                let e = out.entry(cg).or_default();
+                e.0 += s.run_ns;
+                e.1.extend(s.cpus());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn cpusets_weights_quotas_and_wakeups_hold() {
+    let run = run_scenario("e2e-basics", &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let records = run.records();
+    for op in pick(&records, |r| match r {
+        Record::OpApplied(o) => Some(o.clone()),
+        _ => None,
+    }) {
+        assert!(op.outcome.is_ok() || matches!(op.outcome, OpOutcome::Failed { .. }));
+    }
+    let groups = per_cgroup(&records);
+    let cpus = |cg: &str| groups.get(cg).map(|g| g.1.clone()).unwrap_or_default();
+    assert_eq!(cpus("heavy"), BTreeSet::from([0]), "heavy stays on its cpuset");
+    assert_eq!(cpus("light"), BTreeSet::from([0]), "light stays on its cpuset");
+    assert_eq!(cpus("capped"), BTreeSet::from([1]), "capped stays on its cpuset");
+    let run_ns = |cg: &str| groups.get(cg).map_or(0, |g| g.0) as f64;
+    let ratio = run_ns("heavy") / run_ns("light");
+    assert!((1.5..=2.5).contains(&ratio), "cpu.weight 200:100 gave {ratio:.2}:1");
+    let span = records.last().unwrap().ts_ns as f64;
+    let capped_share = run_ns("capped") / span;
+    assert!(capped_share <= 0.6, "cpu.max 50% let the cgroup use {:.0}% of a CPU", capped_share * 100.0);
+    let wakes: u64 = pick(&records, |r| match r {
+        Record::WorkerSample(s) => s.wake.as_ref().map(|w| w.hist.count()),
+        _ => None,
+    })
+    .iter()
+    .sum();
+    assert!(wakes > 100, "FutexPingPong recorded only {wakes} wake latencies");
+}

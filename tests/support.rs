@@ -1,0 +1,58 @@
+//! Helpers for the end-to-end tests: run `cargo xtask run scenario` and read the trace.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use trace_format::file::Trace;
+use trace_format::record::{Record, Timed};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// A finished `cargo xtask run scenario` invocation.
+#[derive(Debug)]
+pub struct Run {
+    pub output: Output,
+    pub trace: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// Exit status of the run command.
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    /// stderr of the run command.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Every record of the trace, in order; panics when the trace is unreadable.
+    pub fn records(&self) -> Vec<Timed> {
+        let bytes = std::fs::read(&self.trace).unwrap_or_else(|e| panic!("no trace {}: {e}\n{}", self.trace.display(), self.stderr()));
+        let trace = Trace::open(&bytes).expect("trace opens");
+        assert!(trace.recovery().is_clean(), "trace damaged: {:?}", trace.recovery());
+        trace.records().map(|r| r.expect("record decodes")).collect()
+    }
+}
+
+/// Runs `cargo xtask run scenario <scenario> <extra…>` writing a trace in a temp dir.
+pub fn run_scenario(scenario: &str, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = dir.path().join("run.trace");
+    let output = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["run", "--quiet", "-p", "xtask", "--", "run", "scenario", scenario, "-o"])
+        .arg(&trace)
+        .args(extra)
+        .output()
+        .expect("cargo runs");
+    Run { output, trace, _dir: dir }
+}
+
+/// Records of one kind, by a projection.
+pub fn pick<T>(records: &[Timed], f: impl Fn(&Record) -> Option<T>) -> Vec<T> {
+    records.iter().filter_map(|t| f(&t.record)).collect()
+}

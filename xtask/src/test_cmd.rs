@@ -1,0 +1,70 @@
+//! `cargo xtask test`: lints, every workspace test, then the end-to-end suite.
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::kernel::{self, BuildOpts, ResolveOpts};
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Skip `cargo fmt --check` and clippy.
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Skip the end-to-end tests that boot VMs.
+    #[arg(long, conflicts_with = "e2e_only")]
+    pub no_e2e: bool,
+    /// Run only the end-to-end tests.
+    #[arg(long)]
+    pub e2e_only: bool,
+}
+
+/// Runs each phase in order and stops at the first failure.
+pub fn run(args: &TestArgs) -> Result<ExitCode> {
+    let mut phases: Vec<(&str, Vec<&str>)> = Vec::new();
+    if !args.e2e_only {
+        if !args.no_lint {
+            phases.push(("format", vec!["fmt", "--all", "--", "--check"]));
+            phases.push(("clippy", vec!["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]));
+        }
+        phases.push(("tests", vec!["test", "--workspace"]));
+    }
+    for (name, cargo_args) in phases {
+        if !cargo(name, &cargo_args)? {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    if !args.no_e2e {
+        prepare_e2e()?;
+        let e2e = ["test", "-p", "e2e", "--", "--ignored", "--test-threads=1"];
+        if !cargo("end-to-end", &e2e)? {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    eprintln!("xtask test: all passed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Installs QEMU and builds (or finds) the cached kernel the VM tests boot.
+fn prepare_e2e() -> Result<()> {
+    eprintln!("xtask test: preparing end-to-end tests (QEMU, cached kernel)");
+    kernel::deps::ensure(&["qemu-system-x86"], "QEMU backend")?;
+    let opts = ResolveOpts { kernel: None, build: BuildOpts::default(), build_if_missing: true };
+    let image = kernel::resolve(&opts)?;
+    image.require_options()?;
+    eprintln!("xtask test: kernel {}", image.boot_image().display());
+    Ok(())
+}
+
+fn cargo(phase: &str, args: &[&str]) -> Result<bool> {
+    eprintln!("xtask test: {phase}: cargo {}", args.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run cargo for {phase}"))?;
+    if !status.success() {
+        eprintln!("xtask test: {phase} failed");
+    }
+    Ok(status.success())
+}
