@@ -36,7 +36,11 @@ fn hanging_init() -> Vec<u8> {
 fn smoke_runs_every_step_with_progressing_workers() {
     let run = run_scenario("smoke", &[]);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
-    assert!(run.stderr().contains("/init reached after"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("/init reached after"),
+        "{}",
+        run.stderr()
+    );
     assert!(run.stderr().contains("to trace closed"), "{}", run.stderr());
     let records = run.records();
     let begins = pick(&records, |r| match r {
@@ -62,9 +66,15 @@ fn smoke_runs_every_step_with_progressing_workers() {
         *progress.entry(s.worker).or_default() += s.iterations;
     }
     for w in &spawned {
-        assert!(progress.get(w).copied().unwrap_or(0) > 0, "worker {w} made no progress: {progress:?}");
+        assert!(
+            progress.get(w).copied().unwrap_or(0) > 0,
+            "worker {w} made no progress: {progress:?}"
+        );
     }
-    assert!(matches!(records.last().map(|t| &t.record), Some(Record::End(RunOutcome::Completed))));
+    assert!(matches!(
+        records.last().map(|t| &t.record),
+        Some(Record::End(RunOutcome::Completed))
+    ));
 }
 
 #[test]
@@ -77,7 +87,11 @@ fn invalid_scenario_is_rejected_before_boot() {
     let run = run_scenario(bad.to_str().unwrap(), &[]);
     assert_eq!(run.code(), Some(2), "{}", run.stderr());
     assert!(run.stderr().contains("workers"), "{}", run.stderr());
-    assert!(!run.stderr().contains("backend:"), "no VM may start: {}", run.stderr());
+    assert!(
+        !run.stderr().contains("backend:"),
+        "no VM may start: {}",
+        run.stderr()
+    );
     assert!(!run.trace.exists());
 }
 
@@ -87,10 +101,14 @@ fn kernel_panic_closes_the_trace_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let init = dir.path().join("not-an-elf");
     std::fs::write(&init, b"this is not a program\n").unwrap();
-    let run = run_scenario("smoke", &["--init", init.to_str().unwrap(), "--margin", "30"]);
+    let run = run_scenario(
+        "smoke",
+        &["--init", init.to_str().unwrap(), "--margin", "30"],
+    );
     assert_eq!(run.code(), Some(3), "{}", run.stderr());
     let records = run.records();
-    let Some(Record::End(RunOutcome::KernelPanic { message })) = records.last().map(|t| &t.record) else {
+    let Some(Record::End(RunOutcome::KernelPanic { message })) = records.last().map(|t| &t.record)
+    else {
         panic!("last record is not a kernel panic: {:?}", records.last());
     };
     assert!(message.contains("Kernel panic"), "{message}");
@@ -98,7 +116,10 @@ fn kernel_panic_closes_the_trace_with_the_reason() {
         Record::Console(c) if c.source == ConsoleSource::Kernel => Some(c.line.clone()),
         _ => None,
     });
-    assert!(console.iter().any(|l| l.contains("Kernel panic")), "console tail is in the trace");
+    assert!(
+        console.iter().any(|l| l.contains("Kernel panic")),
+        "console tail is in the trace"
+    );
 }
 
 #[test]
@@ -108,11 +129,17 @@ fn hung_guest_hits_the_watchdog_and_closes_the_trace() {
     let init = dir.path().join("hang");
     std::fs::write(&init, hanging_init()).unwrap();
     std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let run = run_scenario("smoke", &["--init", init.to_str().unwrap(), "--margin", "4"]);
+    let run = run_scenario(
+        "smoke",
+        &["--init", init.to_str().unwrap(), "--margin", "4"],
+    );
     assert_eq!(run.code(), Some(3), "{}", run.stderr());
     let records = run.records();
     assert!(
-        matches!(records.last().map(|t| &t.record), Some(Record::End(RunOutcome::Timeout { .. }))),
+        matches!(
+            records.last().map(|t| &t.record),
+            Some(Record::End(RunOutcome::Timeout { .. }))
+        ),
         "{:?}",
         records.last()
     );
@@ -154,20 +181,42 @@ fn cpusets_weights_quotas_and_wakeups_hold() {
     }
     let groups = per_cgroup(&records);
     let cpus = |cg: &str| groups.get(cg).map(|g| g.1.clone()).unwrap_or_default();
-    assert_eq!(cpus("heavy"), BTreeSet::from([0]), "heavy stays on its cpuset");
-    assert_eq!(cpus("light"), BTreeSet::from([0]), "light stays on its cpuset");
-    assert_eq!(cpus("capped"), BTreeSet::from([1]), "capped stays on its cpuset");
+    assert_eq!(
+        cpus("heavy"),
+        BTreeSet::from([0]),
+        "heavy stays on its cpuset"
+    );
+    assert_eq!(
+        cpus("light"),
+        BTreeSet::from([0]),
+        "light stays on its cpuset"
+    );
+    assert_eq!(
+        cpus("capped"),
+        BTreeSet::from([1]),
+        "capped stays on its cpuset"
+    );
     let run_ns = |cg: &str| groups.get(cg).map_or(0, |g| g.0) as f64;
     let ratio = run_ns("heavy") / run_ns("light");
-    assert!((1.5..=2.5).contains(&ratio), "cpu.weight 200:100 gave {ratio:.2}:1");
+    assert!(
+        (1.5..=2.5).contains(&ratio),
+        "cpu.weight 200:100 gave {ratio:.2}:1"
+    );
     let span = records.last().unwrap().ts_ns as f64;
     let capped_share = run_ns("capped") / span;
-    assert!(capped_share <= 0.6, "cpu.max 50% let the cgroup use {:.0}% of a CPU", capped_share * 100.0);
+    assert!(
+        capped_share <= 0.6,
+        "cpu.max 50% let the cgroup use {:.0}% of a CPU",
+        capped_share * 100.0
+    );
     let wakes: u64 = pick(&records, |r| match r {
         Record::WorkerSample(s) => s.wake.as_ref().map(|w| w.hist.count()),
         _ => None,
     })
     .iter()
     .sum();
-    assert!(wakes > 100, "FutexPingPong recorded only {wakes} wake latencies");
+    assert!(
+        wakes > 100,
+        "FutexPingPong recorded only {wakes} wake latencies"
+    );
 }

@@ -7,7 +7,10 @@ use trace_format::record::{Record, Timed};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// A finished `cargo xtask run scenario` invocation.
@@ -31,10 +34,19 @@ impl Run {
 
     /// Every record of the trace, in order; panics when the trace is unreadable.
     pub fn records(&self) -> Vec<Timed> {
-        let bytes = std::fs::read(&self.trace).unwrap_or_else(|e| panic!("no trace {}: {e}\n{}", self.trace.display(), self.stderr()));
+        let bytes = std::fs::read(&self.trace).unwrap_or_else(|e| {
+            panic!("no trace {}: {e}\n{}", self.trace.display(), self.stderr())
+        });
         let trace = Trace::open(&bytes).expect("trace opens");
-        assert!(trace.recovery().is_clean(), "trace damaged: {:?}", trace.recovery());
-        trace.records().map(|r| r.expect("record decodes")).collect()
+        assert!(
+            trace.recovery().is_clean(),
+            "trace damaged: {:?}",
+            trace.recovery()
+        );
+        trace
+            .records()
+            .map(|r| r.expect("record decodes"))
+            .collect()
     }
 }
 
@@ -44,12 +56,18 @@ pub fn run_scenario(scenario: &str, extra: &[&str]) -> Run {
     let trace = dir.path().join("run.trace");
     let output = Command::new(env!("CARGO"))
         .current_dir(root())
-        .args(["run", "--quiet", "-p", "xtask", "--", "run", "scenario", scenario, "-o"])
+        .args([
+            "run", "--quiet", "-p", "xtask", "--", "run", "scenario", scenario, "-o",
+        ])
         .arg(&trace)
         .args(extra)
         .output()
         .expect("cargo runs");
-    Run { output, trace, _dir: dir }
+    Run {
+        output,
+        trace,
+        _dir: dir,
+    }
 }
 
 /// Records of one kind, by a projection.

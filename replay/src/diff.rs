@@ -10,7 +10,7 @@ use serde::Serialize;
 use trace_format::meta::Meta;
 
 use crate::load::LoadedTrace;
-use crate::metric::{extract, MetricKey, Polarity};
+use crate::metric::{MetricKey, Polarity, extract};
 use crate::text::{duration, hex, number, table};
 
 /// How to render a diff.
@@ -49,7 +49,9 @@ impl MetricChange {
 
     /// `better`, `worse` or empty, by the metric's polarity.
     pub fn direction(&self) -> &'static str {
-        let (Some(a), Some(b)) = (self.a, self.b) else { return "" };
+        let (Some(a), Some(b)) = (self.a, self.b) else {
+            return "";
+        };
         match (self.polarity, b.partial_cmp(&a)) {
             (Polarity::HigherIsBetter, Some(std::cmp::Ordering::Greater))
             | (Polarity::LowerIsBetter, Some(std::cmp::Ordering::Less)) => "better",
@@ -86,7 +88,11 @@ pub fn compare(a: &LoadedTrace, b: &LoadedTrace) -> Result<Comparison> {
         .map(|v| change(v.key.clone(), Some(v.value), b_values.get(&v.key).copied()))
         .collect();
     let a_keys: BTreeMap<&MetricKey, ()> = va.iter().map(|v| (&v.key, ())).collect();
-    metrics.extend(vb.iter().filter(|v| !a_keys.contains_key(&v.key)).map(|v| change(v.key.clone(), None, Some(v.value))));
+    metrics.extend(
+        vb.iter()
+            .filter(|v| !a_keys.contains_key(&v.key))
+            .map(|v| change(v.key.clone(), None, Some(v.value))),
+    );
     Ok(Comparison { meta, metrics })
 }
 
@@ -97,11 +103,22 @@ fn change(key: MetricKey, a: Option<f64>, b: Option<f64>) -> MetricChange {
         _ => None,
     };
     let polarity = key.metric.polarity();
-    MetricChange { key, a, b, delta_pct, polarity }
+    MetricChange {
+        key,
+        a,
+        b,
+        delta_pct,
+        polarity,
+    }
 }
 
 /// Renders the comparison of `a` and `b`.
-pub fn diff(out: &mut impl Write, a: &LoadedTrace, b: &LoadedTrace, opts: DiffOptions) -> Result<()> {
+pub fn diff(
+    out: &mut impl Write,
+    a: &LoadedTrace,
+    b: &LoadedTrace,
+    opts: DiffOptions,
+) -> Result<()> {
     let cmp = compare(a, b)?;
     if opts.json {
         serde_json::to_writer_pretty(&mut *out, &cmp)?;
@@ -110,7 +127,10 @@ pub fn diff(out: &mut impl Write, a: &LoadedTrace, b: &LoadedTrace, opts: DiffOp
     }
     writeln!(out, "A: {}\nB: {}", a.path.display(), b.path.display())?;
     if cmp.meta.is_empty() {
-        writeln!(out, "\nmetadata: same scenario, kernel, scheduler, topology and backend")?;
+        writeln!(
+            out,
+            "\nmetadata: same scenario, kernel, scheduler, topology and backend"
+        )?;
     } else {
         writeln!(out, "\nmetadata differences")?;
         let mut t = table(&["field", "A", "B"]);
@@ -122,7 +142,11 @@ pub fn diff(out: &mut impl Write, a: &LoadedTrace, b: &LoadedTrace, opts: DiffOp
     let changed = cmp.changed();
     writeln!(out)?;
     if changed == 0 {
-        writeln!(out, "no change: all {} metrics are identical", cmp.metrics.len())?;
+        writeln!(
+            out,
+            "no change: all {} metrics are identical",
+            cmp.metrics.len()
+        )?;
         if !opts.all {
             return Ok(());
         }
@@ -178,7 +202,12 @@ pub fn meta_changes(a: &Meta, b: &Meta) -> Vec<MetaChange> {
 fn meta_fields(m: &Meta) -> Vec<(&'static str, String)> {
     let scheduler = match &m.scheduler {
         None => "EEVDF".to_string(),
-        Some(s) => format!("{} {} (sha256 {})", s.name, s.args.join(" "), &hex(&s.sha256)[..12]),
+        Some(s) => format!(
+            "{} {} (sha256 {})",
+            s.name,
+            s.args.join(" "),
+            &hex(&s.sha256)[..12]
+        ),
     };
     vec![
         ("kernel release", m.kernel.release.clone()),
@@ -187,7 +216,13 @@ fn meta_fields(m: &Meta) -> Vec<(&'static str, String)> {
         ("scheduler", scheduler),
         ("topology", m.topology.to_string()),
         ("backend", m.backend.to_string()),
-        ("host", format!("{} / {} / {} CPUs", m.host.hostname, m.host.cpu_model, m.host.cpus)),
+        (
+            "host",
+            format!(
+                "{} / {} / {} CPUs",
+                m.host.hostname, m.host.cpu_model, m.host.cpus
+            ),
+        ),
         ("sample interval", duration(m.sample_interval_ns)),
         ("snapshot interval", duration(m.snapshot_interval_ns)),
         ("schema", m.schema_version.to_string()),
@@ -200,7 +235,11 @@ mod tests {
     use crate::metric::Metric;
 
     fn key(metric: Metric) -> MetricKey {
-        MetricKey { step: "step 0".into(), cgroup: "a".into(), metric }
+        MetricKey {
+            step: "step 0".into(),
+            cgroup: "a".into(),
+            metric,
+        }
     }
 
     #[test]

@@ -31,12 +31,24 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Command::Diff { a, b, json, all } => {
             let a = load::LoadedTrace::open(a)?;
             let b = load::LoadedTrace::open(b)?;
-            diff::diff(&mut out, &a, &b, diff::DiffOptions { json: *json, all: *all })?;
+            diff::diff(
+                &mut out,
+                &a,
+                &b,
+                diff::DiffOptions {
+                    json: *json,
+                    all: *all,
+                },
+            )?;
         }
         Command::Validate { trace } => {
             let loaded = load::LoadedTrace::open(trace)?;
             let intact = validate::validate(&mut out, &loaded)?;
-            return Ok(if intact { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            return Ok(if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -20,8 +20,12 @@ impl LoadedTrace {
         // SAFETY: the map is read-only and private to this process; a trace being
         // appended to concurrently only grows, and the reader bounds-checks every
         // access against the length taken at map time.
-        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
-        let loaded = LoadedTrace { path: path.to_path_buf(), map };
+        let map = unsafe { Mmap::map(&file) }
+            .with_context(|| format!("cannot map {}", path.display()))?;
+        let loaded = LoadedTrace {
+            path: path.to_path_buf(),
+            map,
+        };
         loaded.trace()?;
         Ok(loaded)
     }
@@ -33,6 +37,7 @@ impl LoadedTrace {
 
     /// Parses the trace (header, meta, index or chunk scan).
     pub fn trace(&self) -> Result<Trace<'_>> {
-        Trace::open(&self.map).with_context(|| format!("{} is not a readable trace", self.path.display()))
+        Trace::open(&self.map)
+            .with_context(|| format!("{} is not a readable trace", self.path.display()))
     }
 }

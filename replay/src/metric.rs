@@ -94,7 +94,9 @@ impl Metric {
             Metric::CpuUtil => group.cpu_utilisation(ns),
             Metric::WaitPct => group.wait_fraction().map(|f| 100.0 * f),
             Metric::MigrationsPerS => group.migrations_per_s(ns),
-            Metric::PreemptionsPerS => (ns > 0).then(|| group.involuntary_switches as f64 * 1e9 / ns as f64),
+            Metric::PreemptionsPerS => {
+                (ns > 0).then(|| group.involuntary_switches as f64 * 1e9 / ns as f64)
+            }
             Metric::WakeP50Us => group.wake_quantile_ns(0.5).map(|v| v as f64 / 1e3),
             Metric::WakeP99Us => group.wake_quantile_ns(0.99).map(|v| v as f64 / 1e3),
         }
@@ -111,7 +113,11 @@ pub fn step_label(step: &StepMetrics) -> String {
 
 /// Label of a cgroup: its name, or `(root)`.
 pub fn cgroup_label(group: &GroupMetrics) -> String {
-    if group.cgroup.is_empty() { "(root)".to_string() } else { group.cgroup.clone() }
+    if group.cgroup.is_empty() {
+        "(root)".to_string()
+    } else {
+        group.cgroup.clone()
+    }
 }
 
 /// Where a metric value belongs.
@@ -147,7 +153,11 @@ pub fn extract(run: &RunMetrics) -> Vec<MetricValue> {
         for group in &step.groups {
             for metric in Metric::ALL {
                 if let Some(value) = metric.value(step, group) {
-                    let key = MetricKey { step: label.clone(), cgroup: cgroup_label(group), metric };
+                    let key = MetricKey {
+                        step: label.clone(),
+                        cgroup: cgroup_label(group),
+                        metric,
+                    };
                     out.push(MetricValue { key, value });
                 }
             }
@@ -168,7 +178,12 @@ mod tests {
             iterations,
             run_ns,
             wait_ns: run_ns,
-            workers: vec![WorkerTotals { worker: 0, iterations, run_ns, wait_ns: run_ns }],
+            workers: vec![WorkerTotals {
+                worker: 0,
+                iterations,
+                run_ns,
+                wait_ns: run_ns,
+            }],
             ..GroupMetrics::default()
         }
     }
@@ -183,10 +198,15 @@ mod tests {
             failed: false,
             groups: vec![group("a", 3_000_000_000, 100), group("", 1_000_000_000, 10)],
         };
-        let run = RunMetrics { steps: vec![step.clone(), step] };
+        let run = RunMetrics {
+            steps: vec![step.clone(), step],
+        };
         let values = extract(&run);
         let get = |step: &str, cg: &str, m: Metric| {
-            values.iter().find(|v| v.key.step == step && v.key.cgroup == cg && v.key.metric == m).map(|v| v.value)
+            values
+                .iter()
+                .find(|v| v.key.step == step && v.key.cgroup == cg && v.key.metric == m)
+                .map(|v| v.value)
         };
         assert_eq!(get("step 0", "a", Metric::CpuSharePct), Some(75.0));
         assert_eq!(get("step 0", "a", Metric::IterationsPerS), Some(50.0));

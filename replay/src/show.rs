@@ -3,7 +3,9 @@ use std::io::Write;
 
 use anyhow::Result;
 use trace_format::meta::Meta;
-use trace_format::record::{ConsoleSource, OpOutcome, Record, RecordKind, SchedulerEventKind, StepOutcome, StepRef};
+use trace_format::record::{
+    ConsoleSource, OpOutcome, Record, RecordKind, SchedulerEventKind, StepOutcome, StepRef,
+};
 use trace_format::scenario::Scenario;
 
 use crate::load::LoadedTrace;
@@ -45,7 +47,10 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
         last_ts = last_ts.max(timed.ts_ns);
         let at = secs(timed.ts_ns);
         match &timed.record {
-            Record::StepBegin { step } => timeline.push(format!("{at}  {} begins", step_title(&meta.scenario, *step))),
+            Record::StepBegin { step } => timeline.push(format!(
+                "{at}  {} begins",
+                step_title(&meta.scenario, *step)
+            )),
             Record::StepEnd { step, outcome } => {
                 let how = match outcome {
                     StepOutcome::Completed => "completed".to_string(),
@@ -56,7 +61,11 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
             }
             Record::OpApplied(op) => {
                 let name = op_name(&meta.scenario, op.step, op.op);
-                let round = if op.round > 0 { format!(" (round {})", op.round) } else { String::new() };
+                let round = if op.round > 0 {
+                    format!(" (round {})", op.round)
+                } else {
+                    String::new()
+                };
                 let result = match &op.outcome {
                     OpOutcome::Done => "ok".to_string(),
                     OpOutcome::Pids(p) => format!("ok, {} pids", p.len()),
@@ -72,8 +81,15 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
             Record::WorkerSpawned(w) => {
                 workers += 1;
                 if all_records {
-                    let cg = if w.cgroup.is_empty() { "(root)" } else { &w.cgroup };
-                    timeline.push(format!("{at}    worker {} pid {} {} in {cg}", w.worker, w.pid, w.work));
+                    let cg = if w.cgroup.is_empty() {
+                        "(root)"
+                    } else {
+                        &w.cgroup
+                    };
+                    timeline.push(format!(
+                        "{at}    worker {} pid {} {} in {cg}",
+                        w.worker, w.pid, w.work
+                    ));
                 }
             }
             Record::WorkerSample(s) => {
@@ -96,8 +112,12 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
                 snapshots += 1;
                 rendezvous_total = rendezvous_total.saturating_add(s.rendezvous_ns);
                 if all_records {
-                    let queue: Vec<String> = s.rows.iter().map(|r| r.nr_running.to_string()).collect();
-                    timeline.push(format!("{at}      snapshot nr_running [{}]", queue.join(" ")));
+                    let queue: Vec<String> =
+                        s.rows.iter().map(|r| r.nr_running.to_string()).collect();
+                    timeline.push(format!(
+                        "{at}      snapshot nr_running [{}]",
+                        queue.join(" ")
+                    ));
                 }
             }
             Record::KernelAccess(k) => {
@@ -112,12 +132,15 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
                 let what = match &e.event {
                     SchedulerEventKind::Attached => "attached".to_string(),
                     SchedulerEventKind::Detached => "detached".to_string(),
-                    SchedulerEventKind::Exited { kind, reason } => format!("exited ({kind}): {reason}"),
+                    SchedulerEventKind::Exited { kind, reason } => {
+                        format!("exited ({kind}): {reason}")
+                    }
                     SchedulerEventKind::Counters(c) => {
                         if !all_records {
                             continue;
                         }
-                        let parts: Vec<String> = c.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        let parts: Vec<String> =
+                            c.iter().map(|(k, v)| format!("{k}={v}")).collect();
                         format!("counters {}", parts.join(" "))
                     }
                     SchedulerEventKind::DumpLine(l) => format!("dump: {l}"),
@@ -129,8 +152,14 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
                     timeline.push(format!("{at}      [{:?}] {}", c.source, c.line));
                 }
             }
-            Record::Drop(d) => timeline.push(format!("{at}    DROPPED {} records: {}", d.records, d.reason)),
-            Record::Verdict(v) => timeline.push(format!("{at}  verdict {}: {:?} — {}", v.name, v.outcome, v.detail)),
+            Record::Drop(d) => timeline.push(format!(
+                "{at}    DROPPED {} records: {}",
+                d.records, d.reason
+            )),
+            Record::Verdict(v) => timeline.push(format!(
+                "{at}  verdict {}: {:?} — {}",
+                v.name, v.outcome, v.detail
+            )),
             Record::End(o) => {
                 outcome = Some(o.clone());
                 timeline.push(format!("{at}  end: {}", o.label()));
@@ -160,12 +189,15 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
         writeln!(out, "  {line}")?;
     }
 
-    writeln!(out, "\nworkers    {workers} spawned, {samples} samples, {samples_with_progress} with progress")?;
-    if snapshots > 0 {
+    writeln!(
+        out,
+        "\nworkers    {workers} spawned, {samples} samples, {samples_with_progress} with progress"
+    )?;
+    if let Some(mean) = rendezvous_total.checked_div(snapshots) {
         writeln!(
             out,
             "snapshots  {snapshots}, mean rendezvous {}",
-            duration(rendezvous_total / snapshots)
+            duration(mean)
         )?;
     }
     if decode_errors > 0 {
@@ -181,20 +213,59 @@ fn write_meta(out: &mut impl Write, meta: &Meta) -> Result<()> {
     writeln!(out, "run        {} by {}", hex(&meta.run_id), meta.writer)?;
     writeln!(out, "started    {}", unix_time(meta.started_unix_ns))?;
     let k = &meta.kernel;
-    let build_id = if k.build_id.is_empty() { "unknown".to_string() } else { hex(&k.build_id) };
-    let release = if k.release.is_empty() { "unknown" } else { &k.release };
-    writeln!(out, "kernel     {release} (build-id {build_id}, config {})", or_unknown(&k.config_hash))?;
+    let build_id = if k.build_id.is_empty() {
+        "unknown".to_string()
+    } else {
+        hex(&k.build_id)
+    };
+    let release = if k.release.is_empty() {
+        "unknown"
+    } else {
+        &k.release
+    };
+    writeln!(
+        out,
+        "kernel     {release} (build-id {build_id}, config {})",
+        or_unknown(&k.config_hash)
+    )?;
     match &meta.scheduler {
         None => writeln!(out, "scheduler  EEVDF (kernel default)")?,
-        Some(s) => writeln!(out, "scheduler  {} {} (sha256 {})", s.name, s.args.join(" "), hex(&s.sha256))?,
+        Some(s) => writeln!(
+            out,
+            "scheduler  {} {} (sha256 {})",
+            s.name,
+            s.args.join(" "),
+            hex(&s.sha256)
+        )?,
     }
-    writeln!(out, "topology   {} ({} CPUs)", meta.topology, meta.topology.cpus())?;
+    writeln!(
+        out,
+        "topology   {} ({} CPUs)",
+        meta.topology,
+        meta.topology.cpus()
+    )?;
     writeln!(out, "backend    {}", meta.backend)?;
     let h = &meta.host;
-    writeln!(out, "host       {} ({}, {} CPUs, {} MiB, {})", or_unknown(&h.hostname), or_unknown(&h.cpu_model), h.cpus, h.memory_mib, or_unknown(&h.os))?;
-    writeln!(out, "sampling   every {}", duration(meta.sample_interval_ns))?;
+    writeln!(
+        out,
+        "host       {} ({}, {} CPUs, {} MiB, {})",
+        or_unknown(&h.hostname),
+        or_unknown(&h.cpu_model),
+        h.cpus,
+        h.memory_mib,
+        or_unknown(&h.os)
+    )?;
+    writeln!(
+        out,
+        "sampling   every {}",
+        duration(meta.sample_interval_ns)
+    )?;
     if meta.snapshot_interval_ns > 0 {
-        writeln!(out, "snapshots  every {}", duration(meta.snapshot_interval_ns))?;
+        writeln!(
+            out,
+            "snapshots  every {}",
+            duration(meta.snapshot_interval_ns)
+        )?;
     }
     for note in &meta.notes {
         writeln!(out, "note       {note}")?;

@@ -4,7 +4,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::load::LoadedTrace;
-use crate::metric::{cgroup_label, extract, step_label, Metric};
+use crate::metric::{Metric, cgroup_label, extract, step_label};
 use crate::text::{number, secs, table};
 
 /// Prints one table row per (step, cgroup), or every value as JSON.
@@ -36,7 +36,10 @@ pub fn stats(out: &mut impl Write, loaded: &LoadedTrace, json: bool) -> Result<(
         writeln!(out, "{t}")?;
     }
     if !trace.recovery().is_clean() {
-        writeln!(out, "note: the trace is damaged; figures cover the recovered chunks only")?;
+        writeln!(
+            out,
+            "note: the trace is damaged; figures cover the recovered chunks only"
+        )?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Small formatting helpers shared by the renderers.
 use std::fmt::Write as _;
 
-use comfy_table::{presets, ContentArrangement, Table};
+use comfy_table::{ContentArrangement, Table, presets};
 
 /// Seconds with millisecond precision, e.g. `12.345s`.
 pub fn secs(ns: u64) -> String {
@@ -20,10 +20,12 @@ pub fn duration(ns: u64) -> String {
 
 /// Lowercase hex of a byte string.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// A float with a sensible number of significant digits, or `-` when absent.
@@ -31,7 +33,7 @@ pub fn number(v: Option<f64>) -> String {
     match v {
         None => "-".to_string(),
         Some(v) if !v.is_finite() => v.to_string(),
-        Some(v) if v == 0.0 => "0".to_string(),
+        Some(0.0) => "0".to_string(),
         Some(v) if v.abs() >= 1000.0 => format!("{v:.0}"),
         Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
         Some(v) => format!("{v:.3}"),

@@ -23,7 +23,11 @@ pub fn validate(out: &mut impl Write, loaded: &LoadedTrace) -> Result<bool> {
         "{}: {} chunks, {records} records, index {}",
         loaded.path.display(),
         trace.chunks().len(),
-        if trace.index().is_some() { "present" } else { "missing" }
+        if trace.index().is_some() {
+            "present"
+        } else {
+            "missing"
+        }
     )?;
     for e in &decode_errors {
         writeln!(out, "decode error: {e}")?;
@@ -41,14 +45,21 @@ pub fn write_recovery(out: &mut impl Write, trace: &Trace<'_>) -> Result<()> {
     }
     writeln!(out, "\nrecovery")?;
     if !r.index_found {
-        writeln!(out, "  no valid index: the writer did not close the file; chunks were recovered by scanning")?;
+        writeln!(
+            out,
+            "  no valid index: the writer did not close the file; chunks were recovered by scanning"
+        )?;
     }
     writeln!(out, "  {} chunk(s) recovered", r.chunks_recovered)?;
     for d in &r.damaged {
         writeln!(out, "  damaged chunk at byte {}: {}", d.offset, d.reason)?;
     }
     if r.truncated {
-        writeln!(out, "  file is truncated: {} trailing byte(s) lost", r.bytes_unaccounted)?;
+        writeln!(
+            out,
+            "  file is truncated: {} trailing byte(s) lost",
+            r.bytes_unaccounted
+        )?;
     } else if r.bytes_unaccounted > 0 {
         writeln!(out, "  {} byte(s) not accounted for", r.bytes_unaccounted)?;
     }

@@ -53,7 +53,10 @@ pub enum HostRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum HostMsg {
     /// The answer to request `id`: a value (0 when there is none) or an error.
-    Reply { id: u32, result: Result<u64, String> },
+    Reply {
+        id: u32,
+        result: Result<u64, String>,
+    },
     /// Stop the scenario now (watchdog, Ctrl-C): tear down, write `End`, reboot.
     Stop { reason: String },
 }

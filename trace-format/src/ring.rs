@@ -37,7 +37,8 @@ const CTRL_HEAD: usize = 0x00;
 const CTRL_DROPS: usize = 0x08;
 const CTRL_TAIL: usize = 0x40;
 
-static CRC: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
+static CRC: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 /// CRC32C (Castagnoli), as used by frames and the trace file.
 pub fn crc32c(bytes: &[u8]) -> u32 {
@@ -110,7 +111,10 @@ impl RawMem {
     }
 
     fn atomic(&self, off: usize) -> &AtomicU64 {
-        assert!(off.is_multiple_of(8) && off + 8 <= self.len, "ring offset {off} out of bounds");
+        assert!(
+            off.is_multiple_of(8) && off + 8 <= self.len,
+            "ring offset {off} out of bounds"
+        );
         // SAFETY: in bounds and aligned (checked above; the base is 8-aligned per
         // `new`), and the memory outlives `self`.
         unsafe { AtomicU64::from_ptr(self.ptr.add(off).cast::<u64>()) }
@@ -128,13 +132,21 @@ impl SharedMem for RawMem {
         self.atomic(off).store(value, Ordering::Release)
     }
     fn read(&self, off: usize, buf: &mut [u8]) {
-        assert!(off.checked_add(buf.len()).is_some_and(|end| end <= self.len), "ring read out of bounds");
+        assert!(
+            off.checked_add(buf.len())
+                .is_some_and(|end| end <= self.len),
+            "ring read out of bounds"
+        );
         // SAFETY: the range is in bounds (checked above). The producer published
         // these bytes before its release store of `head`, which we acquired.
         unsafe { core::ptr::copy_nonoverlapping(self.ptr.add(off), buf.as_mut_ptr(), buf.len()) }
     }
     fn write(&self, off: usize, data: &[u8]) {
-        assert!(off.checked_add(data.len()).is_some_and(|end| end <= self.len), "ring write out of bounds");
+        assert!(
+            off.checked_add(data.len())
+                .is_some_and(|end| end <= self.len),
+            "ring write out of bounds"
+        );
         // SAFETY: the range is in bounds (checked above) and owned by the producer
         // until it publishes `head`.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off), data.len()) }
@@ -160,9 +172,21 @@ impl Geometry {
     }
 
     fn check(&self, len: usize) -> Result<(), RingError> {
-        let fits = DATA_START.checked_add(self.up).and_then(|v| v.checked_add(self.down)).is_some_and(|end| end <= len);
-        if !fits || self.up < 4096 || self.down < 1024 || !self.up.is_multiple_of(8) || !self.down.is_multiple_of(8) {
-            return Err(RingError::BadGeometry { len, up: self.up, down: self.down });
+        let fits = DATA_START
+            .checked_add(self.up)
+            .and_then(|v| v.checked_add(self.down))
+            .is_some_and(|end| end <= len);
+        if !fits
+            || self.up < 4096
+            || self.down < 1024
+            || !self.up.is_multiple_of(8)
+            || !self.down.is_multiple_of(8)
+        {
+            return Err(RingError::BadGeometry {
+                len,
+                up: self.up,
+                down: self.down,
+            });
         }
         Ok(())
     }
@@ -171,9 +195,17 @@ impl Geometry {
 /// Writes a fresh window header and zeroed control blocks (host side, before boot).
 pub fn init_window(mem: &impl SharedMem, geometry: Geometry) -> Result<(), RingError> {
     geometry.check(mem.len())?;
-    let bad = RingError::BadGeometry { len: mem.len(), up: geometry.up, down: geometry.down };
+    let bad = RingError::BadGeometry {
+        len: mem.len(),
+        up: geometry.up,
+        down: geometry.down,
+    };
     let as_u32 = |v: usize| u32::try_from(v).map_err(|_| bad.clone());
-    let (len, up, down) = (as_u32(mem.len())?, as_u32(geometry.up)?, as_u32(geometry.down)?);
+    let (len, up, down) = (
+        as_u32(mem.len())?,
+        as_u32(geometry.up)?,
+        as_u32(geometry.down)?,
+    );
     let zeros = [0u8; 256];
     for off in (0..DATA_START).step_by(zeros.len()) {
         mem.write(off, &zeros);
@@ -197,7 +229,10 @@ pub fn read_geometry(mem: &impl SharedMem) -> Result<Geometry, RingError> {
     if head[..8] != WINDOW_MAGIC || u32_at(OFF_VERSION) != WINDOW_VERSION {
         return Err(RingError::BadHeader);
     }
-    let g = Geometry { up: u32_at(OFF_UP_CAP) as usize, down: u32_at(OFF_DOWN_CAP) as usize };
+    let g = Geometry {
+        up: u32_at(OFF_UP_CAP) as usize,
+        down: u32_at(OFF_DOWN_CAP) as usize,
+    };
     g.check(mem.len())?;
     Ok(g)
 }
@@ -227,8 +262,16 @@ impl Ring {
 
     fn locate(geometry: Geometry, dir: Direction) -> Ring {
         match dir {
-            Direction::Up => Ring { ctrl: CTRL_UP, data: DATA_START, cap: geometry.up as u64 },
-            Direction::Down => Ring { ctrl: CTRL_DOWN, data: DATA_START + geometry.up, cap: geometry.down as u64 },
+            Direction::Up => Ring {
+                ctrl: CTRL_UP,
+                data: DATA_START,
+                cap: geometry.up as u64,
+            },
+            Direction::Down => Ring {
+                ctrl: CTRL_DOWN,
+                data: DATA_START + geometry.up,
+                cap: geometry.down as u64,
+            },
         }
     }
 }
@@ -251,7 +294,11 @@ impl<M: SharedMem> Producer<M> {
         let ring = Ring::locate(read_geometry(&mem)?, dir);
         let head = mem.load_u64(ring.ctrl + CTRL_HEAD);
         if !head.is_multiple_of(8) {
-            return Err(RingError::Corrupt { head, tail: 0, capacity: ring.cap });
+            return Err(RingError::Corrupt {
+                head,
+                tail: 0,
+                capacity: ring.cap,
+            });
         }
         Ok(Producer { mem, ring, head })
     }
@@ -270,21 +317,31 @@ impl<M: SharedMem> Producer<M> {
         let tail = self.mem.load_u64(self.ring.ctrl + CTRL_TAIL);
         let used = self.head.wrapping_sub(tail);
         if used > self.ring.cap {
-            return Err(RingError::Corrupt { head: self.head, tail, capacity: self.ring.cap });
+            return Err(RingError::Corrupt {
+                head: self.head,
+                tail,
+                capacity: self.ring.cap,
+            });
         }
         if !tail.is_multiple_of(8) {
-            return Err(RingError::Corrupt { head: self.head, tail, capacity: self.ring.cap });
+            return Err(RingError::Corrupt {
+                head: self.head,
+                tail,
+                capacity: self.ring.cap,
+            });
         }
         let pos = self.head % self.ring.cap;
         let to_end = self.ring.cap - pos;
         let skip = if to_end < need { to_end } else { 0 };
         if used + skip + need > self.ring.cap {
             let drops = self.ring.ctrl + CTRL_DROPS;
-            self.mem.store_u64(drops, self.mem.load_u64(drops).wrapping_add(1));
+            self.mem
+                .store_u64(drops, self.mem.load_u64(drops).wrapping_add(1));
             return Err(RingError::Full(payload.len()));
         }
         if skip > 0 {
-            self.mem.write(self.ring.offset(self.head), &WRAP.to_le_bytes());
+            self.mem
+                .write(self.ring.offset(self.head), &WRAP.to_le_bytes());
             self.head += skip;
         }
         let at = self.ring.offset(self.head);
@@ -331,7 +388,11 @@ impl<M: SharedMem> Consumer<M> {
         let ring = Ring::locate(read_geometry(&mem)?, dir);
         let tail = mem.load_u64(ring.ctrl + CTRL_TAIL);
         if !tail.is_multiple_of(8) {
-            return Err(RingError::Corrupt { head: 0, tail, capacity: ring.cap });
+            return Err(RingError::Corrupt {
+                head: 0,
+                tail,
+                capacity: ring.cap,
+            });
         }
         Ok(Consumer { mem, ring, tail })
     }
@@ -347,7 +408,11 @@ impl<M: SharedMem> Consumer<M> {
         loop {
             let head = self.mem.load_u64(self.ring.ctrl + CTRL_HEAD);
             let avail = head.wrapping_sub(self.tail);
-            let corrupt = RingError::Corrupt { head, tail: self.tail, capacity: self.ring.cap };
+            let corrupt = RingError::Corrupt {
+                head,
+                tail: self.tail,
+                capacity: self.ring.cap,
+            };
             if avail > self.ring.cap || !avail.is_multiple_of(8) {
                 return Err(corrupt);
             }
@@ -362,7 +427,10 @@ impl<M: SharedMem> Consumer<M> {
             let to_end = self.ring.cap - pos;
             if len == WRAP {
                 if to_end > avail {
-                    return Err(RingError::BadFrame { pos: self.tail, len });
+                    return Err(RingError::BadFrame {
+                        pos: self.tail,
+                        len,
+                    });
                 }
                 self.advance(to_end);
                 continue;
@@ -370,13 +438,20 @@ impl<M: SharedMem> Consumer<M> {
             let size = len as usize;
             let need = padded(size) as u64;
             if size > MAX_FRAME || size > buf.len() || need > avail || need > to_end {
-                return Err(RingError::BadFrame { pos: self.tail, len });
+                return Err(RingError::BadFrame {
+                    pos: self.tail,
+                    len,
+                });
             }
             let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
             let out = &mut buf[..size];
             self.mem.read(at + FRAME_HEADER, out);
             self.advance(need);
-            return Ok(if crc32c(out) == crc { Popped::Frame(size) } else { Popped::BadCrc });
+            return Ok(if crc32c(out) == crc {
+                Popped::Frame(size)
+            } else {
+                Popped::BadCrc
+            });
         }
     }
 
@@ -415,7 +490,9 @@ mod tests {
     }
 
     fn payload(i: usize) -> Vec<u8> {
-        (0..(i * 37) % 700).map(|b| (b ^ i) as u8).collect()
+        (0..(i * 37) % 700)
+            .map(|b| (b ^ i).to_le_bytes()[0])
+            .collect()
     }
 
     #[test]
@@ -504,10 +581,10 @@ mod tests {
             let mem = heap.mem();
             match next() % 4 {
                 0 => mem.store_u64(CTRL_UP + CTRL_HEAD, next()),
-                1 => mem.store_u64(CTRL_UP + CTRL_HEAD, next() % 9000 & !7),
+                1 => mem.store_u64(CTRL_UP + CTRL_HEAD, (next() % 9000) & !7),
                 2 => mem.write(DATA_START, &next().to_le_bytes()),
                 _ => {
-                    let off = DATA_START + (next() as usize % 8000);
+                    let off = DATA_START + usize::try_from(next() % 8000).unwrap();
                     mem.write(off, &next().to_le_bytes());
                 }
             }
@@ -524,6 +601,15 @@ mod tests {
         assert!(Geometry::for_window(100).is_err());
         let mut heap = Heap::new(DATA_START + 8192);
         assert_eq!(read_geometry(&heap.mem()), Err(RingError::BadHeader));
-        assert!(init_window(&heap.mem(), Geometry { up: 1 << 20, down: 4096 }).is_err());
+        assert!(
+            init_window(
+                &heap.mem(),
+                Geometry {
+                    up: 1 << 20,
+                    down: 4096
+                }
+            )
+            .is_err()
+        );
     }
 }

@@ -18,7 +18,10 @@ pub struct ConsoleTail {
 impl ConsoleTail {
     /// Keeps at most `capacity` lines.
     pub fn new(capacity: usize) -> Self {
-        ConsoleTail { lines: VecDeque::with_capacity(capacity), capacity }
+        ConsoleTail {
+            lines: VecDeque::with_capacity(capacity),
+            capacity,
+        }
     }
 
     /// Stores a line and reports whether it signals a crash.
@@ -37,7 +40,11 @@ impl ConsoleTail {
 
     /// The stored lines joined with newlines.
     pub fn text(&self) -> String {
-        self.lines.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
+        self.lines
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -57,9 +64,17 @@ mod tests {
         for i in 0..5 {
             assert_eq!(tail.push(&format!("line {i}")), None);
         }
-        assert_eq!(tail.lines().collect::<Vec<_>>(), ["line 2", "line 3", "line 4"]);
+        assert_eq!(
+            tail.lines().collect::<Vec<_>>(),
+            ["line 2", "line 3", "line 4"]
+        );
         let signal = tail.push("[    1.234] Kernel panic - not syncing: Attempted to kill init!");
-        assert_eq!(signal, Some(ConsoleSignal::Panic("Kernel panic - not syncing: Attempted to kill init!".into())));
+        assert_eq!(
+            signal,
+            Some(ConsoleSignal::Panic(
+                "Kernel panic - not syncing: Attempted to kill init!".into()
+            ))
+        );
         assert!(tail.text().ends_with("kill init!"));
     }
 }

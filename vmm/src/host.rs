@@ -7,9 +7,14 @@ pub fn fingerprint() -> HostFingerprint {
     let cpuinfo = read("/proc/cpuinfo");
     let cpu_model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map_or(0, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+    let cpus = std::thread::available_parallelism()
+        .map_or(0, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
     let memory_mib = read("/proc/meminfo")
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
@@ -31,7 +36,9 @@ pub fn random_id() -> [u8; 16] {
     let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut id));
     if filled.is_err() {
         // Fall back to time and pid: unique enough to tell runs apart.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         id[..8].copy_from_slice(&now.as_nanos().to_le_bytes()[..8]);
         id[8..12].copy_from_slice(&std::process::id().to_le_bytes());
     }

@@ -9,7 +9,9 @@ use trace_format::file::{TraceWriter, WriteError};
 use trace_format::meta::Meta;
 use trace_format::proto::{GuestMsg, HostMsg, HostRequest, PROTOCOL_VERSION};
 use trace_format::record::{ConsoleLine, ConsoleSource, DropReport, Record, RunOutcome};
-use trace_format::ring::{self, Consumer, Direction, Geometry, Popped, Producer, RingError, MAX_FRAME};
+use trace_format::ring::{
+    self, Consumer, Direction, Geometry, MAX_FRAME, Popped, Producer, RingError,
+};
 
 use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
 use crate::console::{ConsoleSignal, ConsoleTail};
@@ -75,7 +77,10 @@ pub fn record<V: Vm>(
     mut progress: impl FnMut(Progress),
 ) -> Result<RunReport, RunError> {
     let path = options.output.display().to_string();
-    let trace_err = |source| RunError::Trace { path: path.clone(), source };
+    let trace_err = |source| RunError::Trace {
+        path: path.clone(),
+        source,
+    };
     let launched = Instant::now();
     let mut meta = options.meta.clone();
     let vm = launch();
@@ -86,12 +91,18 @@ pub fn record<V: Vm>(
     let mut session = match vm {
         Ok(vm) => Session::new(vm, launched),
         Err(e) => {
-            let outcome = RunOutcome::HostError { message: format!("cannot start the VM: {e}") };
-            writer.append(0, &Record::End(outcome.clone())).map_err(trace_err)?;
+            let outcome = RunOutcome::HostError {
+                message: format!("cannot start the VM: {e}"),
+            };
+            writer
+                .append(0, &Record::End(outcome.clone()))
+                .map_err(trace_err)?;
             let records = writer.records_written();
             let bytes = writer.bytes_written();
             writer.finish().map_err(trace_err)?;
-            progress(Progress::Finished { outcome: outcome.label().to_string() });
+            progress(Progress::Finished {
+                outcome: outcome.label().to_string(),
+            });
             return Ok(RunReport {
                 outcome,
                 time_to_init: None,
@@ -108,7 +119,9 @@ pub fn record<V: Vm>(
     // Whatever happened above, the trace gets its End and index.
     let outcome = match result {
         Ok(()) => session.final_outcome(),
-        Err(e) => RunOutcome::HostError { message: format!("trace write failed: {e}") },
+        Err(e) => RunOutcome::HostError {
+            message: format!("trace write failed: {e}"),
+        },
     };
     if session.guest_end.is_none() {
         let ts = session.host_ts();
@@ -117,7 +130,9 @@ pub fn record<V: Vm>(
     let records = writer.records_written();
     let bytes = writer.bytes_written();
     writer.finish().map_err(trace_err)?;
-    progress(Progress::Finished { outcome: outcome.label().to_string() });
+    progress(Progress::Finished {
+        outcome: outcome.label().to_string(),
+    });
     Ok(RunReport {
         outcome,
         time_to_init: session.time_to_init,
@@ -169,7 +184,9 @@ impl<V: Vm> Session<V> {
 
     /// Host time on the guest's time base: ns since the executor started.
     fn host_ts(&self) -> u64 {
-        self.anchor.map_or(0, |a| u64::try_from(a.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        self.anchor.map_or(0, |a| {
+            u64::try_from(a.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        })
     }
 
     fn drive<S: trace_format::file::Sink>(
@@ -181,7 +198,10 @@ impl<V: Vm> Session<V> {
         let mut frame = vec![0u8; MAX_FRAME];
         let mut console = Vec::new();
         if self.up.is_none() {
-            self.note(writer, "transport window is unusable; recording console only")?;
+            self.note(
+                writer,
+                "transport window is unusable; recording console only",
+            )?;
         }
         loop {
             let exited = self.vm.has_exited();
@@ -199,8 +219,15 @@ impl<V: Vm> Session<V> {
             }
             if self.launched.elapsed() > options.watchdog {
                 let after_ns = u64::try_from(options.watchdog.as_nanos()).unwrap_or(u64::MAX);
-                self.host_outcome.get_or_insert(RunOutcome::Timeout { after_ns });
-                self.note(writer, &format!("watchdog: no end after {:?}; killing the VM", options.watchdog))?;
+                self.host_outcome
+                    .get_or_insert(RunOutcome::Timeout { after_ns });
+                self.note(
+                    writer,
+                    &format!(
+                        "watchdog: no end after {:?}; killing the VM",
+                        options.watchdog
+                    ),
+                )?;
                 return Ok(());
             }
             if options.stop.load(Ordering::Relaxed) {
@@ -208,7 +235,9 @@ impl<V: Vm> Session<V> {
                     None => {
                         self.stop_sent = Some(Instant::now());
                         self.host_outcome.get_or_insert(RunOutcome::Interrupted);
-                        self.send(&HostMsg::Stop { reason: "interrupted on the host".into() });
+                        self.send(&HostMsg::Stop {
+                            reason: "interrupted on the host".into(),
+                        });
                     }
                     Some(at) if at.elapsed() > options.stop_grace => {
                         self.note(writer, "guest did not stop in time; killing the VM")?;
@@ -232,27 +261,37 @@ impl<V: Vm> Session<V> {
     ) -> Result<bool, WriteError> {
         let mut busy = false;
         for _ in 0..4096 {
-            let Some(up) = self.up.as_mut() else { return Ok(busy) };
+            let Some(up) = self.up.as_mut() else {
+                return Ok(busy);
+            };
             let popped = match up.pop(frame) {
                 Ok(p) => p,
                 Err(e) => {
                     self.up = None;
                     self.dropped += 1;
-                    self.note(writer, &format!("transport ring damaged, no longer read: {e}"))?;
+                    self.note(
+                        writer,
+                        &format!("transport ring damaged, no longer read: {e}"),
+                    )?;
                     return Ok(busy);
                 }
             };
             match popped {
                 Popped::Empty => break,
                 Popped::BadCrc => self.lost(writer, 1, "a transport frame failed its CRC")?,
-                Popped::Frame(len) => match frame.get(..len).map(postcard::from_bytes::<GuestMsg>) {
-                    Some(Ok(msg)) => self.handle(writer, msg, progress)?,
-                    _ => self.lost(writer, 1, "a transport frame did not decode")?,
-                },
+                Popped::Frame(len) => {
+                    match frame.get(..len).map(postcard::from_bytes::<GuestMsg>) {
+                        Some(Ok(msg)) => self.handle(writer, msg, progress)?,
+                        _ => self.lost(writer, 1, "a transport frame did not decode")?,
+                    }
+                }
             }
             busy = true;
         }
-        let guest_drops = self.up.as_ref().map_or(self.guest_drops_seen, Consumer::drops);
+        let guest_drops = self
+            .up
+            .as_ref()
+            .map_or(self.guest_drops_seen, Consumer::drops);
         if guest_drops > self.guest_drops_seen {
             let n = guest_drops - self.guest_drops_seen;
             self.guest_drops_seen = guest_drops;
@@ -268,7 +307,11 @@ impl<V: Vm> Session<V> {
         progress: &mut impl FnMut(Progress),
     ) -> Result<(), WriteError> {
         match msg {
-            GuestMsg::Hello { protocol, boot_to_init_ns, kernel_release } => {
+            GuestMsg::Hello {
+                protocol,
+                boot_to_init_ns,
+                kernel_release,
+            } => {
                 let after = self.launched.elapsed();
                 self.anchor = Some(Instant::now());
                 self.time_to_init = Some(after);
@@ -281,7 +324,10 @@ impl<V: Vm> Session<V> {
                     ),
                 )?;
                 if protocol != PROTOCOL_VERSION {
-                    self.note(writer, &format!("guest speaks protocol {protocol}, host {PROTOCOL_VERSION}"))?;
+                    self.note(
+                        writer,
+                        &format!("guest speaks protocol {protocol}, host {PROTOCOL_VERSION}"),
+                    )?;
                 }
             }
             GuestMsg::Record { ts_ns, record } => {
@@ -298,7 +344,10 @@ impl<V: Vm> Session<V> {
                     HostRequest::KernelAccess { .. } => "kernel reads and writes",
                 };
                 let error = format!("{what} are not supported by this build yet");
-                self.send(&HostMsg::Reply { id, result: Err(error) });
+                self.send(&HostMsg::Reply {
+                    id,
+                    result: Err(error),
+                });
             }
             GuestMsg::Goodbye => {}
         }
@@ -315,14 +364,25 @@ impl<V: Vm> Session<V> {
             ConsoleEvent::Hypervisor(line) => (ConsoleSource::Host, line),
         };
         if let Some(ConsoleSignal::Panic(message)) = self.tail.push(&line) {
-            self.host_outcome.get_or_insert(RunOutcome::KernelPanic { message });
+            self.host_outcome
+                .get_or_insert(RunOutcome::KernelPanic { message });
         }
-        writer.append(self.host_ts(), &Record::Console(ConsoleLine { source, line }))
+        writer.append(
+            self.host_ts(),
+            &Record::Console(ConsoleLine { source, line }),
+        )
     }
 
-    fn note<S: trace_format::file::Sink>(&mut self, writer: &mut TraceWriter<S>, line: &str) -> Result<(), WriteError> {
+    fn note<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+        line: &str,
+    ) -> Result<(), WriteError> {
         self.tail.push(&format!("schedtape: {line}"));
-        let record = Record::Console(ConsoleLine { source: ConsoleSource::Host, line: line.to_string() });
+        let record = Record::Console(ConsoleLine {
+            source: ConsoleSource::Host,
+            line: line.to_string(),
+        });
         writer.append(self.host_ts(), &record)
     }
 
@@ -333,7 +393,10 @@ impl<V: Vm> Session<V> {
         reason: &str,
     ) -> Result<(), WriteError> {
         self.dropped += records;
-        let record = Record::Drop(DropReport { records, reason: reason.to_string() });
+        let record = Record::Drop(DropReport {
+            records,
+            reason: reason.to_string(),
+        });
         writer.append(self.host_ts(), &record)
     }
 
@@ -351,8 +414,10 @@ impl<V: Vm> Session<V> {
         {
             return o.clone();
         }
-        self.guest_end.clone().unwrap_or_else(|| RunOutcome::HostError {
-            message: "the VM exited before the guest executor finished".to_string(),
-        })
+        self.guest_end
+            .clone()
+            .unwrap_or_else(|| RunOutcome::HostError {
+                message: "the VM exited before the guest executor finished".to_string(),
+            })
     }
 }

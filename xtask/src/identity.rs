@@ -6,15 +6,28 @@ use crate::kernel::KernelImage;
 
 /// Reads what can be read; unknown parts stay empty.
 pub fn of(kernel: &KernelImage) -> KernelIdentity {
-    let vmlinux = kernel.vmlinux.as_deref().and_then(|p| std::fs::read(p).ok());
+    let vmlinux = kernel
+        .vmlinux
+        .as_deref()
+        .and_then(|p| std::fs::read(p).ok());
     let release = vmlinux.as_deref().and_then(release_in).unwrap_or_default();
     let build_id = vmlinux.as_deref().and_then(build_id_in).unwrap_or_default();
-    let config = [kernel.cache_dir.as_ref().map(|d| d.join(".config")), config_file(kernel)]
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file());
-    let config_hash = config.and_then(|p| std::fs::read(p).ok()).map(|b| sha256_hex16(&b)).unwrap_or_default();
-    KernelIdentity { release, build_id, config_hash }
+    let config = [
+        kernel.cache_dir.as_ref().map(|d| d.join(".config")),
+        config_file(kernel),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file());
+    let config_hash = config
+        .and_then(|p| std::fs::read(p).ok())
+        .map(|b| sha256_hex16(&b))
+        .unwrap_or_default();
+    KernelIdentity {
+        release,
+        build_id,
+        config_hash,
+    }
 }
 
 fn config_file(kernel: &KernelImage) -> Option<std::path::PathBuf> {
@@ -30,7 +43,9 @@ pub fn release_in(image: &[u8]) -> Option<String> {
     let at = memchr::memmem::find(image, BANNER)? + BANNER.len();
     let rest = image.get(at..at + 128.min(image.len() - at))?;
     let end = rest.iter().position(|&b| b == b' ' || b == 0)?;
-    String::from_utf8(rest[..end].to_vec()).ok().filter(|s| !s.is_empty())
+    String::from_utf8(rest[..end].to_vec())
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// The GNU build-id note of an ELF file.
@@ -44,7 +59,10 @@ pub fn build_id_in(elf: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn sha256_hex16(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)[..8].iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -48,11 +48,16 @@ impl Default for Initramfs {
 impl Initramfs {
     /// An archive with `dev/console` and the usual mount points.
     pub fn new() -> Self {
-        let mut fs = Initramfs { entries: BTreeMap::new() };
+        let mut fs = Initramfs {
+            entries: BTreeMap::new(),
+        };
         for dir in ["dev", "proc", "sys", "tmp", "run"] {
             fs.entries.insert(dir.to_string(), Entry::Dir);
         }
-        fs.entries.insert("dev/console".to_string(), Entry::CharDev { major: 5, minor: 1 });
+        fs.entries.insert(
+            "dev/console".to_string(),
+            Entry::CharDev { major: 5, minor: 1 },
+        );
         fs
     }
 
@@ -61,13 +66,23 @@ impl Initramfs {
         if u32::try_from(data.len()).is_err() {
             return Err(InitramfsError::TooLarge(path.to_string()));
         }
-        self.insert(path, Entry::File { data, mode: mode & 0o7777 })
+        self.insert(
+            path,
+            Entry::File {
+                data,
+                mode: mode & 0o7777,
+            },
+        )
     }
 
     fn insert(&mut self, path: &str, entry: Entry) -> Result<(), InitramfsError> {
         let path = path.trim_start_matches('/');
         let parts: Vec<&str> = path.split('/').collect();
-        if path.is_empty() || parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+        if path.is_empty()
+            || parts
+                .iter()
+                .any(|p| p.is_empty() || *p == "." || *p == "..")
+        {
             return Err(InitramfsError::BadPath(path.to_string()));
         }
         for i in 1..parts.len() {
@@ -108,11 +123,21 @@ impl Initramfs {
     }
 }
 
-fn write_entry(out: &mut Vec<u8>, name: &str, ino: u32, mode: u32, nlink: u32, data: &[u8], rdev: (u32, u32)) {
+fn write_entry(
+    out: &mut Vec<u8>,
+    name: &str,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    data: &[u8],
+    rdev: (u32, u32),
+) {
     // Sizes were checked on insertion to fit in u32.
     let size = u32::try_from(data.len()).unwrap_or(u32::MAX);
     let namesize = u32::try_from(name.len() + 1).unwrap_or(u32::MAX);
-    let fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev.0, rdev.1, namesize, 0];
+    let fields = [
+        ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev.0, rdev.1, namesize, 0,
+    ];
     let mut header = String::with_capacity(110);
     header.push_str("070701");
     for f in fields {
@@ -145,7 +170,9 @@ mod tests {
             assert_eq!(&hdr[..6], "070701");
             let field = |i: usize| usize::from_str_radix(&hdr[6 + i * 8..14 + i * 8], 16).unwrap();
             let (mode, size, namesize) = (field(1), field(6), field(11));
-            let name = std::str::from_utf8(&bytes[at + 110..at + 110 + namesize - 1]).unwrap().to_string();
+            let name = std::str::from_utf8(&bytes[at + 110..at + 110 + namesize - 1])
+                .unwrap()
+                .to_string();
             at = (at + 110 + namesize).next_multiple_of(4);
             let data = bytes[at..at + size].to_vec();
             at = (at + size).next_multiple_of(4);
@@ -160,9 +187,11 @@ mod tests {
     fn deterministic_and_order_independent() {
         let mut a = Initramfs::new();
         a.add_file("init", b"#!init".to_vec(), 0o755).unwrap();
-        a.add_file("lib/x86_64-linux-gnu/libc.so.6", vec![1; 1001], 0o644).unwrap();
+        a.add_file("lib/x86_64-linux-gnu/libc.so.6", vec![1; 1001], 0o644)
+            .unwrap();
         let mut b = Initramfs::new();
-        b.add_file("/lib/x86_64-linux-gnu/libc.so.6", vec![1; 1001], 0o644).unwrap();
+        b.add_file("/lib/x86_64-linux-gnu/libc.so.6", vec![1; 1001], 0o644)
+            .unwrap();
         b.add_file("init", b"#!init".to_vec(), 0o755).unwrap();
         assert_eq!(a.to_bytes(), b.to_bytes());
         assert_eq!(a.to_bytes().len() % 4, 0);
@@ -173,7 +202,12 @@ mod tests {
         let mut fs = Initramfs::new();
         fs.add_file("bin/payload", b"ELF".to_vec(), 0o755).unwrap();
         let entries = parse(&fs.to_bytes());
-        let find = |n: &str| entries.iter().find(|e| e.0 == n).unwrap_or_else(|| panic!("{n} missing"));
+        let find = |n: &str| {
+            entries
+                .iter()
+                .find(|e| e.0 == n)
+                .unwrap_or_else(|| panic!("{n} missing"))
+        };
         assert_eq!(find("bin").1, S_IFDIR | 0o755);
         assert_eq!(find("bin/payload").1, S_IFREG | 0o755);
         assert_eq!(find("bin/payload").2, b"ELF");
@@ -187,11 +221,23 @@ mod tests {
     #[test]
     fn bad_paths_and_conflicts_are_errors() {
         let mut fs = Initramfs::new();
-        assert!(matches!(fs.add_file("../etc", vec![], 0o644), Err(InitramfsError::BadPath(_))));
-        assert!(matches!(fs.add_file("a//b", vec![], 0o644), Err(InitramfsError::BadPath(_))));
+        assert!(matches!(
+            fs.add_file("../etc", vec![], 0o644),
+            Err(InitramfsError::BadPath(_))
+        ));
+        assert!(matches!(
+            fs.add_file("a//b", vec![], 0o644),
+            Err(InitramfsError::BadPath(_))
+        ));
         fs.add_file("a", vec![1], 0o644).unwrap();
         fs.add_file("a", vec![1], 0o644).unwrap();
-        assert!(matches!(fs.add_file("a", vec![2], 0o644), Err(InitramfsError::Conflict(_))));
-        assert!(matches!(fs.add_file("a/b", vec![], 0o644), Err(InitramfsError::Conflict(_))));
+        assert!(matches!(
+            fs.add_file("a", vec![2], 0o644),
+            Err(InitramfsError::Conflict(_))
+        ));
+        assert!(matches!(
+            fs.add_file("a/b", vec![], 0o644),
+            Err(InitramfsError::Conflict(_))
+        ));
     }
 }

@@ -56,7 +56,9 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Cmd::Kernel { cmd } => kernel::run(cmd),
-        Cmd::Run { what: RunWhat::Scenario(args) } => Ok(scenario_run::run(&args)),
+        Cmd::Run {
+            what: RunWhat::Scenario(args),
+        } => Ok(scenario_run::run(&args)),
         Cmd::Test(args) => test_cmd::run(&args),
     }
 }
@@ -66,4 +68,3 @@ fn workspace_root() -> std::path::PathBuf {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
-

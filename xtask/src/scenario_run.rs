@@ -1,21 +1,21 @@
 //! `cargo xtask run scenario NAME|FILE`: validate, build, pack, boot, record.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result, anyhow};
 use clap::{Args, ValueEnum};
 use trace_format::meta::{Backend, Meta, SCHEMA_VERSION};
 use trace_format::record::RunOutcome;
 use trace_format::scenario::{Scenario, Topology};
 use vmm::backend::BackendError;
-use vmm::qemu::{detect_accel, QemuConfig, QemuVm, SmpLayout};
-use vmm::run::{prepare_window, record, Progress, RunOptions};
+use vmm::qemu::{QemuConfig, QemuVm, SmpLayout, detect_accel};
+use vmm::run::{Progress, RunOptions, prepare_window, record};
 
 use crate::initramfs::Initramfs;
-use crate::kernel::{resolve, BuildOpts, KernelImage, ResolveOpts};
+use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
 use crate::{guest, workspace_root};
 
 /// Exit status: ran and passed.
@@ -102,7 +102,10 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
 
     let kernel = resolve(&ResolveOpts {
         kernel: args.kernel.clone(),
-        build: BuildOpts { src: args.kernel_src.clone(), ..Default::default() },
+        build: BuildOpts {
+            src: args.kernel_src.clone(),
+            ..Default::default()
+        },
         build_if_missing: true,
     })
     .map_err(infra)?;
@@ -113,7 +116,10 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     };
     let initrd = pack_initramfs(&root, &init, &scenario).map_err(infra)?;
 
-    let output = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.trace", scenario.name)));
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.trace", scenario.name)));
     let meta = build_meta(&scenario, &kernel);
     let topo = scenario.topology;
     let config = QemuConfig {
@@ -163,7 +169,9 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         output.display(),
         report.records,
         report.bytes,
-        report.time_to_init.map_or_else(|| "never".to_string(), secs),
+        report
+            .time_to_init
+            .map_or_else(|| "never".to_string(), secs),
         secs(report.time_to_closed)
     );
     if report.dropped > 0 {
@@ -186,7 +194,10 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
 fn describe(outcome: &RunOutcome) -> String {
     match outcome {
         RunOutcome::KernelPanic { message } => format!("kernel panic: {message}"),
-        RunOutcome::Timeout { after_ns } => format!("watchdog fired after {}", secs(Duration::from_nanos(*after_ns))),
+        RunOutcome::Timeout { after_ns } => format!(
+            "watchdog fired after {}",
+            secs(Duration::from_nanos(*after_ns))
+        ),
         RunOutcome::GuestError { message } => format!("guest error: {message}"),
         RunOutcome::HostError { message } => format!("host error: {message}"),
         other => other.label().to_string(),
@@ -203,15 +214,22 @@ fn load_scenario(root: &Path, args: &RunArgs) -> Result<Scenario> {
     let path = if as_path.extension().is_some() || as_path.components().count() > 1 {
         as_path
     } else {
-        root.join("fixtures/scenarios").join(format!("{}.toml", args.scenario))
+        root.join("fixtures/scenarios")
+            .join(format!("{}.toml", args.scenario))
     };
     if !path.is_file() {
         let known = known_scenarios(root).join(", ");
-        return Err(anyhow!("no scenario {:?} (looked for {}); known: {known}", args.scenario, path.display()));
+        return Err(anyhow!(
+            "no scenario {:?} (looked for {}); known: {known}",
+            args.scenario,
+            path.display()
+        ));
     }
     let mut scenario = Scenario::load(&path).map_err(|e| anyhow!("{e}"))?;
     if let Some(t) = &args.topology {
-        scenario.topology = t.parse::<Topology>().map_err(|e| anyhow!("--topology {t:?}: {e}"))?;
+        scenario.topology = t
+            .parse::<Topology>()
+            .map_err(|e| anyhow!("--topology {t:?}: {e}"))?;
     }
     if let Err(e) = scenario.validate() {
         return Err(anyhow!("scenario {} is invalid: {e}", path.display()));
@@ -223,7 +241,12 @@ fn known_scenarios(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root.join("fixtures/scenarios"))
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(str::to_string))
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_suffix(".toml")
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -234,14 +257,16 @@ fn known_scenarios(root: &Path) -> Vec<String> {
 /// `/init` and `/scenario.bin`, packed deterministically under target/.
 fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> Result<PathBuf> {
     let mut fs = Initramfs::new();
-    let init_bytes = std::fs::read(init).with_context(|| format!("cannot read {}", init.display()))?;
+    let init_bytes =
+        std::fs::read(init).with_context(|| format!("cannot read {}", init.display()))?;
     fs.add_file("init", init_bytes, 0o755)?;
     let encoded = postcard::to_allocvec(scenario).context("cannot encode the scenario")?;
     fs.add_file("scenario.bin", encoded, 0o644)?;
     let dir = root.join("target/schedtape");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("{}.cpio", scenario.name));
-    std::fs::write(&path, fs.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, fs.to_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 
@@ -270,7 +295,6 @@ fn build_meta(scenario: &Scenario, kernel: &KernelImage) -> Meta {
     }
 }
 
-
 fn smp_layout(t: Topology) -> SmpLayout {
     SmpLayout {
         sockets: u32::from(t.nodes),
@@ -282,7 +306,11 @@ fn smp_layout(t: Topology) -> SmpLayout {
 
 fn runtime_dir() -> PathBuf {
     let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() { shm } else { std::env::temp_dir() }
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
 }
 
 fn install_ctrl_c(stop: &Arc<AtomicBool>) {
@@ -290,7 +318,9 @@ fn install_ctrl_c(stop: &Arc<AtomicBool>) {
     let first = Arc::new(AtomicBool::new(true));
     let _ = ctrlc::set_handler(move || {
         if first.swap(false, Ordering::SeqCst) {
-            eprintln!("\ninterrupted: stopping the guest and closing the trace (Ctrl-C again to force)");
+            eprintln!(
+                "\ninterrupted: stopping the guest and closing the trace (Ctrl-C again to force)"
+            );
             flag.store(true, Ordering::SeqCst);
         } else {
             std::process::exit(130);

@@ -26,7 +26,17 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
     if !args.e2e_only {
         if !args.no_lint {
             phases.push(("format", vec!["fmt", "--all", "--", "--check"]));
-            phases.push(("clippy", vec!["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]));
+            phases.push((
+                "clippy",
+                vec![
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            ));
         }
         phases.push(("tests", vec!["test", "--workspace"]));
     }
@@ -50,7 +60,11 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
 fn prepare_e2e() -> Result<()> {
     eprintln!("xtask test: preparing end-to-end tests (QEMU, cached kernel)");
     kernel::deps::ensure(&["qemu-system-x86"], "QEMU backend")?;
-    let opts = ResolveOpts { kernel: None, build: BuildOpts::default(), build_if_missing: true };
+    let opts = ResolveOpts {
+        kernel: None,
+        build: BuildOpts::default(),
+        build_if_missing: true,
+    };
     let image = kernel::resolve(&opts)?;
     image.require_options()?;
     eprintln!("xtask test: kernel {}", image.boot_image().display());

@@ -1,4 +1,8 @@
 //! Builds realistic traces with the real writer for the CLI tests.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "synthetic test values are small"
+)]
 use std::path::Path;
 
 use trace_format::file::{ChunkLimits, TraceWriter};
@@ -17,7 +21,10 @@ pub struct Synth {
 
 impl Default for Synth {
     fn default() -> Self {
-        Synth { speed: 1.0, truncate_to: None }
+        Synth {
+            speed: 1.0,
+            truncate_to: None,
+        }
     }
 }
 
@@ -35,10 +42,20 @@ pub fn meta() -> Meta {
         started_unix_ns: 1_790_000_000_000_000_000,
         topology: scenario.topology,
         scenario,
-        kernel: KernelIdentity { release: "6.12.0-test".into(), build_id: vec![0xab; 20], config_hash: "c0ffee".into() },
+        kernel: KernelIdentity {
+            release: "6.12.0-test".into(),
+            build_id: vec![0xab; 20],
+            config_hash: "c0ffee".into(),
+        },
         scheduler: None,
         backend: Backend::Synthetic,
-        host: HostFingerprint { hostname: "test".into(), cpu_model: "synthetic".into(), cpus: 2, memory_mib: 1024, os: "linux".into() },
+        host: HostFingerprint {
+            hostname: "test".into(),
+            cpu_model: "synthetic".into(),
+            cpus: 2,
+            memory_mib: 1024,
+            os: "linux".into(),
+        },
         sample_interval_ns: 100_000_000,
         snapshot_interval_ns: 0,
         notes: vec![],
@@ -51,12 +68,35 @@ pub fn records(speed: f64) -> Vec<(u64, Record)> {
     let mut t = 0u64;
     let mut worker = 0u32;
     for step in 0..2u16 {
-        out.push((t, Record::StepBegin { step: StepRef(step) }));
-        out.push((t, Record::OpApplied(OpApplied { step: StepRef(step), op: 0, round: 0, duration_ns: 12_000, outcome: OpOutcome::Done })));
+        out.push((
+            t,
+            Record::StepBegin {
+                step: StepRef(step),
+            },
+        ));
+        out.push((
+            t,
+            Record::OpApplied(OpApplied {
+                step: StepRef(step),
+                op: 0,
+                round: 0,
+                duration_ns: 12_000,
+                outcome: OpOutcome::Done,
+            }),
+        ));
         let mut ids = Vec::new();
         for cg in ["a", "b"] {
             for _ in 0..2 {
-                out.push((t, Record::WorkerSpawned(WorkerSpawned { worker, pid: 100 + worker, step: StepRef(step), cgroup: cg.into(), work: "SpinWait".into() })));
+                out.push((
+                    t,
+                    Record::WorkerSpawned(WorkerSpawned {
+                        worker,
+                        pid: 100 + worker,
+                        step: StepRef(step),
+                        cgroup: cg.into(),
+                        work: "SpinWait".into(),
+                    }),
+                ));
                 ids.push((worker, cg));
                 worker += 1;
             }
@@ -66,21 +106,30 @@ pub fn records(speed: f64) -> Vec<(u64, Record)> {
             for &(w, cg) in &ids {
                 let share = if cg == "a" { 2.0 / 3.0 } else { 1.0 / 3.0 };
                 let run_ns = (100_000_000.0 * share) as u64;
-                out.push((t, Record::WorkerSample(WorkerSample {
-                    worker: w,
-                    iterations: (run_ns as f64 / 1000.0 * speed) as u64,
-                    run_ns,
-                    wait_ns: 100_000_000 - run_ns,
-                    timeslices: 25,
-                    migrations: 1,
-                    voluntary_switches: 0,
-                    involuntary_switches: 24,
-                    cpus_seen: vec![0b11],
-                    wake: None,
-                })));
+                out.push((
+                    t,
+                    Record::WorkerSample(WorkerSample {
+                        worker: w,
+                        iterations: (run_ns as f64 / 1000.0 * speed) as u64,
+                        run_ns,
+                        wait_ns: 100_000_000 - run_ns,
+                        timeslices: 25,
+                        migrations: 1,
+                        voluntary_switches: 0,
+                        involuntary_switches: 24,
+                        cpus_seen: vec![0b11],
+                        wake: None,
+                    }),
+                ));
             }
         }
-        out.push((t, Record::StepEnd { step: StepRef(step), outcome: StepOutcome::Completed }));
+        out.push((
+            t,
+            Record::StepEnd {
+                step: StepRef(step),
+                outcome: StepOutcome::Completed,
+            },
+        ));
     }
     out.push((t, Record::End(RunOutcome::Completed)));
     out
@@ -88,7 +137,10 @@ pub fn records(speed: f64) -> Vec<(u64, Record)> {
 
 /// Writes a synthetic trace to `path` with small chunks so there are many of them.
 pub fn write(path: &Path, synth: Synth) {
-    let limits = ChunkLimits { max_payload: 512, max_span_ns: 1_000_000_000 };
+    let limits = ChunkLimits {
+        max_payload: 512,
+        max_span_ns: 1_000_000_000,
+    };
     let mut w = TraceWriter::with_limits(Vec::new(), &meta(), limits).expect("writer");
     for (ts, r) in &records(synth.speed) {
         w.append(*ts, r).expect("append");

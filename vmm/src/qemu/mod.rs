@@ -79,10 +79,16 @@ pub struct QemuConfig {
 pub enum QemuError {
     /// The guest RAM file could not be created or mapped.
     #[error("cannot set up guest RAM file {path}: {source}")]
-    Ram { path: String, source: std::io::Error },
+    Ram {
+        path: String,
+        source: std::io::Error,
+    },
     /// QEMU could not be started.
     #[error("cannot start {binary}: {source} (install it with `apt-get install qemu-system-x86`)")]
-    Spawn { binary: String, source: std::io::Error },
+    Spawn {
+        binary: String,
+        source: std::io::Error,
+    },
     /// QEMU exited before its QMP socket came up.
     #[error("QEMU exited during start-up: {0}")]
     EarlyExit(String),
@@ -115,20 +121,35 @@ const TOP_GAP: u64 = 4 << 20;
 
 impl QemuVm {
     /// Creates the RAM file, lets `prepare` initialise the window, then starts QEMU.
-    pub fn launch(config: &QemuConfig, prepare: impl FnOnce(&GuestWindow)) -> Result<Self, QemuError> {
+    pub fn launch(
+        config: &QemuConfig,
+        prepare: impl FnOnce(&GuestWindow),
+    ) -> Result<Self, QemuError> {
         if config.memory_mib < 64 {
             return Err(QemuError::TooLittleMemory(config.memory_mib));
         }
         let mem_bytes = config.memory_mib << 20;
-        let window = Window { gpa: mem_bytes - TOP_GAP - WINDOW_SIZE, size: WINDOW_SIZE };
+        let window = Window {
+            gpa: mem_bytes - TOP_GAP - WINDOW_SIZE,
+            size: WINDOW_SIZE,
+        };
         let tag = format!("schedtape-{}-{}", std::process::id(), unique());
         let ram_path = config.runtime_dir.join(format!("{tag}.ram"));
         let qmp_path = config.runtime_dir.join(format!("{tag}.qmp"));
-        let ram_err = |source| QemuError::Ram { path: ram_path.display().to_string(), source };
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&ram_path).map_err(ram_err)?;
+        let ram_err = |source| QemuError::Ram {
+            path: ram_path.display().to_string(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&ram_path)
+            .map_err(ram_err)?;
         file.set_len(mem_bytes).map_err(ram_err)?;
         let ram = Arc::new(MmapRaw::map_raw(&file).map_err(ram_err)?);
-        let guest_window = window_of(&ram, window).ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
+        let guest_window =
+            window_of(&ram, window).ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
         prepare(&guest_window);
         let args = qemu_args(config, &ram_path, &qmp_path, window);
         let mut child = Command::new(&config.binary)
@@ -137,7 +158,10 @@ impl QemuVm {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| QemuError::Spawn { binary: config.binary.display().to_string(), source })?;
+            .map_err(|source| QemuError::Spawn {
+                binary: config.binary.display().to_string(),
+                source,
+            })?;
         let console = spawn_line_reader(child.stdout.take(), child.stderr.take());
         let qmp = match Qmp::connect(&qmp_path, Duration::from_secs(10)) {
             Ok(q) => q,
@@ -151,7 +175,11 @@ impl QemuVm {
                     })
                     .collect();
                 let _ = std::fs::remove_file(&ram_path);
-                return Err(if output.is_empty() { e.into() } else { QemuError::EarlyExit(output.join("\n")) });
+                return Err(if output.is_empty() {
+                    e.into()
+                } else {
+                    QemuError::EarlyExit(output.join("\n"))
+                });
             }
         };
         drop(file);
@@ -183,7 +211,11 @@ impl QemuVm {
 }
 
 fn window_of(ram: &Arc<MmapRaw>, window: Window) -> Option<GuestWindow> {
-    GuestWindow::new(Arc::clone(ram), usize::try_from(window.gpa).ok()?, usize::try_from(window.size).ok()?)
+    GuestWindow::new(
+        Arc::clone(ram),
+        usize::try_from(window.gpa).ok()?,
+        usize::try_from(window.size).ok()?,
+    )
 }
 
 impl Vm for QemuVm {
@@ -194,14 +226,22 @@ impl Vm for QemuVm {
 
     fn freeze(&mut self) -> Result<Duration, BackendError> {
         let start = Instant::now();
-        self.qmp.execute("stop", None).map_err(|e| BackendError(e.to_string()))?;
+        self.qmp
+            .execute("stop", None)
+            .map_err(|e| BackendError(e.to_string()))?;
         self.frozen_at = Some(Instant::now());
         Ok(start.elapsed())
     }
 
     fn thaw(&mut self) -> Result<Duration, BackendError> {
-        self.qmp.execute("cont", None).map_err(|e| BackendError(e.to_string()))?;
-        Ok(self.frozen_at.take().map(|t| t.elapsed()).unwrap_or_default())
+        self.qmp
+            .execute("cont", None)
+            .map_err(|e| BackendError(e.to_string()))?;
+        Ok(self
+            .frozen_at
+            .take()
+            .map(|t| t.elapsed())
+            .unwrap_or_default())
     }
 
     fn poll_console(&mut self, out: &mut Vec<ConsoleEvent>) {
@@ -219,7 +259,9 @@ impl Vm for QemuVm {
     }
 
     fn describe(&self) -> trace_format::meta::Backend {
-        trace_format::meta::Backend::Qemu { accel: self.accel.name().to_string() }
+        trace_format::meta::Backend::Qemu {
+            accel: self.accel.name().to_string(),
+        }
     }
 }
 
@@ -251,7 +293,10 @@ fn qemu_args(config: &QemuConfig, ram: &Path, qmp: &Path, window: Window) -> Vec
         "-accel".into(),
         config.accel.name().into(),
         "-object".into(),
-        format!("memory-backend-file,id=ram,size={mem}M,mem-path={},share=on", ram.display()),
+        format!(
+            "memory-backend-file,id=ram,size={mem}M,mem-path={},share=on",
+            ram.display()
+        ),
         "-m".into(),
         format!("{mem}M"),
         "-smp".into(),
@@ -298,19 +343,27 @@ fn spawn_line_reader(
         std::thread::spawn(move || forward_lines(BufReader::new(out), &tx, ConsoleEvent::Serial));
     }
     if let Some(err) = stderr {
-        std::thread::spawn(move || forward_lines(BufReader::new(err), &tx, ConsoleEvent::Hypervisor));
+        std::thread::spawn(move || {
+            forward_lines(BufReader::new(err), &tx, ConsoleEvent::Hypervisor)
+        });
     }
     rx
 }
 
-fn forward_lines(mut reader: impl BufRead, tx: &mpsc::Sender<ConsoleEvent>, wrap: fn(String) -> ConsoleEvent) {
+fn forward_lines(
+    mut reader: impl BufRead,
+    tx: &mpsc::Sender<ConsoleEvent>,
+    wrap: fn(String) -> ConsoleEvent,
+) {
     let mut buf = Vec::new();
     loop {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => return,
             Ok(_) => {
-                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
                 if tx.send(wrap(line)).is_err() {
                     return;
                 }
@@ -328,7 +381,11 @@ fn unique() -> u64 {
 /// The accelerator this machine supports: KVM when /dev/kvm opens and the CPU
 /// advertises hardware virtualisation, else TCG. Returns the reason too.
 pub fn detect_accel() -> (Accel, String) {
-    let kvm = File::options().read(true).write(true).open("/dev/kvm").is_ok();
+    let kvm = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let hw = cpuinfo
         .lines()
@@ -336,7 +393,10 @@ pub fn detect_accel() -> (Accel, String) {
         .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
     match (kvm, hw) {
         (true, true) => (Accel::Kvm, "hardware KVM available".to_string()),
-        (true, false) => (Accel::Tcg, "/dev/kvm has no hardware virtualisation (no vmx/svm flag): using TCG".to_string()),
+        (true, false) => (
+            Accel::Tcg,
+            "/dev/kvm has no hardware virtualisation (no vmx/svm flag): using TCG".to_string(),
+        ),
         (false, _) => (Accel::Tcg, "/dev/kvm is not usable: using TCG".to_string()),
     }
 }

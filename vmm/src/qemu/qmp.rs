@@ -4,14 +4,17 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// QMP failures.
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
     /// The socket could not be reached before the deadline.
     #[error("cannot connect to QMP socket {path}: {source}")]
-    Connect { path: String, source: std::io::Error },
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     /// Reading or writing the socket failed.
     #[error("QMP I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -41,15 +44,25 @@ impl Qmp {
                     let _ = e;
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(source) => return Err(QmpError::Connect { path: path.display().to_string(), source }),
+                Err(source) => {
+                    return Err(QmpError::Connect {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
             }
         };
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         let writer = stream.try_clone()?;
-        let mut qmp = Qmp { reader: BufReader::new(stream), writer };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+        };
         let greeting = qmp.read_message()?;
         if greeting.get("QMP").is_none() {
-            return Err(QmpError::Protocol(format!("expected a QMP greeting, got {greeting}")));
+            return Err(QmpError::Protocol(format!(
+                "expected a QMP greeting, got {greeting}"
+            )));
         }
         qmp.execute("qmp_capabilities", None)?;
         Ok(qmp)
@@ -73,8 +86,15 @@ impl Qmp {
                 return Ok(ret.clone());
             }
             if let Some(err) = reply.get("error") {
-                let message = err.get("desc").and_then(Value::as_str).unwrap_or("unknown error").to_string();
-                return Err(QmpError::Command { command: command.to_string(), message });
+                let message = err
+                    .get("desc")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+                    .to_string();
+                return Err(QmpError::Command {
+                    command: command.to_string(),
+                    message,
+                });
             }
             return Err(QmpError::Protocol(format!("unexpected reply {reply}")));
         }
@@ -85,6 +105,7 @@ impl Qmp {
         if self.reader.read_line(&mut line)? == 0 {
             return Err(QmpError::Protocol("QEMU closed the QMP socket".to_string()));
         }
-        serde_json::from_str(&line).map_err(|e| QmpError::Protocol(format!("bad JSON {line:?}: {e}")))
+        serde_json::from_str(&line)
+            .map_err(|e| QmpError::Protocol(format!("bad JSON {line:?}: {e}")))
     }
 }
