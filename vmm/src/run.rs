@@ -123,10 +123,12 @@ pub fn record<V: Vm>(
             message: format!("trace write failed: {e}"),
         },
     };
-    if session.guest_end.is_none() {
-        let ts = session.host_ts();
-        let _ = writer.append(ts, &Record::End(outcome.clone()));
-    }
+    let ts = session
+        .guest_end
+        .as_ref()
+        .map_or(0, |(ts, _)| *ts)
+        .max(session.host_ts());
+    let _ = writer.append(ts, &Record::End(outcome.clone()));
     let records = writer.records_written();
     let bytes = writer.bytes_written();
     writer.finish().map_err(trace_err)?;
@@ -153,7 +155,8 @@ struct Session<V> {
     /// Host instant matching guest time 0 (set by the hello).
     anchor: Option<Instant>,
     time_to_init: Option<Duration>,
-    guest_end: Option<RunOutcome>,
+    /// The guest's own `End`: its timestamp and outcome.
+    guest_end: Option<(u64, RunOutcome)>,
     host_outcome: Option<RunOutcome>,
     tail: ConsoleTail,
     dropped: u64,
@@ -331,12 +334,17 @@ impl<V: Vm> Session<V> {
                 }
             }
             GuestMsg::Record { ts_ns, record } => {
-                match &record {
-                    Record::End(outcome) => self.guest_end = Some(outcome.clone()),
-                    Record::StepBegin { step } => progress(Progress::Step(step.to_string())),
-                    _ => {}
+                match record {
+                    // Held back and written last, after the console lines of the
+                    // guest's shutdown, so `End` stays the final record.
+                    Record::End(outcome) => self.guest_end = Some((ts_ns, outcome)),
+                    record => {
+                        if let Record::StepBegin { step } = &record {
+                            progress(Progress::Step(step.to_string()));
+                        }
+                        writer.append(ts_ns, &record)?;
+                    }
                 }
-                writer.append(ts_ns, &record)?;
             }
             GuestMsg::Request { id, request } => {
                 let what = match request {
@@ -415,7 +423,8 @@ impl<V: Vm> Session<V> {
             return o.clone();
         }
         self.guest_end
-            .clone()
+            .as_ref()
+            .map(|(_, o)| o.clone())
             .unwrap_or_else(|| RunOutcome::HostError {
                 message: "the VM exited before the guest executor finished".to_string(),
             })
