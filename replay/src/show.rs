@@ -203,7 +203,7 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
     if decode_errors > 0 {
         writeln!(out, "decode     {decode_errors} chunk(s) failed to decode")?;
     }
-    write_recovery(out, &trace)?;
+    write_recovery(out, trace.recovery())?;
     Ok(())
 }
 

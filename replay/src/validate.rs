@@ -2,22 +2,15 @@
 use std::io::Write;
 
 use anyhow::Result;
-use trace_format::file::Trace;
+use trace_format::file::Recovery;
 
 use crate::load::LoadedTrace;
 
 /// Decodes every chunk and prints a verdict; returns true when the trace is intact.
 pub fn validate(out: &mut impl Write, loaded: &LoadedTrace) -> Result<bool> {
     let trace = loaded.trace()?;
-    let mut records = 0u64;
-    let mut decode_errors = Vec::new();
-    for item in trace.records() {
-        match item {
-            Ok(_) => records += 1,
-            Err(e) => decode_errors.push(e.to_string()),
-        }
-    }
-    let intact = trace.recovery().is_clean() && decode_errors.is_empty();
+    let recovery = trace.verify();
+    let records: u64 = trace.chunks().iter().map(|c| u64::from(c.records)).sum();
     writeln!(
         out,
         "{}: {} chunks, {records} records, index {}",
@@ -29,17 +22,14 @@ pub fn validate(out: &mut impl Write, loaded: &LoadedTrace) -> Result<bool> {
             "missing"
         }
     )?;
-    for e in &decode_errors {
-        writeln!(out, "decode error: {e}")?;
-    }
-    write_recovery(out, &trace)?;
+    write_recovery(out, &recovery)?;
+    let intact = recovery.is_clean();
     writeln!(out, "{}", if intact { "ok" } else { "DAMAGED" })?;
     Ok(intact)
 }
 
-/// Prints the reader's recovery report when the file was not clean.
-pub fn write_recovery(out: &mut impl Write, trace: &Trace<'_>) -> Result<()> {
-    let r = trace.recovery();
+/// Prints a recovery report when the file was not clean.
+pub fn write_recovery(out: &mut impl Write, r: &Recovery) -> Result<()> {
     if r.is_clean() {
         return Ok(());
     }
@@ -52,12 +42,16 @@ pub fn write_recovery(out: &mut impl Write, trace: &Trace<'_>) -> Result<()> {
     }
     writeln!(out, "  {} chunk(s) recovered", r.chunks_recovered)?;
     for d in &r.damaged {
-        writeln!(out, "  damaged chunk at byte {}: {}", d.offset, d.reason)?;
+        writeln!(
+            out,
+            "  damaged: {} byte(s) at offset {}: {}",
+            d.len, d.offset, d.reason
+        )?;
     }
     if r.truncated {
         writeln!(
             out,
-            "  file is truncated: {} trailing byte(s) lost",
+            "  file is truncated (no valid trailer); {} byte(s) unaccounted for",
             r.bytes_unaccounted
         )?;
     } else if r.bytes_unaccounted > 0 {
