@@ -19,7 +19,7 @@ use trace_format::scenario::{CgroupDef, Op, Scenario, SchedulerSpec, Topology, W
 
 use super::sampler::Sampler;
 use super::transport::Transport;
-use super::worker::{Group, Worker, Workers, work_name};
+use super::worker::{Group, Worker, Workers};
 use super::{cgroupfs, ops, sys};
 use crate::cgroups::{self, CgroupTable};
 use crate::procfs;
@@ -417,7 +417,7 @@ impl Executor<'_> {
                 pid: w.pid,
                 step: owner,
                 cgroup: cgroup.unwrap_or("").into(),
-                work: work_name(&spec.work).into(),
+                work: spec.work.name().into(),
             });
             self.tx.record(&record);
         }

@@ -113,18 +113,6 @@ pub struct Workers {
     next_id: u32,
 }
 
-/// The name used in records and errors, e.g. `SpinWait`.
-pub fn work_name(work: &WorkType) -> &'static str {
-    match work {
-        WorkType::SpinWait => "SpinWait",
-        WorkType::YieldHeavy => "YieldHeavy",
-        WorkType::Mixed => "Mixed",
-        WorkType::IoSleep { .. } => "IoSleep",
-        WorkType::Bursty { .. } => "Bursty",
-        WorkType::FutexPingPong => "FutexPingPong",
-        other => other.name(),
-    }
-}
 
 fn pid_of(pid: u32) -> Option<Pid> {
     Pid::from_raw(i32::try_from(pid).ok()?)
