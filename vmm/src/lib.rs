@@ -7,5 +7,7 @@
 pub mod backend;
 pub mod console;
 pub mod host;
+pub mod introspect;
+pub mod kvm;
 pub mod qemu;
 pub mod run;

@@ -1,0 +1,297 @@
+//! Composes a VM: guest RAM and the window slot, kernel and initramfs, boot
+//! information, MP table, vCPUs and devices.
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
+use kvm_ioctls::{Kvm, VmFd};
+use linux_loader::loader::{
+    self, Cmdline, KernelLoader, bzimage::BzImage, elf::Elf, elf::PvhBootCapability,
+};
+use memmap2::{MmapOptions, MmapRaw};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use super::arch::boot::{self, ZeroPageInputs};
+use super::arch::cpuid::{CpuTopology, vcpu_entries};
+use super::arch::layout::*;
+use super::arch::{mptable, regs};
+use super::devices::Devices;
+use super::devices::serial::Serial;
+use super::vstate::vcpu::{self, BootEntry, Control};
+use super::vstate::vm;
+use super::{KvmConfig, KvmError, KvmVm};
+
+/// Offset of the 64-bit entry point in a loaded bzImage.
+const BZIMAGE_ENTRY64: u64 = 0x200;
+
+/// What the kernel loader produced.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadedKernel {
+    pub entry: BootEntry,
+    pub setup_header: Option<loader::bootparam::setup_header>,
+    pub end: u64,
+}
+
+/// Loads an ELF vmlinux (PVH entry when it has the note, else its 64-bit
+/// `e_entry`) or a bzImage (64-bit entry) into `mem`.
+pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel, KvmError> {
+    let err = |e: String| KvmError::Kernel(path.display().to_string(), e);
+    let mut file = File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut magic = [0u8; 4];
+    std::io::Read::read_exact(&mut file, &mut magic).map_err(|e| err(e.to_string()))?;
+    let himem = Some(GuestAddress(HIMEM_START));
+    if magic == *b"\x7fELF" {
+        let r = Elf::load(mem, None, &mut file, himem).map_err(|e| err(e.to_string()))?;
+        let entry = match r.pvh_boot_cap {
+            PvhBootCapability::PvhEntryPresent(addr) => BootEntry {
+                entry: addr.0,
+                long_mode: false,
+                pvh_info: PVH_INFO_ADDR,
+            },
+            _ => BootEntry {
+                entry: r.kernel_load.0,
+                long_mode: true,
+                pvh_info: 0,
+            },
+        };
+        Ok(LoadedKernel {
+            entry,
+            setup_header: None,
+            end: r.kernel_end,
+        })
+    } else {
+        let r = BzImage::load(mem, None, &mut file, himem).map_err(|e| err(e.to_string()))?;
+        Ok(LoadedKernel {
+            entry: BootEntry {
+                entry: r.kernel_load.0 + BZIMAGE_ENTRY64,
+                long_mode: true,
+                pvh_info: 0,
+            },
+            setup_header: r.setup_header,
+            end: r.kernel_end,
+        })
+    }
+}
+
+/// Reads `path` into the top of low RAM (below `max`), page aligned: `(gpa, size)`.
+fn load_initrd(
+    mem: &GuestMemoryMmap,
+    path: &Path,
+    mem_size: u64,
+    kernel_end: u64,
+    max: u64,
+) -> Result<(u64, u64), KvmError> {
+    let err = |e: String| KvmError::Initrd(path.display().to_string(), e);
+    let data = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let size = u64::try_from(data.len()).map_err(|e| err(e.to_string()))?;
+    let top = mem_size.min(MMIO_GAP_START).min(max);
+    let gpa = top
+        .checked_sub(size)
+        .map(|a| a & !0xfff)
+        .filter(|&a| a >= kernel_end);
+    let gpa = gpa.ok_or_else(|| err(format!("{size} bytes do not fit in guest RAM")))?;
+    mem.write_slice(&data, GuestAddress(gpa))
+        .map_err(|e| err(e.to_string()))?;
+    Ok((gpa, size))
+}
+
+fn write(mem: &GuestMemoryMmap, gpa: u64, bytes: &[u8]) -> Result<(), KvmError> {
+    mem.write_slice(bytes, GuestAddress(gpa))
+        .map_err(|e| KvmError::Layout(format!("writing {} bytes at {gpa:#x}: {e}", bytes.len())))
+}
+
+/// Creates the VM, loads everything, and starts the vCPU threads.
+pub fn build(
+    config: &KvmConfig,
+    prepare: impl FnOnce(&crate::backend::GuestWindow),
+) -> Result<KvmVm, KvmError> {
+    let start = Instant::now();
+    let topo = CpuTopology::new(config.topology);
+    let mem_size = config.memory_mib << 20;
+    if mem_size < 32 << 20 {
+        return Err(KvmError::Layout(format!(
+            "{} MiB of guest memory is too little (need 32)",
+            config.memory_mib
+        )));
+    }
+    let kvm = Kvm::new().map_err(|e| KvmError::Open(e.to_string()))?;
+    let vm = Arc::new(vm::create_vm(&kvm)?);
+
+    let ranges: Vec<(GuestAddress, usize)> = ram_ranges(mem_size)
+        .into_iter()
+        .map(|(gpa, len)| {
+            Ok((
+                GuestAddress(gpa),
+                usize::try_from(len).map_err(|e| KvmError::Layout(e.to_string()))?,
+            ))
+        })
+        .collect::<Result<_, KvmError>>()?;
+    let mem = GuestMemoryMmap::from_ranges(&ranges)
+        .map_err(|e| KvmError::Layout(format!("guest RAM: {e}")))?;
+    let window_len = usize::try_from(WINDOW_SIZE).expect("4 MiB fits usize");
+    let window_map = Arc::new(MmapRaw::from(
+        MmapOptions::new()
+            .len(window_len)
+            .map_anon()
+            .map_err(|e| KvmError::Layout(format!("window: {e}")))?,
+    ));
+    let window_gpa = window_gpa(mem_size);
+    let mut slot = 0;
+    for region in mem.iter() {
+        let host = region
+            .get_host_address(vm_memory::MemoryRegionAddress(0))
+            .map_err(|e| KvmError::Layout(e.to_string()))?;
+        // SAFETY: `mem` is kept in the returned KvmVm, which outlives the VM fd users
+        // (vCPU threads are joined before it drops).
+        unsafe { vm::map_slot(&vm, slot, region.start_addr().0, host, region.len())? };
+        slot += 1;
+    }
+    // SAFETY: `window_map` is kept alive by the KvmVm (and by every GuestWindow).
+    unsafe { vm::map_slot(&vm, slot, window_gpa, window_map.as_mut_ptr(), WINDOW_SIZE)? };
+    let window = crate::backend::GuestWindow::new(Arc::clone(&window_map), 0, window_len)
+        .ok_or_else(|| KvmError::Layout("window mapping".into()))?;
+    prepare(&window);
+
+    let kernel = load_kernel(&mem, &config.kernel)?;
+    let initrd = match &config.initrd {
+        Some(p) => {
+            let max = kernel
+                .setup_header
+                .map_or(0x37ff_ffff, |h| u64::from(h.initrd_addr_max));
+            Some(load_initrd(&mem, p, mem_size, kernel.end, max)?)
+        }
+        None => None,
+    };
+    let mut cmdline = Cmdline::new(CMDLINE_MAX).map_err(|e| KvmError::Cmdline(e.to_string()))?;
+    let full = format!(
+        "{} schedtape.ring={window_gpa:#x},{WINDOW_SIZE:#x}",
+        config.cmdline.trim()
+    );
+    cmdline
+        .insert_str(full.trim())
+        .map_err(|e| KvmError::Cmdline(e.to_string()))?;
+    loader::load_cmdline(&mem, GuestAddress(CMDLINE_ADDR), &cmdline)
+        .map_err(|e| KvmError::Cmdline(e.to_string()))?;
+    let cmdline_len =
+        u32::try_from(full.trim().len()).map_err(|e| KvmError::Cmdline(e.to_string()))?;
+
+    let e820 = boot::e820_map(mem_size, (window_gpa, WINDOW_SIZE));
+    if kernel.entry.long_mode {
+        let to32 = |v: u64| {
+            u32::try_from(v).map_err(|_| KvmError::Layout(format!("{v:#x} is above 4 GiB")))
+        };
+        let inputs = ZeroPageInputs {
+            setup_header: kernel.setup_header,
+            cmdline_addr: to32(CMDLINE_ADDR)?,
+            cmdline_len,
+            initrd: match initrd {
+                Some((a, s)) => Some((to32(a)?, to32(s)?)),
+                None => None,
+            },
+        };
+        let params =
+            boot::zero_page(&inputs, &e820).map_err(|e| KvmError::Layout(e.to_string()))?;
+        mem.write_obj(params, GuestAddress(ZERO_PAGE_ADDR))
+            .map_err(|e| KvmError::Layout(e.to_string()))?;
+    } else {
+        let e820_len = u32::try_from(e820.len()).expect("few e820 entries");
+        write(
+            &mem,
+            PVH_INFO_ADDR,
+            &boot::pvh_start_info(CMDLINE_ADDR, initrd, PVH_MODLIST_ADDR, e820_len),
+        )?;
+        if let Some(i) = initrd {
+            write(&mem, PVH_MODLIST_ADDR, &boot::pvh_module(i))?;
+        }
+        write(&mem, PVH_MEMMAP_ADDR, &boot::pvh_memmap(&e820))?;
+    }
+    for (gpa, page) in regs::identity_page_tables()
+        .into_iter()
+        .chain(regs::descriptor_tables(kernel.entry.long_mode))
+    {
+        write(&mem, gpa, &page)?;
+    }
+    let apic_ids: Vec<u32> = (0..topo.cpus()).map(|c| topo.apic_id(c)).collect();
+    let ebda = u32::try_from(EBDA_START).expect("below 1 MiB");
+    let table = mptable::mptable(ebda, &apic_ids).map_err(|e| KvmError::Layout(e.to_string()))?;
+    write(&mem, EBDA_START, &table)?;
+
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(|e| KvmError::Open(format!("KVM_GET_SUPPORTED_CPUID: {e}")))?;
+    let mut vcpus = Vec::new();
+    for cpu in 0..topo.cpus() {
+        let entries = vcpu_entries(supported.as_slice(), &topo, cpu);
+        let boot = (cpu == 0).then_some(kernel.entry);
+        vcpus.push(vcpu::create(&vm, apic_ids[cpu as usize], &entries, boot)?);
+    }
+
+    let devices = Arc::new(Mutex::new(Devices::new(
+        start,
+        Serial::new(irq_pulse(&vm, 4)),
+        Serial::new(irq_pulse(&vm, 3)),
+    )));
+    let control = Control::new(vcpus.len());
+    let threads =
+        vcpu::spawn_all(vcpus, &control, &devices).map_err(|e| KvmError::Thread(e.to_string()))?;
+    Ok(KvmVm {
+        vm,
+        mem,
+        window_map,
+        window_gpa,
+        devices,
+        control,
+        threads,
+        apic_ids,
+        start,
+        frozen: None,
+        console_line: Vec::new(),
+    })
+}
+
+/// An edge on ISA interrupt `irq` through the in-kernel PIC/IOAPIC.
+fn irq_pulse(vm: &Arc<VmFd>, irq: u32) -> Box<dyn FnMut() + Send> {
+    let vm = Arc::clone(vm);
+    Box::new(move || {
+        let _ = vm.set_irq_line(irq, true);
+        let _ = vm.set_irq_line(irq, false);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_the_cached_vmlinux_through_its_pvh_note() {
+        let Some(home) = std::env::var_os("HOME") else {
+            return;
+        };
+        let dir = Path::new(&home).join(".cache/schedtape/kernels");
+        let Some(vmlinux) = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("vmlinux"))
+            .find(|p| p.exists())
+        else {
+            eprintln!("skipped: no cached vmlinux under {}", dir.display());
+            return;
+        };
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 256 << 20)]).unwrap();
+        let k = load_kernel(&mem, &vmlinux).unwrap();
+        assert!(!k.entry.long_mode, "expected a PVH entry");
+        assert!(k.entry.entry >= HIMEM_START && k.entry.entry < k.end);
+        // Cross-check with the symbol table: the note points at pvh_start_xen.
+        let bytes = std::fs::read(&vmlinux).unwrap();
+        let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+        let sym = elf
+            .syms
+            .iter()
+            .find(|s| elf.strtab.get_at(s.st_name) == Some("pvh_start_xen"))
+            .expect("pvh_start_xen symbol");
+        assert_eq!(sym.st_value - 0xffff_ffff_8000_0000, k.entry.entry);
+    }
+}

@@ -1,0 +1,277 @@
+//! The KVM backend: schedtape's own VMM on kvm-ioctls, vm-memory and linux-loader.
+//!
+//! - [`arch`]: layout constants and pure writers (boot params, e820, page tables,
+//!   GDT, MP table, CPUID topology), testable without KVM.
+//! - [`vstate`]: the VM and the vCPU threads with the freeze rendezvous.
+//! - [`devices`]: 16550 UARTs, i8042 reset, boot-timer and report ports.
+//! - [`builder`]: composes them into a running [`KvmVm`].
+//! - [`probe`]: tells hardware KVM from emulated KVM, for `--backend auto`.
+pub mod arch;
+pub mod builder;
+pub mod devices;
+pub mod probe;
+pub mod vstate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kvm_bindings::kvm_clock_data;
+use kvm_ioctls::VmFd;
+use memmap2::MmapRaw;
+use trace_format::scenario::Topology;
+use vm_memory::GuestMemoryMmap;
+
+use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
+use devices::Devices;
+use vstate::vcpu::Control;
+pub use vstate::vcpu::VmExit;
+use vstate::vm::KvmIoctlError;
+
+/// How long a freeze may take before the missing vCPUs are reported.
+pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything needed to start a guest.
+#[derive(Debug, Clone)]
+pub struct KvmConfig {
+    /// An ELF vmlinux (PVH note, else 64-bit `e_entry`) or a bzImage.
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    /// Kernel arguments; the ring argument is appended.
+    pub cmdline: String,
+    pub topology: Topology,
+    pub memory_mib: u64,
+}
+
+/// KVM backend failures.
+#[derive(Debug, thiserror::Error)]
+pub enum KvmError {
+    /// /dev/kvm could not be used.
+    #[error("cannot use /dev/kvm: {0}")]
+    Open(String),
+    /// A KVM ioctl failed while building the VM.
+    #[error(transparent)]
+    Ioctl(#[from] KvmIoctlError),
+    /// The kernel image could not be loaded.
+    #[error("cannot load kernel {0}: {1}")]
+    Kernel(String, String),
+    /// The initramfs could not be loaded.
+    #[error("cannot load initramfs {0}: {1}")]
+    Initrd(String, String),
+    /// The command line is invalid or too long.
+    #[error("bad kernel command line: {0}")]
+    Cmdline(String),
+    /// A vCPU thread could not be started.
+    #[error("cannot start a vCPU thread: {0}")]
+    Thread(String),
+    /// Guest memory or boot tables could not be laid out.
+    #[error("guest memory layout: {0}")]
+    Layout(String),
+}
+
+/// A running guest on our own VMM.
+pub struct KvmVm {
+    vm: Arc<VmFd>,
+    mem: GuestMemoryMmap,
+    window_map: Arc<MmapRaw>,
+    window_gpa: u64,
+    devices: Arc<Mutex<Devices>>,
+    control: Arc<Control>,
+    threads: Vec<JoinHandle<()>>,
+    apic_ids: Vec<u32>,
+    start: Instant,
+    frozen: Option<(Instant, kvm_clock_data)>,
+    console_line: Vec<u8>,
+}
+
+impl std::fmt::Debug for KvmVm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvmVm")
+            .field("vcpus", &self.apic_ids.len())
+            .field("window_gpa", &self.window_gpa)
+            .field("exit", &self.control.exit())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KvmVm {
+    /// Builds the VM, lets `prepare` initialise the window, then starts the vCPUs.
+    pub fn launch(
+        config: &KvmConfig,
+        prepare: impl FnOnce(&GuestWindow),
+    ) -> Result<Self, KvmError> {
+        builder::build(config, prepare)
+    }
+
+    /// Guest RAM, for reading and writing guest memory while the VM runs.
+    pub fn guest_memory(&self) -> &GuestMemoryMmap {
+        &self.mem
+    }
+
+    /// Guest-physical address of the transport window.
+    pub fn window_gpa(&self) -> u64 {
+        self.window_gpa
+    }
+
+    /// APIC ID of each logical CPU.
+    pub fn apic_ids(&self) -> &[u32] {
+        &self.apic_ids
+    }
+
+    /// Why the guest stopped, once it has.
+    pub fn exit_status(&self) -> Option<VmExit> {
+        self.control.exit()
+    }
+
+    /// Waits up to `timeout` for the guest to stop.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<VmExit> {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.has_exited() {
+                return self.exit_status();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        None
+    }
+
+    /// Words written to the report port, by logical CPU.
+    pub fn reports(&self) -> BTreeMap<u32, Vec<u32>> {
+        self.devices().reports.clone()
+    }
+
+    /// Boot-timer markers with their time since the VMM started.
+    pub fn boot_marks(&self) -> Vec<(u8, Duration)> {
+        self.devices().boot_marks.clone()
+    }
+
+    /// Bytes written to COM2 so far (drained).
+    pub fn take_com2(&self) -> Vec<u8> {
+        std::mem::take(&mut self.devices().com2.output)
+    }
+
+    /// Time since the VMM started building the VM.
+    pub fn uptime(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn devices(&self) -> std::sync::MutexGuard<'_, Devices> {
+        self.devices.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn join(&mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Vm for KvmVm {
+    fn window(&self) -> GuestWindow {
+        let len = self.window_map.len();
+        GuestWindow::new(Arc::clone(&self.window_map), 0, len)
+            .expect("whole mapping is a valid window")
+    }
+
+    fn freeze(&mut self) -> Result<Duration, BackendError> {
+        if self.frozen.is_some() {
+            return Err(BackendError("already frozen".into()));
+        }
+        let latency = match self.control.freeze(FREEZE_TIMEOUT) {
+            Ok(l) => l,
+            Err(e) => {
+                self.control.thaw();
+                return Err(BackendError(e.to_string()));
+            }
+        };
+        let clock = match vstate::vm::get_clock(&self.vm) {
+            Ok(c) => c,
+            Err(e) => {
+                self.control.thaw();
+                return Err(BackendError(e.to_string()));
+            }
+        };
+        self.frozen = Some((Instant::now(), clock));
+        Ok(latency)
+    }
+
+    fn thaw(&mut self) -> Result<Duration, BackendError> {
+        let (at, clock) = self
+            .frozen
+            .take()
+            .ok_or_else(|| BackendError("not frozen".into()))?;
+        let frozen_for = at.elapsed();
+        let restored = vstate::vm::set_clock(&self.vm, &clock);
+        self.control.thaw();
+        restored.map_err(|e| BackendError(e.to_string()))?;
+        Ok(frozen_for)
+    }
+
+    fn poll_console(&mut self, out: &mut Vec<ConsoleEvent>) {
+        let bytes = std::mem::take(&mut self.devices().com1.output);
+        self.console_line.extend_from_slice(&bytes);
+        while let Some(nl) = self.console_line.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.console_line.drain(..=nl).collect();
+            let text = String::from_utf8_lossy(&line);
+            out.push(ConsoleEvent::Serial(
+                text.trim_end_matches(['\r', '\n']).to_string(),
+            ));
+        }
+        if self.control.exit().is_some() && !self.console_line.is_empty() {
+            let text = String::from_utf8_lossy(&self.console_line).into_owned();
+            self.console_line.clear();
+            out.push(ConsoleEvent::Serial(text));
+        }
+    }
+
+    fn has_exited(&mut self) -> bool {
+        if self.control.exit().is_some() && self.control.all_exited() {
+            self.join();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn kill(&mut self) {
+        self.control.finish(VmExit::Killed);
+        self.join();
+    }
+
+    fn describe(&self) -> trace_format::meta::Backend {
+        trace_format::meta::Backend::Kvm
+    }
+}
+
+impl Drop for KvmVm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Says whether /dev/kvm is hardware accelerated, or why not (one line).
+pub fn probe() -> Result<(), String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .unwrap_or("");
+    let hw = flags.split_whitespace().any(|f| f == "vmx" || f == "svm");
+    if !hw {
+        return Err(if std::path::Path::new("/dev/kvm").exists() {
+            "/dev/kvm is present but the CPU has no vmx/svm (emulated KVM such as PVM: guest code runs ~1000x slower)".into()
+        } else {
+            "no /dev/kvm and no vmx/svm CPU flag".into()
+        });
+    }
+    let t = probe::time_guest_loop()?;
+    if t > probe::ACCELERATED_LIMIT {
+        return Err(format!(
+            "/dev/kvm ran a 200k-instruction guest loop in {t:?} (hardware takes well under {:?})",
+            probe::ACCELERATED_LIMIT
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! vCPU set-up and threads. Each vCPU runs `KVM_RUN` on its own thread; a VM-wide
+//! [`Control`] parks them all for a freeze (kick signal + `immediate_exit`, then
+//! an ack per vCPU) and stops them at exit.
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
+
+use kvm_bindings::{CpuId, Msrs, kvm_cpuid_entry2, kvm_msr_entry, kvm_run};
+use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
+
+use super::vm::{KvmIoctlError, ioctl};
+use crate::kvm::arch::regs::{boot_regs, boot_sregs};
+use crate::kvm::devices::{Devices, PortAction};
+
+/// How the boot vCPU enters the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootEntry {
+    pub entry: u64,
+    /// 64-bit entry with the zero page in RSI; otherwise PVH 32-bit with the start info in EBX.
+    pub long_mode: bool,
+    pub pvh_info: u64,
+}
+
+/// Why the guest stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmExit {
+    /// Reset through the i8042 (the normal end of a run).
+    Reset,
+    /// Triple fault (`KVM_EXIT_SHUTDOWN`).
+    TripleFault { cpu: u32 },
+    /// `KVM_EXIT_SYSTEM_EVENT` of the given type.
+    SystemEvent(u32),
+    /// A vCPU executed HLT with nothing to wake it (no in-kernel irqchip exit).
+    Halted { cpu: u32 },
+    /// The host ended the VM.
+    Killed,
+    /// A vCPU failed; the message says how.
+    Error(String),
+}
+
+const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
+const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
+const APIC_LVT_LINT0: usize = 0x350;
+const APIC_LVT_LINT1: usize = 0x360;
+const APIC_MODE_NMI: u32 = 4;
+const APIC_MODE_EXTINT: u32 = 7;
+
+fn set_lvt_mode(regs: &mut [std::os::raw::c_char], offset: usize, mode: u32) {
+    let mut b = [0u8; 4];
+    for (d, s) in b.iter_mut().zip(&regs[offset..offset + 4]) {
+        *d = s.to_ne_bytes()[0];
+    }
+    let v = (u32::from_le_bytes(b) & !0x700) | (mode << 8);
+    for (d, s) in regs[offset..offset + 4].iter_mut().zip(v.to_le_bytes()) {
+        *d = std::os::raw::c_char::from_ne_bytes([s]);
+    }
+}
+
+/// Creates vCPU `apic_id` and sets its CPUID, MSRs, FPU and LAPIC LINT0/LINT1;
+/// the boot vCPU also gets its entry registers. Other vCPUs wait for INIT/SIPI.
+pub fn create(
+    vm: &VmFd,
+    apic_id: u32,
+    cpuid: &[kvm_cpuid_entry2],
+    boot: Option<BootEntry>,
+) -> Result<VcpuFd, KvmIoctlError> {
+    let vcpu = ioctl("KVM_CREATE_VCPU", vm.create_vcpu(u64::from(apic_id)))?;
+    let cpuid = CpuId::from_entries(cpuid).map_err(|_| KvmIoctlError {
+        op: "CPUID table too large",
+        source: kvm_ioctls::Error::new(libc::E2BIG),
+    })?;
+    ioctl("KVM_SET_CPUID2", vcpu.set_cpuid2(&cpuid))?;
+    let msrs = Msrs::from_entries(&[
+        kvm_msr_entry {
+            index: MSR_IA32_MISC_ENABLE,
+            data: 1,
+            ..Default::default()
+        },
+        kvm_msr_entry {
+            index: MSR_MTRR_DEF_TYPE,
+            data: (1 << 11) | 6,
+            ..Default::default()
+        },
+    ])
+    .expect("two MSRs fit");
+    ioctl("KVM_SET_MSRS", vcpu.set_msrs(&msrs))?;
+    let mut fpu = ioctl("KVM_GET_FPU", vcpu.get_fpu())?;
+    fpu.fcw = 0x37f;
+    fpu.mxcsr = 0x1f80;
+    ioctl("KVM_SET_FPU", vcpu.set_fpu(&fpu))?;
+    let mut lapic = ioctl("KVM_GET_LAPIC", vcpu.get_lapic())?;
+    set_lvt_mode(&mut lapic.regs, APIC_LVT_LINT0, APIC_MODE_EXTINT);
+    set_lvt_mode(&mut lapic.regs, APIC_LVT_LINT1, APIC_MODE_NMI);
+    ioctl("KVM_SET_LAPIC", vcpu.set_lapic(&lapic))?;
+    if let Some(b) = boot {
+        let mut sregs = ioctl("KVM_GET_SREGS", vcpu.get_sregs())?;
+        boot_sregs(&mut sregs, b.long_mode);
+        ioctl("KVM_SET_SREGS", vcpu.set_sregs(&sregs))?;
+        ioctl(
+            "KVM_SET_REGS",
+            vcpu.set_regs(&boot_regs(b.entry, b.long_mode, b.pvh_info)),
+        )?;
+    }
+    Ok(vcpu)
+}
+
+thread_local! {
+    /// This thread's `kvm_run`, for the kick handler; null outside the run loop.
+    static KVM_RUN: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+extern "C" fn on_kick(_signal: libc::c_int) {
+    let _ = KVM_RUN.try_with(|p| {
+        let run = p.get();
+        if !run.is_null() {
+            // SAFETY: the pointer is this thread's live kvm_run mapping (set and
+            // cleared by the run loop around the VcpuFd's use); a byte store is
+            // async-signal-safe, and KVM polls the flag at KVM_RUN entry.
+            unsafe { std::ptr::write_volatile(&raw mut (*run).immediate_exit, 1) };
+        }
+    });
+}
+
+/// The real-time signal that kicks vCPU threads out of `KVM_RUN`.
+pub fn kick_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+fn install_kick_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a zeroed sigaction is valid; we fill handler and mask before use.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_kick as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        sa.sa_flags = libc::SA_RESTART;
+        // SAFETY: `sa` is a valid sigaction; the handler only touches a thread-local.
+        let rc = unsafe {
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(kick_signal(), &sa, std::ptr::null_mut())
+        };
+        assert_eq!(rc, 0, "cannot install the vCPU kick handler");
+    });
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Starting,
+    Running,
+    Parked,
+    Exited,
+}
+
+#[derive(Debug)]
+struct State {
+    status: Vec<Status>,
+    threads: Vec<Option<libc::pthread_t>>,
+    exit: Option<VmExit>,
+}
+
+/// Rendezvous point shared by the VM owner and its vCPU threads.
+#[derive(Debug)]
+pub struct Control {
+    pause: AtomicBool,
+    stop: AtomicBool,
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+/// A freeze that did not complete: the vCPUs that never acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error("vCPUs {0:?} did not stop within the freeze timeout")]
+pub struct FreezeTimeout(pub Vec<usize>);
+
+impl Control {
+    pub fn new(vcpus: usize) -> Arc<Self> {
+        install_kick_handler();
+        Arc::new(Control {
+            pause: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            state: Mutex::new(State {
+                status: vec![Status::Starting; vcpus],
+                threads: vec![None; vcpus],
+                exit: None,
+            }),
+            cv: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Signals every live vCPU thread; the caller holds the lock, so none is joined meanwhile.
+    fn kick_all(st: &State) {
+        for (t, s) in st.threads.iter().zip(&st.status) {
+            if let (Some(t), false) = (t, *s == Status::Exited) {
+                // SAFETY: the thread has not exited its run loop (status under the
+                // lock), so it has not been joined and its pthread_t is valid.
+                unsafe { libc::pthread_kill(*t, kick_signal()) };
+            }
+        }
+    }
+
+    /// Parks every vCPU; returns the rendezvous latency (kick to last ack).
+    pub fn freeze(&self, timeout: Duration) -> Result<Duration, FreezeTimeout> {
+        let start = Instant::now();
+        self.pause.store(true, Ordering::SeqCst);
+        let mut st = self.lock();
+        Self::kick_all(&st);
+        loop {
+            let waiting: Vec<usize> = (0..st.status.len())
+                .filter(|&i| matches!(st.status[i], Status::Running | Status::Starting))
+                .collect();
+            if waiting.is_empty() {
+                return Ok(start.elapsed());
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(FreezeTimeout(waiting));
+            }
+            st = self
+                .cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Lets every parked vCPU run again.
+    pub fn thaw(&self) {
+        let _st = self.lock();
+        self.pause.store(false, Ordering::SeqCst);
+        self.cv.notify_all();
+    }
+
+    /// Records why the VM ended (first reason wins) and stops every vCPU.
+    pub fn finish(&self, exit: VmExit) {
+        let mut st = self.lock();
+        st.exit.get_or_insert(exit);
+        self.stop.store(true, Ordering::SeqCst);
+        Self::kick_all(&st);
+        self.cv.notify_all();
+    }
+
+    /// Why the VM ended, once it has.
+    pub fn exit(&self) -> Option<VmExit> {
+        self.lock().exit.clone()
+    }
+
+    /// True once every vCPU thread has left its run loop.
+    pub fn all_exited(&self) -> bool {
+        self.lock().status.iter().all(|s| *s == Status::Exited)
+    }
+
+    fn park(&self, index: usize) {
+        let mut st = self.lock();
+        st.status[index] = Status::Parked;
+        self.cv.notify_all();
+        while self.pause.load(Ordering::SeqCst) && !self.stop.load(Ordering::SeqCst) {
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.status[index] = Status::Running;
+    }
+
+    fn set_status(&self, index: usize, status: Status) {
+        self.lock().status[index] = status;
+        self.cv.notify_all();
+    }
+}
+
+/// Starts the vCPU threads (vCPU `i` is logical CPU `i`) and registers them.
+pub fn spawn_all(
+    vcpus: Vec<VcpuFd>,
+    ctl: &Arc<Control>,
+    devices: &Arc<Mutex<Devices>>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    use std::os::unix::thread::JoinHandleExt;
+    // Threads block on this lock until every one is registered, so a kick never misses one.
+    let mut st = ctl.lock();
+    let mut handles = Vec::new();
+    for (index, vcpu) in vcpus.into_iter().enumerate() {
+        let thread_ctl = Arc::clone(ctl);
+        let devices = Arc::clone(devices);
+        let handle = std::thread::Builder::new()
+            .name(format!("vcpu{index}"))
+            .spawn(move || run_loop(vcpu, index, &thread_ctl, &devices));
+        match handle {
+            Ok(h) => {
+                st.threads[index] = Some(h.as_pthread_t());
+                handles.push(h);
+            }
+            Err(e) => {
+                // Threads already started see `stop` once the lock is released.
+                ctl.stop.store(true, Ordering::SeqCst);
+                drop(st);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(handles)
+}
+
+fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devices>) {
+    let cpu = u32::try_from(index).expect("vCPU index fits u32");
+    KVM_RUN.set(vcpu.get_kvm_run());
+    ctl.set_status(index, Status::Running);
+    while !ctl.stop.load(Ordering::SeqCst) {
+        if ctl.pause.load(Ordering::SeqCst) {
+            ctl.park(index);
+            continue;
+        }
+        let outcome = match vcpu.run() {
+            Ok(VcpuExit::IoOut(port, data)) => {
+                let action = devices
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .io_out(cpu, port, data);
+                (action == PortAction::Reset).then_some(VmExit::Reset)
+            }
+            Ok(VcpuExit::IoIn(port, data)) => {
+                devices
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .io_in(port, data);
+                None
+            }
+            Ok(VcpuExit::MmioRead(_, data)) => {
+                data.fill(0xff);
+                None
+            }
+            Ok(VcpuExit::MmioWrite(..) | VcpuExit::Intr | VcpuExit::IrqWindowOpen) => None,
+            Ok(VcpuExit::Hlt) => Some(VmExit::Halted { cpu }),
+            Ok(VcpuExit::Shutdown) => Some(VmExit::TripleFault { cpu }),
+            Ok(VcpuExit::SystemEvent(kind, _)) => Some(VmExit::SystemEvent(kind)),
+            Ok(VcpuExit::FailEntry(reason, host_cpu)) => Some(VmExit::Error(format!(
+                "vCPU {cpu}: entry failed (reason {reason:#x}, host CPU {host_cpu})"
+            ))),
+            Ok(other) => Some(VmExit::Error(format!(
+                "vCPU {cpu}: unhandled exit {other:?}"
+            ))),
+            Err(e) if e.errno() == libc::EINTR => {
+                vcpu.set_kvm_immediate_exit(0);
+                None
+            }
+            // An AP woken by INIT returns EAGAIN once; run it again.
+            Err(e) if e.errno() == libc::EAGAIN => None,
+            Err(e) => Some(VmExit::Error(format!("vCPU {cpu}: KVM_RUN failed: {e}"))),
+        };
+        if let Some(exit) = outcome {
+            ctl.finish(exit);
+        }
+    }
+    KVM_RUN.set(std::ptr::null_mut());
+    ctl.set_status(index, Status::Exited);
+}

@@ -1,0 +1,181 @@
+//! Shared helpers for the KVM backend tests: building the test guest, finding
+//! its symbols, and launching it.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use trace_format::scenario::Topology;
+use vm_memory::{Bytes, GuestAddress};
+use vmm::backend::{ConsoleEvent, Vm};
+use vmm::kvm::{KvmConfig, KvmVm};
+
+/// Set to make a missing /dev/kvm a failure instead of a skip.
+pub const REQUIRE_ENV: &str = "SCHEDTAPE_REQUIRE_KVM";
+
+/// True when /dev/kvm can be used; otherwise skips (or fails if required).
+pub fn kvm_available() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os(REQUIRE_ENV).is_none(),
+            "{REQUIRE_ENV} is set but /dev/kvm cannot be opened"
+        );
+        eprintln!("skipped: /dev/kvm is not usable (set {REQUIRE_ENV}=1 to make this a failure)");
+    }
+    ok
+}
+
+/// Builds fixtures/testguest once per test binary; returns the ELF path.
+pub fn test_guest() -> &'static Path {
+    static ELF: OnceLock<PathBuf> = OnceLock::new();
+    ELF.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/testguest");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("testguest-{}.elf", std::process::id()));
+        let status = Command::new("sh")
+            .arg(root.join("build.sh"))
+            .arg(&out)
+            .status()
+            .expect("run build.sh");
+        assert!(
+            status.success(),
+            "building the test guest failed (needs cc and ld)"
+        );
+        out
+    })
+}
+
+/// Addresses of the test guest's shared symbols, read from its ELF symtab.
+#[derive(Debug, Clone, Copy)]
+pub struct Syms {
+    pub percpu_counters: u64,
+    pub guest_ctl: u64,
+}
+
+/// Size of one `struct percpu` in the guest.
+pub const PERCPU_STRIDE: u64 = 64;
+
+pub fn syms() -> Syms {
+    let bytes = std::fs::read(test_guest()).expect("read test guest");
+    let elf = goblin::elf::Elf::parse(&bytes).expect("parse test guest");
+    let find = |name: &str| {
+        elf.syms
+            .iter()
+            .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+            .map(|s| s.st_value)
+            .unwrap_or_else(|| panic!("symbol {name} missing from the test guest"))
+    };
+    Syms {
+        percpu_counters: find("percpu_counters"),
+        guest_ctl: find("guest_ctl"),
+    }
+}
+
+/// Launches the test guest with `topology` (all its CPUs brought up).
+pub fn launch(topology: Topology) -> KvmVm {
+    let config = KvmConfig {
+        kernel: test_guest().to_path_buf(),
+        initrd: None,
+        cmdline: format!("ncpus={}", topology.cpus()),
+        topology,
+        memory_mib: 64,
+    };
+    KvmVm::launch(&config, |_| {}).expect("launch the test guest")
+}
+
+pub fn counter(vm: &KvmVm, s: Syms, cpu: u32) -> u64 {
+    vm.guest_memory()
+        .read_obj(GuestAddress(
+            s.percpu_counters + u64::from(cpu) * PERCPU_STRIDE,
+        ))
+        .expect("read counter")
+}
+
+pub fn counters(vm: &KvmVm, s: Syms, cpus: u32) -> Vec<u64> {
+    (0..cpus).map(|c| counter(vm, s, c)).collect()
+}
+
+pub fn cpus_up(vm: &KvmVm, s: Syms) -> u32 {
+    vm.guest_memory()
+        .read_obj(GuestAddress(s.guest_ctl + 4))
+        .expect("read cpus_up")
+}
+
+/// Sets `guest_ctl.command` (1: halt, 2: reset).
+pub fn command(vm: &KvmVm, s: Syms, cmd: u32) {
+    vm.guest_memory()
+        .write_obj(cmd, GuestAddress(s.guest_ctl))
+        .expect("write command");
+}
+
+/// Polls `f` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits for every CPU of the guest to report in.
+pub fn wait_all_up(vm: &KvmVm, s: Syms, cpus: u32) {
+    let ok = wait_until(Duration::from_secs(30), || cpus_up(vm, s) == cpus);
+    assert!(
+        ok,
+        "only {} of {cpus} vCPUs came up; exit: {:?}",
+        cpus_up(vm, s),
+        vm.exit_status()
+    );
+}
+
+/// Console lines received so far.
+pub fn console(vm: &mut KvmVm) -> Vec<String> {
+    let mut ev = Vec::new();
+    vm.poll_console(&mut ev);
+    ev.into_iter()
+        .map(|e| match e {
+            ConsoleEvent::Serial(l) | ConsoleEvent::Hypervisor(l) => l,
+        })
+        .collect()
+}
+
+/// One CPUID result as the guest saw it: (leaf, subleaf) -> [eax, ebx, ecx, edx].
+pub type Seen = std::collections::BTreeMap<(u32, u32), [u32; 4]>;
+
+/// What one vCPU reported: its index, LAPIC ID and CPUID results.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub cpu: u32,
+    pub lapic_id: u32,
+    pub cpuid: Seen,
+}
+
+/// Decodes the report-port words of one vCPU.
+pub fn parse_report(words: &[u32]) -> Option<Report> {
+    let (&first, rest) = words.split_first()?;
+    if first & 0xffff_0000 != 0xc0de_0000 {
+        return None;
+    }
+    let (&lapic_id, mut rest) = rest.split_first()?;
+    let mut cpuid = Seen::new();
+    while let [leaf, sub, a, b, c, d, tail @ ..] = rest {
+        cpuid.insert((*leaf, *sub), [*a, *b, *c, *d]);
+        rest = tail;
+    }
+    (rest == [0xc0de_ffff]).then_some(Report {
+        cpu: first & 0xffff,
+        lapic_id,
+        cpuid,
+    })
+}
