@@ -6,11 +6,13 @@
 //! - [`metrics`]: per-step, per-cgroup summaries computed from records.
 //! - [`file`]: the chunked, CRC-checked, crash-tolerant trace file.
 //! - [`ring`] and [`proto`]: the guest↔host transport and its messages.
+//! - [`crc32c`]: the checksum both the transport and the file use.
 #![no_std]
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod checksum;
 pub mod file;
 pub mod meta;
 pub mod metrics;
@@ -18,3 +20,5 @@ pub mod proto;
 pub mod record;
 pub mod ring;
 pub mod scenario;
+
+pub use checksum::crc32c;

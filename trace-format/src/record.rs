@@ -180,7 +180,7 @@ pub struct WorkerSpawned {
     pub step: StepRef,
     /// The cgroup the worker was placed in; empty for the root.
     pub cgroup: String,
-    /// The work type's name, e.g. `SpinWait`.
+    /// The work type's name as written in scenario files, e.g. `spin_wait`.
     pub work: String,
 }
 

@@ -13,6 +13,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::crc32c;
+
 /// Magic at the start of the window.
 pub const WINDOW_MAGIC: [u8; 8] = *b"STAPRING";
 /// Layout version; bump on any change below.
@@ -36,14 +38,6 @@ const CTRL_DOWN: usize = 0x200;
 const CTRL_HEAD: usize = 0x00;
 const CTRL_DROPS: usize = 0x08;
 const CTRL_TAIL: usize = 0x40;
-
-static CRC: crc::Crc<u32, crc::Table<16>> =
-    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
-
-/// CRC32C (Castagnoli), as used by frames and the trace file.
-pub fn crc32c(bytes: &[u8]) -> u32 {
-    CRC.checksum(bytes)
-}
 
 /// Why a window or ring cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

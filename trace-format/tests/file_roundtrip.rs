@@ -1,10 +1,12 @@
 //! Writer → reader round trips: every record variant, snapshot deltas,
-//! timestamps, the index, and the std file sink.
+//! worker CPU masks, timestamps, the index, the V1 codec and the std file sink.
 
 mod support;
 
 use support::*;
-use trace_format::file::{ChunkLimits, Trace, TraceWriter, validate};
+use trace_format::file::{
+    CODEC_DELTA_V1, CODEC_DELTA_V2, ChunkLimits, Trace, TraceWriter, validate,
+};
 use trace_format::metrics::MetricsBuilder;
 use trace_format::record::*;
 
@@ -265,4 +267,150 @@ fn file_sink_flushes_each_chunk() {
     let done = std::fs::read(&path).unwrap();
     assert_eq!(read_all(&done).len(), 2);
     std::fs::remove_file(&path).ok();
+}
+
+/// xorshift64, for reproducible test data.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// `cpus_seen` masks that grow, shrink, go empty, repeat and carry trailing
+/// zero words, interleaved over several workers and split across chunks.
+#[test]
+fn cpu_masks_round_trip_across_chunks() {
+    let shapes: [&[u64]; 10] = [
+        &[],
+        &[0],
+        &[1 << 3],
+        &[1 << 63],
+        &[1 << 3, 0],
+        &[0, 1],
+        &[u64::MAX, 5, 1 << 40],
+        &[0, 0, 0],
+        &[2, 0, 9],
+        &[1 << 3, 0, 0, 0],
+    ];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut input = Vec::new();
+    let mut ts = 0;
+    for round in 0..400u64 {
+        ts += next(&mut seed) % 1_000;
+        let worker = u32::try_from(next(&mut seed) % 6).unwrap();
+        // Workers mostly repeat their mask (the common case) or pick a shape.
+        let cpus_seen = if next(&mut seed).is_multiple_of(3) {
+            let prev = input.iter().rev().find_map(|(_, r)| match r {
+                Record::WorkerSample(s) if s.worker == worker => Some(s.cpus_seen.clone()),
+                _ => None,
+            });
+            prev.unwrap_or_default()
+        } else {
+            let shape = shapes[usize::try_from(next(&mut seed) % 10).unwrap()];
+            shape.to_vec()
+        };
+        input.push((
+            ts,
+            Record::WorkerSample(WorkerSample {
+                cpus_seen,
+                ..spin_sample(worker, 0, round)
+            }),
+        ));
+        if round.is_multiple_of(37) {
+            input.push((ts, Record::StepBegin { step: StepRef(1) }));
+        }
+    }
+    for limits in [
+        ChunkLimits::default(),
+        ChunkLimits {
+            max_payload: 200,
+            max_span_ns: u64::MAX,
+        },
+        ChunkLimits {
+            max_payload: usize::MAX,
+            max_span_ns: 5_000,
+        },
+        ChunkLimits {
+            max_payload: 1,
+            max_span_ns: 1,
+        },
+    ] {
+        let bytes = write_trace(&input, limits);
+        let want: Vec<Timed> = input
+            .iter()
+            .map(|(t, r)| Timed {
+                ts_ns: *t,
+                record: r.clone(),
+            })
+            .collect();
+        assert_eq!(read_all(&bytes), want);
+        // Each chunk decodes on its own, in any order.
+        let trace = Trace::open(&bytes).unwrap();
+        let mut got: Vec<Vec<Timed>> = (0..trace.chunks().len())
+            .rev()
+            .map(|i| trace.decode_chunk(i).unwrap())
+            .collect();
+        got.reverse();
+        assert_eq!(got.concat(), want);
+    }
+}
+
+/// A repeated mask costs one byte (an empty wire mask), whatever the CPU.
+#[test]
+fn steady_cpu_masks_cost_one_byte() {
+    let payload = |records: &[(u64, Record)]| -> u32 {
+        let bytes = write_trace(records, ChunkLimits::default());
+        let trace = Trace::open(&bytes).unwrap();
+        trace.chunks().iter().map(|c| c.payload_len).sum()
+    };
+    let frames: Vec<u32> = [0, 63, 64, 200]
+        .into_iter()
+        .map(|cpu| {
+            let s = |tick| (tick, Record::WorkerSample(spin_sample(1, cpu, 5)));
+            payload(&[s(0), s(1)]) - payload(&[s(0)])
+        })
+        .collect();
+    let mut plain = postcard::to_allocvec(&Record::WorkerSample(spin_sample(1, 0, 5))).unwrap();
+    // Length and ts delta (1 B each) plus the body with a 1-word mask (2 B)
+    // replaced by an empty one (1 B).
+    plain.pop();
+    assert_eq!(frames, vec![u32::try_from(plain.len() + 2).unwrap(); 4]);
+}
+
+/// Chunks marked with codec V1 (written before `cpus_seen` was XOR-coded)
+/// still read, their masks taken as stored.
+#[test]
+fn codec_v1_chunks_read_masks_as_stored() {
+    let sample = |cpus_seen: Vec<u64>| {
+        Record::WorkerSample(WorkerSample {
+            cpus_seen,
+            ..spin_sample(1, 0, 1)
+        })
+    };
+    let input = [
+        (0, sample(vec![8])),
+        (1, sample(vec![8])),
+        (2, sample(vec![0, 2])),
+    ];
+    let mut bytes = write_trace(&input, ChunkLimits::default());
+    let trace = Trace::open(&bytes).unwrap();
+    assert_eq!(trace.chunks().len(), 1);
+    let at = usize::try_from(trace.chunks()[0].offset).unwrap();
+    let end = at + usize::try_from(trace.chunks()[0].total_len()).unwrap();
+    assert_eq!(bytes[at + 20], CODEC_DELTA_V2);
+    bytes[at + 20] = CODEC_DELTA_V1;
+    let mut covered = bytes[at..at + 16].to_vec();
+    covered.extend_from_slice(&bytes[at + 20..end]);
+    let crc = trace_format::crc32c(&covered);
+    bytes[at + 16..at + 20].copy_from_slice(&crc.to_le_bytes());
+    let masks: Vec<Vec<u64>> = read_all(&bytes)
+        .into_iter()
+        .map(|t| match t.record {
+            Record::WorkerSample(s) => s.cpus_seen,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // The V2 wire forms: as is, unchanged → empty, then [0, 2] XOR [8].
+    assert_eq!(masks, vec![vec![8], vec![], vec![8, 2]]);
 }

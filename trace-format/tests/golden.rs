@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use support::*;
 use trace_format::file::{ChunkLimits, Trace};
-use trace_format::record::{Record, RecordKind, Timed};
+use trace_format::record::{Record, RecordKind, Timed, WorkerSample};
 
 fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/golden")
@@ -84,9 +84,9 @@ fn every_record_variant_has_golden_bytes() {
     report(failures);
 }
 
-/// The records of `small.trace`: every variant, spread over several chunks,
-/// with two snapshots sharing a chunk so the delta codec is pinned too.
-fn small_trace_records() -> Vec<(u64, Record)> {
+/// Every variant, spread over several chunks, with two snapshots sharing a
+/// chunk so the snapshot deltas are pinned too.
+fn variants_and_snapshots() -> Vec<(u64, Record)> {
     let mut out: Vec<(u64, Record)> = Vec::new();
     for (i, (_, r)) in all_variants().into_iter().enumerate() {
         out.push((i as u64 * 150_000_000, r));
@@ -96,6 +96,28 @@ fn small_trace_records() -> Vec<(u64, Record)> {
         .filter(|(_, r)| matches!(r, Record::Snapshot(_)))
         .collect();
     out.extend(snaps.into_iter().map(|(ts, r)| (ts + 2_000_000_000, r)));
+    out
+}
+
+/// The records of `small.trace`: [`variants_and_snapshots`], then worker
+/// samples sharing that last chunk so the `cpus_seen` XOR coding is pinned:
+/// a steady mask, and one worker whose mask stays, moves (keeping a trailing
+/// zero word), grows and empties.
+fn small_trace_records() -> Vec<(u64, Record)> {
+    let mut out = variants_and_snapshots();
+    let ts = 2_250_000_000;
+    for (i, cpus_seen) in [vec![1 << 5], vec![1 << 5], vec![4, 0], vec![1, 1], vec![]]
+        .into_iter()
+        .enumerate()
+    {
+        let steady = spin_sample(0, 60, 1);
+        out.push((ts + i as u64, Record::WorkerSample(steady)));
+        let moving = WorkerSample {
+            cpus_seen,
+            ..spin_sample(9, 0, 1)
+        };
+        out.push((ts + i as u64, Record::WorkerSample(moving)));
+    }
     out
 }
 
@@ -111,6 +133,15 @@ fn small_trace_is_byte_identical() {
     );
     let trace = Trace::open(&bytes).unwrap();
     assert!(trace.chunks().len() >= 3);
+    let moving_in_chunk = |i| {
+        let records = trace.decode_chunk(i).unwrap();
+        records
+            .iter()
+            .filter(|t| matches!(&t.record, Record::WorkerSample(s) if s.worker == 9))
+            .count()
+    };
+    let most = (0..trace.chunks().len()).map(moving_in_chunk).max();
+    assert!(most >= Some(5), "XOR-coded samples must share a chunk");
     let mut failures = Vec::new();
     failures.extend(check("small.trace", &bytes));
     // The committed file must still read back completely (reader compatibility).

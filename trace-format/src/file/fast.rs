@@ -3,21 +3,18 @@
 //!
 //! They exist for speed only (serde's generic visitors dominate decode time)
 //! and accept exactly what postcard accepts: same varint limits, same field
-//! order. On anything unusual they return `None` and the caller falls back to
-//! postcard, which then decides (and produces the error). Golden bytes and the
-//! round-trip tests pin the equivalence.
+//! order. On anything unusual they return `None`, leaving the delta state
+//! untouched, and the caller falls back to [`decode_slow`](super::codec::decode_slow),
+//! which then decides (and produces the error). Golden bytes, the round-trip
+//! tests and the differential test below pin the equivalence.
 
 use alloc::vec::Vec;
 
+use super::codec::{DeltaState, SNAPSHOT_TAG, WORKER_SAMPLE_TAG, unzigzag_add};
 use crate::record::{
     CpuRow, Log2Hist, Record, RowFields, Snapshot, SnapshotTrigger, StepRef, WakeStats,
     WorkerSample,
 };
-
-/// postcard variant index of `Record::Snapshot`.
-const SNAPSHOT: u8 = 3;
-/// postcard variant index of `Record::WorkerSample`.
-const WORKER_SAMPLE: u8 = 5;
 
 /// A read cursor with postcard's varint rules.
 struct Cur<'a>(&'a [u8]);
@@ -76,19 +73,19 @@ impl Cur<'_> {
 }
 
 /// Decodes a snapshot or worker sample body (after the timestamp), or
-/// `None` to defer to postcard. Snapshot rows are un-deltaed against
-/// `prev_rows`, which is updated only on success.
+/// `None` to defer to postcard. Deltas are undone against `state`, which is
+/// updated only on success.
 #[inline]
-pub(crate) fn decode_hot(body: &[u8], prev_rows: &mut Vec<CpuRow>) -> Option<Record> {
+pub(crate) fn decode_hot(body: &[u8], state: &mut DeltaState) -> Option<Record> {
     let mut c = Cur(body);
     match c.byte()? {
-        WORKER_SAMPLE => worker_sample(&mut c).map(Record::WorkerSample),
-        SNAPSHOT => snapshot(&mut c, prev_rows).map(Record::Snapshot),
+        WORKER_SAMPLE_TAG => worker_sample(&mut c, state).map(Record::WorkerSample),
+        SNAPSHOT_TAG => snapshot(&mut c, &mut state.rows).map(Record::Snapshot),
         _ => None,
     }
 }
 
-fn worker_sample(c: &mut Cur<'_>) -> Option<WorkerSample> {
+fn worker_sample(c: &mut Cur<'_>, state: &mut DeltaState) -> Option<WorkerSample> {
     let worker = c.u32()?;
     let iterations = c.u64()?;
     let run_ns = c.u64()?;
@@ -98,9 +95,9 @@ fn worker_sample(c: &mut Cur<'_>) -> Option<WorkerSample> {
     let voluntary_switches = c.u32()?;
     let involuntary_switches = c.u32()?;
     let (n, cap) = c.len(1)?;
-    let mut cpus_seen = Vec::with_capacity(cap);
+    let mut wire_cpus = Vec::with_capacity(cap);
     for _ in 0..n {
-        cpus_seen.push(c.u64()?);
+        wire_cpus.push(c.u64()?);
     }
     let wake = match c.byte()? {
         0 => None,
@@ -118,6 +115,7 @@ fn worker_sample(c: &mut Cur<'_>) -> Option<WorkerSample> {
         }
         _ => return None,
     };
+    let cpus_seen = state.restore_cpus(worker, wire_cpus);
     Some(WorkerSample {
         worker,
         iterations,
@@ -154,10 +152,10 @@ fn snapshot(c: &mut Cur<'_>, prev_rows: &mut Vec<CpuRow>) -> Option<Snapshot> {
             cfs_nr_running: c.u32()?,
             scx_nr_running: c.u32()?,
             curr_pid: c.u32()?,
-            clock: super::codec::unzigzag_add(c.u64()?, prev.clock),
-            nr_switches: super::codec::unzigzag_add(c.u64()?, prev.nr_switches),
-            run_delay_ns: super::codec::unzigzag_add(c.u64()?, prev.run_delay_ns),
-            pcount: super::codec::unzigzag_add(c.u64()?, prev.pcount),
+            clock: unzigzag_add(c.u64()?, prev.clock),
+            nr_switches: unzigzag_add(c.u64()?, prev.nr_switches),
+            run_delay_ns: unzigzag_add(c.u64()?, prev.run_delay_ns),
+            pcount: unzigzag_add(c.u64()?, prev.pcount),
         });
     }
     prev_rows.clear();
@@ -173,47 +171,87 @@ fn snapshot(c: &mut Cur<'_>, prev_rows: &mut Vec<CpuRow>) -> Option<Snapshot> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::codec::{Masks, decode_slow};
     use super::*;
     use alloc::vec;
 
-    /// The fast path must agree with postcard on every input it accepts.
-    fn agrees(body: &[u8]) {
-        let mut prev = Vec::new();
-        let Some(fast) = decode_hot(body, &mut prev) else {
+    /// On every input the fast path accepts, it must produce the record and
+    /// the next delta state that postcard plus the slow un-delta produce;
+    /// when it declines, the state must be untouched.
+    fn agrees(body: &[u8], state: &DeltaState) {
+        let mut fast_state = state.clone();
+        let Some(fast) = decode_hot(body, &mut fast_state) else {
+            assert_eq!(&fast_state, state, "declined but changed the state");
             return;
         };
-        let (mut slow, _) = postcard::take_from_bytes::<Record>(body)
-            .expect("fast path accepted what postcard rejects");
-        if let Record::Snapshot(s) = &mut slow {
-            for r in &mut s.rows {
-                r.clock = super::super::codec::unzigzag_add(r.clock, 0);
-                r.nr_switches = super::super::codec::unzigzag_add(r.nr_switches, 0);
-                r.run_delay_ns = super::super::codec::unzigzag_add(r.run_delay_ns, 0);
-                r.pcount = super::super::codec::unzigzag_add(r.pcount, 0);
-            }
-        }
+        let mut slow_state = state.clone();
+        let slow =
+            decode_slow(body, &mut slow_state).expect("fast path accepted what postcard rejects");
         assert_eq!(fast, slow);
+        assert_eq!(fast_state, slow_state);
+    }
+
+    /// Start states: V1 and V2 chunks, empty and holding earlier records.
+    fn states() -> Vec<DeltaState> {
+        let mut masks = Masks::default();
+        masks.set(u32::MAX, &[1 << 63, 0, 9]);
+        masks.set(7, &[2]);
+        masks.set(0, &[0, 0]);
+        let rows = vec![
+            CpuRow {
+                clock: 1 << 40,
+                pcount: u64::MAX,
+                ..CpuRow::default()
+            };
+            3
+        ];
+        let mut out = Vec::new();
+        for xor_cpus in [false, true] {
+            out.push(DeltaState {
+                xor_cpus,
+                ..DeltaState::default()
+            });
+            out.push(DeltaState {
+                rows: rows.clone(),
+                masks: masks.clone(),
+                xor_cpus,
+            });
+        }
+        out
     }
 
     #[test]
     fn fast_path_matches_postcard_on_mutations() {
         let mut hist = Log2Hist::default();
         hist.record(12_345);
+        let sample = WorkerSample {
+            worker: u32::MAX,
+            iterations: u64::MAX,
+            run_ns: 95_000_000,
+            wait_ns: 1,
+            timeslices: 25,
+            migrations: 1,
+            voluntary_switches: 70_000,
+            involuntary_switches: 0,
+            cpus_seen: vec![1 << 63, 5],
+            wake: Some(WakeStats {
+                max_ns: 1 << 40,
+                hist,
+            }),
+        };
         let samples = [
+            Record::WorkerSample(sample.clone()),
+            // Wire masks with trailing zero words, empty, and for a known worker.
             Record::WorkerSample(WorkerSample {
-                worker: u32::MAX,
-                iterations: u64::MAX,
-                run_ns: 95_000_000,
-                wait_ns: 1,
-                timeslices: 25,
-                migrations: 1,
-                voluntary_switches: 70_000,
-                involuntary_switches: 0,
-                cpus_seen: vec![1 << 63, 5],
-                wake: Some(WakeStats {
-                    max_ns: 1 << 40,
-                    hist,
-                }),
+                worker: 7,
+                cpus_seen: vec![0, 3, 0, 0],
+                wake: None,
+                ..sample.clone()
+            }),
+            Record::WorkerSample(WorkerSample {
+                worker: 0,
+                cpus_seen: vec![],
+                ..sample
             }),
             Record::Snapshot(Snapshot {
                 trigger: SnapshotTrigger::Op {
@@ -234,14 +272,17 @@ mod tests {
                 ],
             }),
         ];
+        let states = states();
         let mut seed = 0x1234_5678_9abc_def0u64;
         for record in &samples {
             let good = postcard::to_allocvec(record).unwrap();
-            agrees(&good);
-            for cut in 0..good.len() {
-                agrees(&good[..cut]);
+            for state in &states {
+                agrees(&good, state);
+                for cut in 0..good.len() {
+                    agrees(&good[..cut], state);
+                }
             }
-            for _ in 0..20_000 {
+            for round in 0..20_000 {
                 let mut b = good.clone();
                 for _ in 0..1 + seed % 3 {
                     seed ^= seed << 13;
@@ -253,12 +294,20 @@ mod tests {
                 if let Some(first) = b.first_mut() {
                     *first = good[0];
                 }
-                agrees(&b);
+                agrees(&b, &states[round % states.len()]);
             }
         }
         // Non-canonical varints and over-long values.
-        agrees(&[5, 0x80, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        agrees(&[5, 0xff, 0xff, 0xff, 0xff, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        agrees(&[5, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for state in &states {
+            agrees(&[5, 0x80, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0], state);
+            agrees(
+                &[5, 0xff, 0xff, 0xff, 0xff, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                state,
+            );
+            agrees(
+                &[5, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                state,
+            );
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! and return `None`/errors, never panic.
 
 use alloc::vec::Vec;
-use crc::{CRC_32_ISCSI, Crc, Table};
+
+use crate::checksum::{crc32c, crc32c_digest};
 
 /// First 8 bytes of every trace: a high-bit byte (catches 7-bit transfers),
 /// the tag `STP`, then `\r\n\x1a\n` (catches newline mangling), as in PNG.
@@ -29,15 +30,15 @@ pub const TRAILER_LEN: usize = 24;
 /// Last 8 bytes of a cleanly closed file.
 pub const TRAILER_MAGIC: [u8; 8] = [b'S', b'T', b'P', b'I', b'N', b'D', b'X', 0x8E];
 /// Chunk codec: records as `varint len ‖ varint ts delta ‖ postcard(Record)`
-/// with snapshot counters delta-encoded (see [`super::codec`]).
+/// with snapshot counters delta-encoded (see [`super::codec`]). Read only.
 pub const CODEC_DELTA_V1: u8 = 1;
+/// [`CODEC_DELTA_V1`] plus worker-sample `cpus_seen` XORed with the same
+/// worker's previous mask. What this crate writes.
+pub const CODEC_DELTA_V2: u8 = 2;
 
-/// CRC32C (Castagnoli), slice-by-16.
-pub(crate) static CRC32C: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
-
-/// CRC32C of `bytes`.
-pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
-    CRC32C.checksum(bytes)
+/// True for the chunk codecs this reader decodes.
+pub(crate) fn codec_supported(codec: u8) -> bool {
+    matches!(codec, CODEC_DELTA_V1 | CODEC_DELTA_V2)
 }
 
 /// Little-endian `u16` at `at`, if in bounds.
@@ -209,7 +210,7 @@ impl ChunkHeader {
     /// The CRC this header and `payload` should carry.
     pub fn compute_crc(&self, payload: &[u8]) -> u32 {
         let bytes = self.encode();
-        let mut d = CRC32C.digest();
+        let mut d = crc32c_digest();
         d.update(&bytes[..16]);
         d.update(&bytes[20..]);
         d.update(payload);
@@ -324,7 +325,7 @@ mod tests {
             payload_len: 99,
             records: 3,
             crc: 5,
-            codec: CODEC_DELTA_V1,
+            codec: CODEC_DELTA_V2,
             reserved: [0; 3],
             first_ts: 1 << 40,
         };

@@ -9,7 +9,8 @@
 //! - Chunk: 32-byte header (sync, seq, payload len, record count, CRC32C of
 //!   header and payload, codec, 3 reserved bytes, first timestamp) and a
 //!   payload of `varint len ‖ varint ts delta ‖ postcard(Record)` records;
-//!   snapshot counters are delta-encoded within the chunk ([`codec`]).
+//!   snapshot counters and worker CPU masks are delta-encoded within the
+//!   chunk ([`codec`]).
 //! - Index frame: [`INDEX_SYNC`] `‖ varint len ‖ postcard(Index) ‖ crc32c`.
 //! - Trailer: index offset u64, index frame length u32, CRC32C of those 12
 //!   bytes, [`TRAILER_MAGIC`].
@@ -29,8 +30,8 @@ mod writer;
 pub use codec::RecordFault;
 pub use index::{ChunkEntry, Index};
 pub use layout::{
-    CHUNK_HEADER_LEN, CHUNK_SYNC, CODEC_DELTA_V1, FILE_HEADER_LEN, FILE_MAGIC, FORMAT_MAJOR,
-    FORMAT_MINOR, FileHeader, INDEX_SYNC, TRAILER_LEN, TRAILER_MAGIC,
+    CHUNK_HEADER_LEN, CHUNK_SYNC, CODEC_DELTA_V1, CODEC_DELTA_V2, FILE_HEADER_LEN, FILE_MAGIC,
+    FORMAT_MAJOR, FORMAT_MINOR, FileHeader, INDEX_SYNC, TRAILER_LEN, TRAILER_MAGIC,
 };
 pub use reader::{ChunkRecords, ReadError, Records, Trace, validate};
 pub use recovery::{ChunkDamage, ChunkInfo, DamageReason, Recovery};

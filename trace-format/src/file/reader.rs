@@ -243,7 +243,7 @@ fn open_chunk<'a>(
             return Err(ReadError::ChunkCrc { offset });
         }
     }
-    decoder.reset(info.first_ts);
+    decoder.reset(info.first_ts, info.codec);
     Ok(ChunkRecords {
         payload,
         decoder,

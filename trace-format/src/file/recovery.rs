@@ -13,8 +13,8 @@ use alloc::vec::Vec;
 use super::codec::RecordFault;
 use super::index::Index;
 use super::layout::{
-    CHUNK_HEADER_LEN, CHUNK_SYNC, CODEC_DELTA_V1, ChunkHeader, FrameError, INDEX_SYNC,
-    SYNC_FIRST_BYTE, TRAILER_LEN, Trailer, le_u32, take_frame, to_u64, to_usize,
+    CHUNK_HEADER_LEN, CHUNK_SYNC, ChunkHeader, FrameError, INDEX_SYNC, SYNC_FIRST_BYTE,
+    TRAILER_LEN, Trailer, codec_supported, le_u32, take_frame, to_u64, to_usize,
 };
 
 /// A chunk the reader can decode, in file order.
@@ -28,6 +28,8 @@ pub struct ChunkInfo {
     pub first_ts: u64,
     /// Known from the index; `None` for chunks found by scanning.
     pub last_ts: Option<u64>,
+    /// The chunk codec from the header (a supported one).
+    pub(crate) codec: u8,
     /// The CRC was already checked (by the scan); index-listed chunks are
     /// checked when decoded.
     pub(crate) crc_checked: bool,
@@ -153,7 +155,7 @@ fn via_index(bytes: &[u8], start: usize) -> Result<Layout, Option<Trailer>> {
         let agrees = to_usize(e.offset) == expect
             && (h.seq, h.payload_len, h.records, h.first_ts)
                 == (e.seq, e.len, e.records, e.first_ts)
-            && h.codec == CODEC_DELTA_V1
+            && codec_supported(h.codec)
             && end.is_some_and(|end| end <= index_at);
         let (true, Some(end)) = (agrees, end) else {
             return fail;
@@ -165,6 +167,7 @@ fn via_index(bytes: &[u8], start: usize) -> Result<Layout, Option<Trailer>> {
             records: e.records,
             first_ts: e.first_ts,
             last_ts: Some(e.last_ts),
+            codec: h.codec,
             crc_checked: false,
         });
         expect = end;
@@ -324,7 +327,7 @@ fn probe_chunk(rest: &[u8], pos: usize) -> Result<(Found, usize), DamageReason> 
     if h.compute_crc(payload) != h.crc {
         return Err(DamageReason::Crc);
     }
-    if h.codec != CODEC_DELTA_V1 {
+    if !codec_supported(h.codec) {
         return Err(DamageReason::UnsupportedCodec(h.codec));
     }
     if h.reserved != [0; 3] {
@@ -337,6 +340,7 @@ fn probe_chunk(rest: &[u8], pos: usize) -> Result<(Found, usize), DamageReason> 
         records: h.records,
         first_ts: h.first_ts,
         last_ts: None,
+        codec: h.codec,
         crc_checked: true,
     };
     Ok((Found::Chunk(info), len))

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use super::codec::Encoder;
 use super::index::{ChunkEntry, Summary};
 use super::layout::{
-    CODEC_DELTA_V1, ChunkHeader, FileHeader, INDEX_SYNC, Trailer, put_frame, put_varint, to_u64,
+    CODEC_DELTA_V2, ChunkHeader, FileHeader, INDEX_SYNC, Trailer, put_frame, put_varint, to_u64,
     varint_len,
 };
 use crate::meta::Meta;
@@ -261,7 +261,7 @@ impl<S: Sink> TraceWriter<S> {
             payload_len,
             records: self.chunk_records,
             crc: 0,
-            codec: CODEC_DELTA_V1,
+            codec: CODEC_DELTA_V2,
             reserved: [0; 3],
             first_ts: self.chunk_first_ts,
         };
