@@ -27,6 +27,14 @@ pub fn ring_param(cmdline: &str) -> Result<Option<RingParam>, &'static str> {
     Ok(Some(RingParam { gpa, size }))
 }
 
+/// The value of the last `key=value` argument of a command line.
+pub fn param<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline
+        .split_ascii_whitespace()
+        .rev()
+        .find_map(|arg| arg.strip_prefix(key)?.strip_prefix('='))
+}
+
 /// Parses decimal or `0x` hexadecimal.
 pub fn parse_u64(s: &str) -> Option<u64> {
     match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -54,5 +62,10 @@ mod tests {
         assert!(ring_param("schedtape.ring=zz,1").is_err());
         assert!(ring_param("schedtape.ring=1,0").is_err());
         assert_eq!(parse_u64("0X10"), Some(16));
+        assert_eq!(
+            param("a=1 schedtape.backend=qemu b", "schedtape.backend"),
+            Some("qemu")
+        );
+        assert_eq!(param("schedtape.backendx=1", "schedtape.backend"), None);
     }
 }

@@ -4,6 +4,7 @@ pub mod args;
 pub mod diff;
 pub mod load;
 pub mod metric;
+pub mod runqueue;
 pub mod show;
 pub mod stats;
 pub mod text;

@@ -9,6 +9,7 @@ use trace_format::record::{
 use trace_format::scenario::Scenario;
 
 use crate::load::LoadedTrace;
+use crate::runqueue::RunQueues;
 use crate::text::{duration, hex, secs, table};
 use crate::validate::write_recovery;
 
@@ -33,6 +34,7 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
     let mut workers = 0u64;
     let mut snapshots = 0u64;
     let mut rendezvous_total = 0u64;
+    let mut run_queues = RunQueues::default();
     let mut last_ts = 0u64;
     let mut outcome = None;
     let mut decode_errors = 0u64;
@@ -111,6 +113,7 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
             Record::Snapshot(s) => {
                 snapshots += 1;
                 rendezvous_total = rendezvous_total.saturating_add(s.rendezvous_ns);
+                run_queues.push(s);
                 if all_records {
                     let queue: Vec<String> =
                         s.rows.iter().map(|r| r.nr_running.to_string()).collect();
@@ -200,6 +203,7 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
             duration(mean)
         )?;
     }
+    run_queues.write(out)?;
     if decode_errors > 0 {
         writeln!(out, "decode     {decode_errors} chunk(s) failed to decode")?;
     }

@@ -5,6 +5,8 @@ use std::time::Duration;
 use memmap2::MmapRaw;
 use trace_format::ring::{RawMem, SharedMem};
 
+pub use crate::introspect::GuestMemory;
+
 /// Output from the VM, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleEvent {
@@ -35,6 +37,18 @@ pub trait Vm {
     fn kill(&mut self);
     /// The backend as recorded in the trace.
     fn describe(&self) -> trace_format::meta::Backend;
+    /// Guest-physical RAM, for kernel introspection; `None` where the backend
+    /// cannot share it.
+    fn guest_memory(&self) -> Option<GuestMemory> {
+        None
+    }
+    /// CR3 of vCPU `cpu` (the root of its page tables).
+    fn cr3(&mut self, cpu: u32) -> Result<u64, BackendError> {
+        let _ = cpu;
+        Err(BackendError(
+            "reading vCPU registers is not supported by this backend".into(),
+        ))
+    }
 }
 
 /// A window of a host mapping of guest memory; keeps the mapping alive.

@@ -8,13 +8,18 @@ use std::time::{Duration, Instant};
 use trace_format::file::{TraceWriter, WriteError};
 use trace_format::meta::Meta;
 use trace_format::proto::{GuestMsg, HostMsg, HostRequest, PROTOCOL_VERSION};
-use trace_format::record::{ConsoleLine, ConsoleSource, DropReport, Record, RunOutcome};
+use trace_format::record::{
+    AccessKind, ConsoleLine, ConsoleSource, DropReport, KernelAccess, Record, RunOutcome,
+    SnapshotTrigger, StepRef,
+};
 use trace_format::ring::{
     self, Consumer, Direction, Geometry, MAX_FRAME, Popped, Producer, RingError,
 };
 
 use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
 use crate::console::{ConsoleSignal, ConsoleTail};
+use crate::introspect::Layout;
+use crate::introspect::live::{Access, Live};
 
 /// What to record and when to give up.
 #[derive(Debug)]
@@ -28,6 +33,15 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Grace period for the guest to stop after a request, before it is killed.
     pub stop_grace: Duration,
+}
+
+/// Kernel introspection for a run: snapshots and kernel variable access.
+#[derive(Debug, Clone)]
+pub struct IntrospectOptions {
+    /// The resolved vmlinux, or why there is none (requests then get this error).
+    pub layout: Result<Arc<Layout>, String>,
+    /// Periodic snapshots on the host clock; zero turns them off.
+    pub snapshot_interval: Duration,
 }
 
 /// Milestones reported while a run is in progress.
@@ -74,6 +88,16 @@ pub fn prepare_window(window: &GuestWindow) -> Result<(), RingError> {
 pub fn record<V: Vm>(
     launch: impl FnOnce() -> Result<V, BackendError>,
     options: RunOptions,
+    progress: impl FnMut(Progress),
+) -> Result<RunReport, RunError> {
+    record_with(launch, options, None, progress)
+}
+
+/// [`record`], with kernel introspection when `introspect` is given.
+pub fn record_with<V: Vm>(
+    launch: impl FnOnce() -> Result<V, BackendError>,
+    options: RunOptions,
+    introspect: Option<IntrospectOptions>,
     mut progress: impl FnMut(Progress),
 ) -> Result<RunReport, RunError> {
     let path = options.output.display().to_string();
@@ -89,7 +113,7 @@ pub fn record<V: Vm>(
     }
     let mut writer = TraceWriter::create(&options.output, &meta).map_err(trace_err)?;
     let mut session = match vm {
-        Ok(vm) => Session::new(vm, launched),
+        Ok(vm) => Session::new(vm, launched, introspect),
         Err(e) => {
             let outcome = RunOutcome::HostError {
                 message: format!("cannot start the VM: {e}"),
@@ -162,10 +186,26 @@ struct Session<V> {
     dropped: u64,
     guest_drops_seen: u64,
     stop_sent: Option<Instant>,
+    live: Live,
+    snapshot_interval: Duration,
+    next_snapshot: Option<Instant>,
+    /// Cold writes waiting to share one freeze: (request id, step, op, access).
+    cold_writes: Vec<(u32, StepRef, u16, Access)>,
+    /// Periodic snapshot failures already noted (noted once).
+    snapshot_failed: bool,
+    /// Set when the run must end now (a wrong vmlinux).
+    abort: bool,
 }
 
 impl<V: Vm> Session<V> {
-    fn new(vm: V, launched: Instant) -> Self {
+    fn new(vm: V, launched: Instant, introspect: Option<IntrospectOptions>) -> Self {
+        let (live, snapshot_interval) = match introspect {
+            Some(o) => (Live::new(o.layout), o.snapshot_interval),
+            None => (
+                Live::new(Err("no vmlinux was given for this run".into())),
+                Duration::ZERO,
+            ),
+        };
         let window = vm.window();
         let up = Consumer::attach(window.clone(), Direction::Up).ok();
         let down = Producer::attach(window, Direction::Down).ok();
@@ -182,6 +222,12 @@ impl<V: Vm> Session<V> {
             dropped: 0,
             guest_drops_seen: 0,
             stop_sent: None,
+            live,
+            snapshot_interval,
+            next_snapshot: None,
+            cold_writes: Vec::new(),
+            snapshot_failed: false,
+            abort: false,
         }
     }
 
@@ -215,6 +261,12 @@ impl<V: Vm> Session<V> {
                 self.console_line(writer, event)?;
             }
             writer.tick(self.host_ts())?;
+            if self.abort {
+                return Ok(());
+            }
+            if !exited {
+                self.periodic_snapshot(writer)?;
+            }
             if exited {
                 // One more pass: frames written just before the guest went down.
                 self.drain_ring(writer, &mut frame, progress)?;
@@ -263,9 +315,10 @@ impl<V: Vm> Session<V> {
         progress: &mut impl FnMut(Progress),
     ) -> Result<bool, WriteError> {
         let mut busy = false;
+        let mut waited = false;
         for _ in 0..4096 {
             let Some(up) = self.up.as_mut() else {
-                return Ok(busy);
+                break;
             };
             let popped = match up.pop(frame) {
                 Ok(p) => p,
@@ -280,6 +333,13 @@ impl<V: Vm> Session<V> {
                 }
             };
             match popped {
+                // Cold writes sent back to back share a freeze: give the rest
+                // of a batch a moment to arrive before applying it.
+                Popped::Empty if !self.cold_writes.is_empty() && !waited => {
+                    waited = true;
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 Popped::Empty => break,
                 Popped::BadCrc => self.lost(writer, 1, "a transport frame failed its CRC")?,
                 Popped::Frame(len) => {
@@ -291,6 +351,7 @@ impl<V: Vm> Session<V> {
             }
             busy = true;
         }
+        self.flush_cold_writes(writer)?;
         let guest_drops = self
             .up
             .as_ref()
@@ -309,6 +370,19 @@ impl<V: Vm> Session<V> {
         msg: GuestMsg,
         progress: &mut impl FnMut(Progress),
     ) -> Result<(), WriteError> {
+        let cold_write = matches!(
+            &msg,
+            GuestMsg::Request {
+                request: HostRequest::KernelAccess {
+                    kind: AccessKind::WriteCold,
+                    ..
+                },
+                ..
+            }
+        );
+        if !cold_write {
+            self.flush_cold_writes(writer)?;
+        }
         match msg {
             GuestMsg::Hello {
                 protocol,
@@ -332,6 +406,7 @@ impl<V: Vm> Session<V> {
                         &format!("guest speaks protocol {protocol}, host {PROTOCOL_VERSION}"),
                     )?;
                 }
+                self.attach(writer)?;
             }
             GuestMsg::Record { ts_ns, record } => {
                 match record {
@@ -346,19 +421,161 @@ impl<V: Vm> Session<V> {
                     }
                 }
             }
-            GuestMsg::Request { id, request } => {
-                let what = match request {
-                    HostRequest::Snapshot { .. } => "snapshots",
-                    HostRequest::KernelAccess { .. } => "kernel reads and writes",
-                };
-                let error = format!("{what} are not supported by this build yet");
-                self.send(&HostMsg::Reply {
-                    id,
-                    result: Err(error),
-                });
-            }
+            GuestMsg::Request { id, request } => self.request(writer, id, request)?,
             GuestMsg::Goodbye => {}
         }
+        Ok(())
+    }
+
+    /// Finds the guest kernel after the hello; a wrong vmlinux ends the run.
+    fn attach<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+    ) -> Result<(), WriteError> {
+        let t = Instant::now();
+        match self.live.attach(&mut self.vm) {
+            Ok(()) => {
+                if let Some(k) = self.live.kernel() {
+                    let line = format!(
+                        "kernel found in guest memory in {:?}: KASLR slide {:#x}, phys_base {:#x}, {} CPUs",
+                        t.elapsed(),
+                        k.slide(),
+                        k.phys_base(),
+                        k.cpus()
+                    );
+                    self.note(writer, &line)?;
+                    if self.snapshot_interval > Duration::ZERO && self.live.can_snapshot() {
+                        self.next_snapshot = Some(Instant::now() + self.snapshot_interval);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!("refusing the vmlinux: {e}");
+                self.note(writer, &message)?;
+                self.host_outcome = Some(RunOutcome::HostError { message });
+                self.abort = true;
+                Ok(())
+            }
+        }
+    }
+
+    fn periodic_snapshot<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+    ) -> Result<(), WriteError> {
+        let Some(due) = self.next_snapshot else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now < due {
+            return Ok(());
+        }
+        // Skip missed ticks rather than bursting after a stall.
+        let mut next = due + self.snapshot_interval;
+        if next <= now {
+            next = now + self.snapshot_interval;
+        }
+        self.next_snapshot = Some(next);
+        let ts = self.host_ts();
+        match self.live.snapshot(&mut self.vm, SnapshotTrigger::Periodic) {
+            Ok(s) => writer.append(ts, &Record::Snapshot(s)),
+            Err(e) if !self.snapshot_failed => {
+                self.snapshot_failed = true;
+                self.note(writer, &format!("periodic snapshot failed: {e}"))
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Serves a guest request; cold writes are queued to share one freeze.
+    fn request<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+        id: u32,
+        request: HostRequest,
+    ) -> Result<(), WriteError> {
+        match request {
+            HostRequest::Snapshot { step, op } => {
+                let ts = self.host_ts();
+                let trigger = SnapshotTrigger::Op { step, op };
+                let result = match self.live.snapshot(&mut self.vm, trigger) {
+                    Ok(s) => {
+                        writer.append(ts, &Record::Snapshot(s))?;
+                        Ok(0)
+                    }
+                    Err(e) => Err(e),
+                };
+                self.send(&HostMsg::Reply { id, result });
+            }
+            HostRequest::KernelAccess {
+                step,
+                op,
+                kind,
+                symbol,
+                cpu,
+                width,
+                value,
+            } => {
+                let access = Access {
+                    kind,
+                    target: symbol,
+                    cpu,
+                    width,
+                    value,
+                };
+                if kind == AccessKind::WriteCold {
+                    self.cold_writes.push((id, step, op, access));
+                } else {
+                    let result = self
+                        .live
+                        .access(&mut self.vm, std::slice::from_ref(&access));
+                    let result = result.into_iter().next().unwrap_or(Err("no result".into()));
+                    self.access_done(writer, id, step, op, access, result)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies queued cold writes inside one freeze and answers each.
+    fn flush_cold_writes<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+    ) -> Result<(), WriteError> {
+        if self.cold_writes.is_empty() {
+            return Ok(());
+        }
+        let queued = std::mem::take(&mut self.cold_writes);
+        let batch: Vec<Access> = queued.iter().map(|(.., a)| a.clone()).collect();
+        let results = self.live.access(&mut self.vm, &batch);
+        for ((id, step, op, access), result) in queued.into_iter().zip(results) {
+            self.access_done(writer, id, step, op, access, result)?;
+        }
+        Ok(())
+    }
+
+    fn access_done<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+        id: u32,
+        step: StepRef,
+        op: u16,
+        access: Access,
+        result: Result<u64, String>,
+    ) -> Result<(), WriteError> {
+        let record = Record::KernelAccess(KernelAccess {
+            step,
+            op,
+            kind: access.kind,
+            symbol: access.target,
+            cpu: access.cpu,
+            width: access.width,
+            value: result.as_ref().map_or(access.value, |v| *v),
+            error: result.as_ref().err().cloned(),
+        });
+        writer.append(self.host_ts(), &record)?;
+        self.send(&HostMsg::Reply { id, result });
         Ok(())
     }
 

@@ -1,4 +1,6 @@
 //! `cargo xtask`: project automation that needs more than `cargo`.
+mod bench;
+mod bench_introspect;
 mod guest;
 mod identity;
 mod initramfs;
@@ -32,6 +34,19 @@ enum Cmd {
         #[command(subcommand)]
         what: RunWhat,
     },
+    /// Measure the project against its goals.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// Time to /init: our QEMU launch path against plain QEMU, interleaved, as a ratio.
+    Boot(bench::BootArgs),
+    /// Kernel introspection: cold/cached vmlinux resolution, snapshot read cost per CPU.
+    Introspect(bench_introspect::IntrospectArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +75,12 @@ fn run(args: Args) -> Result<ExitCode> {
             what: RunWhat::Scenario(args),
         } => Ok(scenario_run::run(&args)),
         Cmd::Test(args) => test_cmd::run(&args),
+        Cmd::Bench {
+            what: BenchWhat::Boot(args),
+        } => bench::boot(&args),
+        Cmd::Bench {
+            what: BenchWhat::Introspect(args),
+        } => bench_introspect::run(&args),
     }
 }
 

@@ -11,8 +11,9 @@ use trace_format::meta::{Backend, Meta, SCHEMA_VERSION};
 use trace_format::record::RunOutcome;
 use trace_format::scenario::{Scenario, Topology};
 use vmm::backend::BackendError;
+use vmm::introspect;
 use vmm::qemu::{QemuConfig, QemuVm, SmpLayout, detect_accel};
-use vmm::run::{Progress, RunOptions, prepare_window, record};
+use vmm::run::{IntrospectOptions, Progress, RunOptions, prepare_window, record_with};
 
 use crate::initramfs::Initramfs;
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
@@ -62,6 +63,13 @@ pub struct RunArgs {
     /// Boot this program as /init instead of the guest executor (for debugging).
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Boot without KASLR (the vmlinux through PVH, `nokaslr`); default: the
+    /// bzImage with KASLR on.
+    #[arg(long)]
+    pub no_kaslr: bool,
+    /// The vmlinux to read symbols and types from (default: the one beside the kernel).
+    #[arg(long)]
+    pub vmlinux: Option<PathBuf>,
 }
 
 /// Runs the command and maps every failure to the documented exit status.
@@ -100,7 +108,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     let (accel, why) = detect_accel();
     eprintln!("backend: qemu ({}) — {why}", accel.name());
 
-    let kernel = resolve(&ResolveOpts {
+    let mut kernel = resolve(&ResolveOpts {
         kernel: args.kernel.clone(),
         build: BuildOpts {
             src: args.kernel_src.clone(),
@@ -110,6 +118,16 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     })
     .map_err(infra)?;
     kernel.require_options().map_err(Failure::BadInput)?;
+    if let Some(v) = &args.vmlinux {
+        if !v.is_file() {
+            return Err(Failure::BadInput(anyhow!(
+                "--vmlinux {}: no such file",
+                v.display()
+            )));
+        }
+        kernel.vmlinux = Some(v.clone());
+    }
+    let boot = boot_plan(&kernel, !args.no_kaslr);
     let init = match &args.init {
         Some(path) => path.clone(),
         None => guest::build(&root).map_err(infra)?,
@@ -120,17 +138,19 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.trace", scenario.name)));
-    let meta = build_meta(&scenario, &kernel);
+    let intro = load_introspection(&kernel, &scenario);
+    let meta = build_meta(&scenario, &kernel, &intro, &boot);
     let topo = scenario.topology;
     let config = QemuConfig {
         binary: PathBuf::from("qemu-system-x86_64"),
-        kernel: kernel.boot_image().to_path_buf(),
+        kernel: boot.image.clone(),
         initrd,
-        cmdline: String::from("quiet"),
+        cmdline: boot.cmdline.clone(),
         smp: smp_layout(topo),
         memory_mib: args.memory,
         accel,
         runtime_dir: runtime_dir(),
+        kernel_hz: kernel_hz(&kernel),
     };
     let scenario_ns = scenario.duration_ns.saturating_add(scenario.settle_ns);
     let stop = Arc::new(AtomicBool::new(false));
@@ -147,8 +167,9 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         scenario.name,
         topo,
         topo.cpus(),
-        kernel.boot_image().display()
+        boot.image.display()
     );
+    eprintln!("  {}", boot.note);
     let launch = || {
         QemuVm::launch(&config, |w| {
             // A window that cannot be initialised leaves the guest without transport;
@@ -157,7 +178,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         })
         .map_err(|e| BackendError(e.to_string()))
     };
-    let report = record(launch, options, |p| match p {
+    let report = record_with(launch, options, Some(intro.options), |p| match p {
         Progress::InitReached { after } => eprintln!("  /init reached after {}", secs(after)),
         Progress::Step(step) => eprintln!("  {step}"),
         Progress::Finished { outcome } => eprintln!("  finished: {outcome}"),
@@ -255,7 +276,7 @@ fn known_scenarios(root: &Path) -> Vec<String> {
 }
 
 /// `/init` and `/scenario.bin`, packed deterministically under target/.
-fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> Result<PathBuf> {
+pub(crate) fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> Result<PathBuf> {
     let mut fs = Initramfs::new();
     let init_bytes =
         std::fs::read(init).with_context(|| format!("cannot read {}", init.display()))?;
@@ -270,14 +291,104 @@ fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> Result<PathB
     Ok(path)
 }
 
-fn build_meta(scenario: &Scenario, kernel: &KernelImage) -> Meta {
+/// Which image boots, with which command line, and what that means for KASLR.
+#[derive(Debug, Clone)]
+pub(crate) struct BootPlan {
+    pub(crate) image: PathBuf,
+    pub(crate) cmdline: String,
+    note: String,
+}
+
+/// KASLR on: the bzImage (its decompressor randomises the kernel); off: the
+/// vmlinux through PVH with `nokaslr`. Falls back to whichever image exists.
+pub(crate) fn boot_plan(kernel: &KernelImage, kaslr: bool) -> BootPlan {
+    let base = "quiet schedtape.backend=qemu";
+    let pvh = kernel.vmlinux.as_ref().filter(|_| kernel.pvh);
+    match (kaslr, &kernel.bzimage, pvh) {
+        (true, Some(bz), _) => BootPlan {
+            image: bz.clone(),
+            cmdline: base.to_string(),
+            note: "KASLR on (bzImage); --no-kaslr boots the vmlinux directly".into(),
+        },
+        (true, None, _) => BootPlan {
+            image: kernel.boot_image().to_path_buf(),
+            cmdline: format!("{base} nokaslr"),
+            note: "KASLR off: no bzImage to randomise (a vmlinux boots unrelocated)".into(),
+        },
+        (false, _, Some(v)) => BootPlan {
+            image: v.clone(),
+            cmdline: format!("{base} nokaslr"),
+            note: "KASLR off (vmlinux via PVH, nokaslr)".into(),
+        },
+        (false, _, None) => BootPlan {
+            image: kernel.boot_image().to_path_buf(),
+            cmdline: format!("{base} nokaslr"),
+            note: "KASLR off (nokaslr)".into(),
+        },
+    }
+}
+
+/// The resolved vmlinux (or why there is none) and the meta notes it implies.
+struct Introspection {
+    options: IntrospectOptions,
+    notes: Vec<String>,
+    snapshot_interval_ns: u64,
+}
+
+fn load_introspection(kernel: &KernelImage, scenario: &Scenario) -> Introspection {
+    let layout = match &kernel.vmlinux {
+        None => {
+            Err("no vmlinux beside the kernel: kernel introspection is unavailable".to_string())
+        }
+        Some(v) => introspect::load(v, introspect::cache::default_dir().as_deref())
+            .map(|r| {
+                eprintln!(
+                    "  introspection: {} resolved in {:.1} ms{}",
+                    v.display(),
+                    r.elapsed.as_secs_f64() * 1e3,
+                    if r.cached { " (cached)" } else { "" }
+                );
+                r.layout
+            })
+            .map_err(|e| format!("kernel introspection is unavailable: {e}")),
+    };
+    let mut notes = Vec::new();
+    let snapshots_on = match &layout {
+        Ok(l) => {
+            notes.extend(l.notes.iter().cloned());
+            l.snapshots_off.is_none()
+        }
+        Err(why) => {
+            notes.push(why.clone());
+            false
+        }
+    };
+    let snapshot_interval_ns = if snapshots_on {
+        scenario.snapshot_interval_ns
+    } else {
+        0
+    };
+    Introspection {
+        options: IntrospectOptions {
+            layout,
+            snapshot_interval: Duration::from_nanos(snapshot_interval_ns),
+        },
+        notes,
+        snapshot_interval_ns,
+    }
+}
+
+fn build_meta(
+    scenario: &Scenario,
+    kernel: &KernelImage,
+    intro: &Introspection,
+    boot: &BootPlan,
+) -> Meta {
     let started_unix_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let mut notes = vec!["run-queue snapshots are not recorded by this build yet".to_string()];
-    if kernel.vmlinux.is_none() {
-        notes.push("no vmlinux beside the kernel: kernel introspection is unavailable".to_string());
-    }
+    let mut notes = intro.notes.clone();
+    notes.push(boot.note.clone());
     Meta {
         schema_version: SCHEMA_VERSION,
         writer: format!("schedtape {}", env!("CARGO_PKG_VERSION")),
@@ -290,12 +401,12 @@ fn build_meta(scenario: &Scenario, kernel: &KernelImage) -> Meta {
         backend: Backend::Synthetic,
         host: vmm::host::fingerprint(),
         sample_interval_ns: scenario.sample_interval_ns,
-        snapshot_interval_ns: 0,
+        snapshot_interval_ns: intro.snapshot_interval_ns,
         notes,
     }
 }
 
-fn smp_layout(t: Topology) -> SmpLayout {
+pub(crate) fn smp_layout(t: Topology) -> SmpLayout {
     SmpLayout {
         sockets: u32::from(t.nodes),
         dies: u32::from(t.llcs_per_node),
@@ -304,7 +415,22 @@ fn smp_layout(t: Topology) -> SmpLayout {
     }
 }
 
-fn runtime_dir() -> PathBuf {
+/// The kernel's `CONFIG_HZ`, from its `.config` or IKCONFIG (`None` when unknown).
+pub(crate) fn kernel_hz(kernel: &KernelImage) -> Option<u32> {
+    use crate::kernel::ConfigSource;
+    let text = match &kernel.config {
+        ConfigSource::File(p) => std::fs::read_to_string(p).ok()?,
+        ConfigSource::Ikconfig(image) => {
+            crate::kernel::check::extract_ikconfig(&std::fs::read(image).ok()?).ok()??
+        }
+        ConfigSource::Unknown => return None,
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("CONFIG_HZ="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+pub(crate) fn runtime_dir() -> PathBuf {
     let shm = PathBuf::from("/dev/shm");
     if shm.is_dir() {
         shm

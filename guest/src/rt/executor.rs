@@ -327,30 +327,45 @@ impl Executor<'_> {
     }
 
     /// Applies `ops` in order, recording each; stops at the first failure.
+    /// Adjacent `WriteKernelCold` ops go to the host as one batch (one freeze).
     fn ops(&mut self, step: StepRef, list: &[Op], round: u32) -> Result<(), Halt> {
-        for (j, op) in list.iter().enumerate() {
+        let mut j = 0;
+        while j < list.len() {
             self.check_stop()?;
+            let index = u16::try_from(j).unwrap_or(u16::MAX);
             let t0 = sys::now_ns();
-            let res = ops::apply(self, step, op);
-            let duration_ns = sys::now_ns().saturating_sub(t0);
-            let (outcome, failed) = match res {
-                Ok(o) => (o, None),
-                Err(error) => (
-                    OpOutcome::Failed {
-                        error: error.clone(),
-                    },
-                    Some(error),
-                ),
+            let results = if matches!(list[j], Op::WriteKernelCold(_)) {
+                let n = list[j..]
+                    .iter()
+                    .take_while(|o| matches!(o, Op::WriteKernelCold(_)))
+                    .count();
+                ops::cold_writes(self, step, index, &list[j..j + n])
+            } else {
+                alloc::vec![ops::apply(self, step, index, &list[j])]
             };
-            self.tx.record(&Record::OpApplied(OpApplied {
-                step,
-                op: u16::try_from(j).unwrap_or(u16::MAX),
-                round,
-                duration_ns,
-                outcome,
-            }));
-            if let Some(e) = failed {
-                return Err(Halt::Fail(format!("ops[{j}] ({}): {e}", op.name())));
+            let duration_ns = sys::now_ns().saturating_sub(t0);
+            for res in results {
+                let op = &list[j];
+                let (outcome, failed) = match res {
+                    Ok(o) => (o, None),
+                    Err(error) => (
+                        OpOutcome::Failed {
+                            error: error.clone(),
+                        },
+                        Some(error),
+                    ),
+                };
+                self.tx.record(&Record::OpApplied(OpApplied {
+                    step,
+                    op: u16::try_from(j).unwrap_or(u16::MAX),
+                    round,
+                    duration_ns,
+                    outcome,
+                }));
+                if let Some(e) = failed {
+                    return Err(Halt::Fail(format!("ops[{j}] ({}): {e}", op.name())));
+                }
+                j += 1;
             }
         }
         Ok(())

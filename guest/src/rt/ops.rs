@@ -2,18 +2,21 @@
 //!
 //! [`apply`] is the single dispatch point: each supported op maps to a small
 //! function that returns its outcome or an error text; every other op fails
-//! with "<op> is not supported by this build yet", never silently. Later
-//! op families (payloads, snapshots, kernel access, scheduler lifecycle, IRQ
-//! steering) plug in here as new match arms.
+//! with "<op> is not supported by this build yet", never silently. Snapshots
+//! and kernel reads/writes are requests to the host: the op returns only once
+//! the host has answered (and recorded) them.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use trace_format::record::{OpOutcome, StepRef};
-use trace_format::scenario::{AffinityIntent, CpuList, Op, SpawnPlacement};
+use trace_format::proto::HostRequest;
+use trace_format::record::{AccessKind, OpOutcome, StepRef};
+use trace_format::scenario::{
+    AffinityIntent, CpuList, KernelRead, KernelWrite, Op, SpawnPlacement,
+};
 
-use super::cgroupfs;
 use super::executor::Executor;
+use super::{cgroupfs, sys};
 use crate::errno;
 
 /// The error for an op this build cannot run.
@@ -21,10 +24,35 @@ pub fn unsupported(op: &Op) -> String {
     format!("{} is not supported by this build yet", op.name())
 }
 
-/// Applies `op` on behalf of `owner` (the backdrop or a step).
-pub fn apply(ex: &mut Executor<'_>, owner: StepRef, op: &Op) -> Result<OpOutcome, String> {
-    use OpOutcome::{Done, Pids};
+/// Applies `op`, number `index` of `owner`'s list (the backdrop or a step).
+pub fn apply(
+    ex: &mut Executor<'_>,
+    owner: StepRef,
+    index: u16,
+    op: &Op,
+) -> Result<OpOutcome, String> {
+    use OpOutcome::{Done, Pids, Value};
     match op {
+        Op::CaptureSnapshot { .. } => ex
+            .tx
+            .request(HostRequest::Snapshot {
+                step: owner,
+                op: index,
+            })
+            .map(|_| Done),
+        Op::WatchSnapshot { .. } => Err(watch_unsupported()),
+        Op::ReadKernelHot(r) => read_request(owner, index, AccessKind::ReadHot, r)
+            .and_then(|req| ex.tx.request(req))
+            .map(Value),
+        Op::ReadKernelCold(r) => read_request(owner, index, AccessKind::ReadCold, r)
+            .and_then(|req| ex.tx.request(req))
+            .map(Value),
+        Op::WriteKernelHot(w) => write_request(owner, index, AccessKind::WriteHot, w)
+            .and_then(|req| ex.tx.request(req))
+            .map(|_| Done),
+        Op::WriteKernelCold(_) => cold_writes(ex, owner, index, core::slice::from_ref(op))
+            .pop()
+            .unwrap_or_else(|| Err("no result".into())),
         Op::AddCgroup { name } => ex.add_cgroup(name, owner).map(|()| Done),
         Op::AddCgroupDef(def) => ex.create_def(def, owner).map(Pids),
         Op::RemoveCgroup { cgroup } => {
@@ -94,18 +122,104 @@ pub fn apply(ex: &mut Executor<'_>, owner: StepRef, op: &Op) -> Result<OpOutcome
         Op::RunPayload { .. }
         | Op::WaitPayload { .. }
         | Op::KillPayload { .. }
-        | Op::CaptureSnapshot { .. }
-        | Op::WatchSnapshot { .. }
-        | Op::ReadKernelHot(_)
-        | Op::ReadKernelCold(_)
-        | Op::WriteKernelHot(_)
-        | Op::WriteKernelCold(_)
         | Op::AttachScheduler { .. }
         | Op::DetachScheduler
         | Op::RestartScheduler
         | Op::ReplaceScheduler { .. }
         | Op::PinBpfMap { .. }
         | Op::SteerIrq { .. } => Err(unsupported(op)),
+    }
+}
+
+/// Applies consecutive `WriteKernelCold` ops (`first` is the first one's index)
+/// as one batch: the host lands them all inside a single freeze.
+pub fn cold_writes(
+    ex: &mut Executor<'_>,
+    owner: StepRef,
+    first: u16,
+    ops: &[Op],
+) -> Vec<Result<OpOutcome, String>> {
+    let built: Vec<Result<HostRequest, String>> = (first..)
+        .zip(ops)
+        .map(|(i, op)| match op {
+            Op::WriteKernelCold(w) => write_request(owner, i, AccessKind::WriteCold, w),
+            other => Err(format!("{} is not a cold write", other.name())),
+        })
+        .collect();
+    let requests: Vec<HostRequest> = built.iter().filter_map(|r| r.clone().ok()).collect();
+    let mut replies = ex.tx.requests(&requests).into_iter();
+    built
+        .into_iter()
+        .map(|b| match b {
+            Ok(_) => replies
+                .next()
+                .unwrap_or_else(|| Err("no reply".into()))
+                .map(|_| OpOutcome::Done),
+            Err(e) => Err(e),
+        })
+        .collect()
+}
+
+/// `symbol` or `symbol+offset`, as the host parses it.
+fn target(symbol: &str, offset: u32) -> String {
+    if offset == 0 {
+        symbol.to_string()
+    } else {
+        format!("{symbol}+{offset}")
+    }
+}
+
+fn cpu16(cpu: Option<u32>) -> Result<Option<u16>, String> {
+    cpu.map(|c| u16::try_from(c).map_err(|_| format!("cpu {c} is out of range")))
+        .transpose()
+}
+
+fn read_request(
+    owner: StepRef,
+    op: u16,
+    kind: AccessKind,
+    r: &KernelRead,
+) -> Result<HostRequest, String> {
+    Ok(HostRequest::KernelAccess {
+        step: owner,
+        op,
+        kind,
+        symbol: target(&r.symbol, r.offset),
+        cpu: cpu16(r.cpu)?,
+        width: r.width,
+        value: 0,
+    })
+}
+
+fn write_request(
+    owner: StepRef,
+    op: u16,
+    kind: AccessKind,
+    w: &KernelWrite,
+) -> Result<HostRequest, String> {
+    Ok(HostRequest::KernelAccess {
+        step: owner,
+        op,
+        kind,
+        symbol: target(&w.symbol, w.offset),
+        cpu: cpu16(w.cpu)?,
+        width: w.width,
+        value: w.value,
+    })
+}
+
+/// Why `watch_snapshot` cannot run: QEMU has no hardware watchpoints for us,
+/// and the host protocol has no watch request yet.
+fn watch_unsupported() -> String {
+    let cmdline = sys::read_all("/proc/cmdline").unwrap_or_default();
+    let cmdline = core::str::from_utf8(&cmdline).unwrap_or("");
+    match crate::cmdline::param(cmdline, "schedtape.backend") {
+        Some("qemu") => "watch_snapshot is unsupported on the QEMU backend (it needs hardware \
+                         debug registers; use the KVM backend)"
+            .into(),
+        _ => {
+            "watch_snapshot is not supported by this build yet (no host watchpoint request)".into()
+        }
     }
 }
 

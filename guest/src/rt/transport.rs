@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use rustix::fs::{CWD, Mode, OFlags};
 use rustix::mm::{MapFlags, ProtFlags};
-use trace_format::proto::{GuestMsg, HostMsg, PROTOCOL_VERSION};
+use trace_format::proto::{GuestMsg, HostMsg, HostRequest, PROTOCOL_VERSION};
 use trace_format::record::{ConsoleLine, ConsoleSource, DropReport, Record};
 use trace_format::ring::{Consumer, Direction, MAX_FRAME, Popped, Producer, RawMem};
 
@@ -26,6 +26,8 @@ use crate::{text, wire};
 const SAMPLE_PATIENCE_NS: u64 = 20_000_000;
 /// How long any other record may wait (they are rare and matter more).
 const RECORD_PATIENCE_NS: u64 = 2_000_000_000;
+/// How long a request waits for the host's reply.
+const REPLY_PATIENCE_NS: u64 = 10_000_000_000;
 
 struct Ring {
     up: Producer<RawMem>,
@@ -48,6 +50,9 @@ pub struct Transport {
     /// Frames that could not be encoded since the last `Drop` record.
     lost: u64,
     stop: Option<String>,
+    next_id: u32,
+    /// Replies received but not yet claimed: (request id, result).
+    replies: Vec<(u32, Result<u64, String>)>,
 }
 
 impl core::fmt::Debug for Transport {
@@ -80,6 +85,8 @@ impl Transport {
             start_ns,
             lost: 0,
             stop: None,
+            next_id: 1,
+            replies: Vec::new(),
         };
         (t, note)
     }
@@ -168,7 +175,13 @@ impl Transport {
                     Ok(Popped::BadCrc) => bad = Some("a host message failed its CRC".into()),
                     Ok(Popped::Frame(n)) => match postcard::from_bytes::<HostMsg>(&ring.rx[..n]) {
                         Ok(HostMsg::Stop { reason }) => self.stop = Some(reason),
-                        Ok(HostMsg::Reply { .. }) => {}
+                        Ok(HostMsg::Reply { id, result }) => {
+                            // Keep the backlog bounded if the host answers unasked.
+                            if self.replies.len() >= 64 {
+                                let _ = self.replies.remove(0);
+                            }
+                            self.replies.push((id, result));
+                        }
                         Err(e) => bad = Some(alloc::format!("undecodable host message: {e}")),
                     },
                     Err(e) => {
@@ -183,6 +196,67 @@ impl Transport {
             self.console(b);
         }
         self.stop.as_deref()
+    }
+
+    /// Sends `requests` back to back, then waits (bounded) for every reply, in order.
+    pub fn requests(&mut self, requests: &[HostRequest]) -> Vec<Result<u64, String>> {
+        if !self.has_ring() {
+            return requests
+                .iter()
+                .map(|_| Err(String::from("no host transport: requests need the ring")))
+                .collect();
+        }
+        let mut ids = Vec::with_capacity(requests.len());
+        for request in requests {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1).max(1);
+            let msg = GuestMsg::Request {
+                id,
+                request: request.clone(),
+            };
+            ids.push((id, self.send_request(&msg)));
+        }
+        let deadline = sys::now_ns().saturating_add(REPLY_PATIENCE_NS);
+        let mut out: Vec<Option<Result<u64, String>>> = ids
+            .iter()
+            .map(|(_, sent)| (!sent).then(|| Err(String::from("the request could not be sent"))))
+            .collect();
+        while out.iter().any(Option::is_none) {
+            let _ = self.poll();
+            for (slot, (id, _)) in out.iter_mut().zip(&ids) {
+                if slot.is_none()
+                    && let Some(at) = self.replies.iter().position(|(r, _)| r == id)
+                {
+                    *slot = Some(self.replies.remove(at).1);
+                }
+            }
+            if sys::now_ns() >= deadline {
+                break;
+            }
+            if out.iter().any(Option::is_none) {
+                sys::sleep_ns(100_000);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(String::from("no reply from the host within 10 s"))))
+            .collect()
+    }
+
+    /// Sends one request and waits for its reply.
+    pub fn request(&mut self, request: HostRequest) -> Result<u64, String> {
+        self.requests(core::slice::from_ref(&request))
+            .pop()
+            .unwrap_or_else(|| Err(String::from("no reply")))
+    }
+
+    fn send_request(&mut self, msg: &GuestMsg) -> bool {
+        match wire::encode(msg, &mut self.buf) {
+            Ok(b) => {
+                let len = b.len();
+                self.push(len, RECORD_PATIENCE_NS)
+            }
+            Err(_) => false,
+        }
     }
 
     fn send_msg(&mut self, msg: &GuestMsg) {

@@ -113,7 +113,6 @@ pub struct Workers {
     next_id: u32,
 }
 
-
 fn pid_of(pid: u32) -> Option<Pid> {
     Pid::from_raw(i32::try_from(pid).ok()?)
 }

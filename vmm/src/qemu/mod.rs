@@ -14,6 +14,7 @@ use memmap2::MmapRaw;
 pub mod qmp;
 
 use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
+use crate::introspect::{GuestMemory, Region};
 use qmp::{Qmp, QmpError};
 
 /// How QEMU executes guest code.
@@ -72,6 +73,9 @@ pub struct QemuConfig {
     pub accel: Accel,
     /// Directory for the RAM file (normally /dev/shm) and the QMP socket.
     pub runtime_dir: PathBuf,
+    /// The guest kernel's `CONFIG_HZ` when known; under TCG it lets the
+    /// launcher preset the delay-loop calibration (`lpj=`, see [`BootTuning`]).
+    pub kernel_hz: Option<u32>,
 }
 
 /// QEMU backend failures.
@@ -151,7 +155,13 @@ impl QemuVm {
         let guest_window =
             window_of(&ram, window).ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
         prepare(&guest_window);
-        let args = qemu_args(config, &ram_path, &qmp_path, window);
+        let args = qemu_args(
+            config,
+            &ram_path,
+            &qmp_path,
+            window,
+            &BootTuning::for_config(config),
+        );
         let mut child = Command::new(&config.binary)
             .args(&args)
             .stdin(Stdio::null())
@@ -263,6 +273,68 @@ impl Vm for QemuVm {
             accel: self.accel.name().to_string(),
         }
     }
+
+    fn guest_memory(&self) -> Option<GuestMemory> {
+        let size = u64::try_from(self.ram.len()).ok()?;
+        GuestMemory::from_mmap(Arc::clone(&self.ram), pc_ram_regions(size))
+    }
+
+    fn cr3(&mut self, cpu: u32) -> Result<u64, BackendError> {
+        let text = self
+            .qmp
+            .execute(
+                "human-monitor-command",
+                Some(serde_json::json!({ "command-line": "info registers -a" })),
+            )
+            .map_err(|e| BackendError(e.to_string()))?;
+        let text = text.as_str().unwrap_or_default();
+        cr3_of(text, cpu)
+            .ok_or_else(|| BackendError(format!("no CR3 for vCPU {cpu} in QEMU's register dump")))
+    }
+}
+
+/// Guest-physical RAM of QEMU's `pc` machine for `size` bytes of RAM: up to
+/// 3 GiB below 4 GiB when RAM reaches 3.5 GiB (else all of it), the rest from
+/// 4 GiB on; the RAM file holds them back to back.
+pub fn pc_ram_regions(size: u64) -> Vec<Region> {
+    let low = if size >= 0xe000_0000 {
+        0xc000_0000
+    } else {
+        size
+    };
+    let mut regions = vec![Region {
+        gpa: 0,
+        len: low,
+        offset: 0,
+    }];
+    if size > low {
+        regions.push(Region {
+            gpa: 1 << 32,
+            len: size - low,
+            offset: low,
+        });
+    }
+    regions
+}
+
+/// CR3 of `cpu` from HMP's `info registers -a` output.
+fn cr3_of(dump: &str, cpu: u32) -> Option<u64> {
+    let header = format!("CPU#{cpu}");
+    let block = if dump.contains("CPU#") {
+        let start = dump.find(&header)?;
+        let rest = &dump[start + header.len()..];
+        &rest[..rest.find("CPU#").unwrap_or(rest.len())]
+    } else if cpu == 0 {
+        dump
+    } else {
+        return None;
+    };
+    let at = block.find("CR3=")? + 4;
+    let hex: String = block[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    u64::from_str_radix(&hex, 16).ok()
 }
 
 impl Drop for QemuVm {
@@ -276,15 +348,150 @@ impl Drop for QemuVm {
     }
 }
 
-fn qemu_args(config: &QemuConfig, ram: &Path, qmp: &Path, window: Window) -> Vec<String> {
+/// Boot-time savings the launcher applies on top of the plain launch, found by
+/// profiling a boot under TCG (`cargo xtask bench boot` measures the whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootTuning {
+    /// qboot (`-bios`), when QEMU ships it: boots straight to the kernel,
+    /// ~35 ms faster than SeaBIOS, and leaves ACPI tables below 1 MiB.
+    pub bios: Option<PathBuf>,
+    /// The TSC rate in kHz (`tsc_early_khz=`): a TCG guest reads the host's
+    /// TSC, and its own PIT calibration of it fails under host load, falling
+    /// back to a slower one; `None` when the host's rate is unknown.
+    pub tsc_khz: Option<u64>,
+    /// Preset `loops_per_jiffy`: TCG guests read the host's TSC but see no
+    /// invariant-TSC flag, so each secondary CPU would measure its delay loop
+    /// again (~60 ms of boot); `None` when the kernel's HZ or the TSC rate is unknown.
+    pub lpj: Option<u64>,
+    /// Under TCG every vCPU reads the one host TSC, so it is synchronised.
+    pub tsc_reliable: bool,
+}
+
+impl BootTuning {
+    /// The tuning for a launch of `config` on this host.
+    pub fn for_config(config: &QemuConfig) -> Self {
+        let tcg = config.accel == Accel::Tcg;
+        let tsc_hz = if tcg { host_tsc_hz() } else { None };
+        BootTuning {
+            bios: find_firmware(&config.binary, "qboot.rom"),
+            tsc_khz: tsc_hz.map(|f| f / 1000),
+            lpj: config
+                .kernel_hz
+                .filter(|&hz| hz > 0)
+                .zip(tsc_hz)
+                .map(|(hz, tsc)| lpj_for(tsc, hz)),
+            tsc_reliable: tcg,
+        }
+    }
+
+    /// Kernel arguments for this tuning (each with its reason).
+    pub fn cmdline(&self) -> String {
+        let mut args = vec![
+            // The IO-APIC timer routing of QEMU's `pc` works; skip checking it (~20 ms).
+            "no_timer_check".to_string(),
+            // Only ttyS0 exists (`-nodefaults`); do not probe three absent UARTs.
+            "8250.nr_uarts=1".to_string(),
+        ];
+        if self.tsc_reliable {
+            // Skips the TSC warp test per CPU (up to 60 ms each) and, with several
+            // sockets, keeps the TSC clocksource that AMD-style TCG CPUs would lose.
+            args.push("tsc=reliable".to_string());
+        }
+        if let Some(khz) = self.tsc_khz {
+            args.push(format!("tsc_early_khz={khz}"));
+        }
+        if let Some(lpj) = self.lpj {
+            args.push(format!("lpj={lpj}"));
+        }
+        args.join(" ")
+    }
+}
+
+/// `loops_per_jiffy` for a TSC delay loop: TSC ticks per jiffy, rounded down
+/// to a thousand (the measurement is no finer).
+fn lpj_for(tsc_hz: u64, kernel_hz: u32) -> u64 {
+    (tsc_hz / u64::from(kernel_hz)) / 1000 * 1000
+}
+
+/// The host's TSC rate, measured once per process over a few milliseconds;
+/// `None` off x86-64 or when the TSC is not constant-rate.
+fn host_tsc_hz() -> Option<u64> {
+    static RATE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *RATE.get_or_init(measure_tsc_hz)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn measure_tsc_hz() -> Option<u64> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let constant = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "constant_tsc"));
+    if !constant {
+        return None;
+    }
+    // SAFETY: RDTSC has no preconditions on x86-64 (user mode may execute it
+    // unless the kernel sets CR4.TSD, which Linux does not by default).
+    let tsc = || unsafe { core::arch::x86_64::_rdtsc() };
+    // A clock reading bracketed by two TSC reads close together (not preempted).
+    let stamp = || {
+        (0..20).find_map(|_| {
+            let (a, t, b) = (tsc(), Instant::now(), tsc());
+            (b.wrapping_sub(a) < 20_000).then_some((a / 2 + b / 2, t))
+        })
+    };
+    let (c0, t0) = stamp()?;
+    std::thread::sleep(Duration::from_millis(5));
+    let (c1, t1) = stamp()?;
+    let ns = u64::try_from(t1.duration_since(t0).as_nanos())
+        .ok()
+        .filter(|&n| n > 0)?;
+    let rate = u128::from(c1.checked_sub(c0)?) * 1_000_000_000 / u128::from(ns);
+    u64::try_from(rate).ok().filter(|&r| r > 0)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn measure_tsc_hz() -> Option<u64> {
+    None
+}
+
+/// A firmware file from QEMU's data directory (beside the binary, or the
+/// usual system prefixes), so a QEMU without it falls back to its default.
+fn find_firmware(binary: &Path, name: &str) -> Option<PathBuf> {
+    let resolved = if binary.components().count() > 1 {
+        Some(binary.to_path_buf())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(binary))
+                .find(|p| p.is_file())
+        })
+    };
+    let beside = resolved
+        .and_then(|b| b.parent().map(|d| d.join("../share/qemu")))
+        .into_iter();
+    beside
+        .chain(["/usr/share/qemu", "/usr/local/share/qemu"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn qemu_args(
+    config: &QemuConfig,
+    ram: &Path,
+    qmp: &Path,
+    window: Window,
+    tuning: &BootTuning,
+) -> Vec<String> {
     let smp = config.smp;
     let mem = config.memory_mib;
     let cmdline = format!(
-        "console=ttyS0 reboot=t panic=-1 memmap={}K${}K schedtape.ring={:#x},{:#x} {}",
+        "console=ttyS0 reboot=t panic=-1 memmap={}K${}K schedtape.ring={:#x},{:#x} {} {}",
         window.size >> 10,
         window.gpa >> 10,
         window.gpa,
         window.size,
+        tuning.cmdline(),
         config.cmdline
     );
     let mut args: Vec<String> = vec![
@@ -323,7 +530,16 @@ fn qemu_args(config: &QemuConfig, ram: &Path, qmp: &Path, window: Window) -> Vec
         "-no-reboot".into(),
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", qmp.display()),
+        // No PCI hotplug: drops the slot methods from the DSDT the guest's ACPI
+        // interpreter would otherwise parse at boot.
+        "-global".into(),
+        "PIIX4_PM.acpi-root-pci-hotplug=off".into(),
+        "-global".into(),
+        "PIIX4_PM.acpi-pci-hotplug-with-bridge-support=off".into(),
     ];
+    if let Some(bios) = &tuning.bios {
+        args.extend(["-bios".into(), bios.display().to_string()]);
+    }
     if config.accel == Accel::Kvm {
         args.extend(["-cpu".into(), "host".into()]);
     } else {
@@ -398,5 +614,142 @@ pub fn detect_accel() -> (Accel, String) {
             "/dev/kvm has no hardware virtualisation (no vmx/svm flag): using TCG".to_string(),
         ),
         (false, _) => (Accel::Tcg, "/dev/kvm is not usable: using TCG".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pc_layout_splits_at_3g() {
+        assert_eq!(pc_ram_regions(512 << 20).len(), 1);
+        let r = pc_ram_regions(4 << 30);
+        assert_eq!(r[0].len, 0xc000_0000);
+        assert_eq!(
+            (r[1].gpa, r[1].len, r[1].offset),
+            (1 << 32, 1 << 30, 0xc000_0000)
+        );
+    }
+
+    #[test]
+    fn cr3_from_register_dump() {
+        let dump = "CPU#0\nRAX=0\nCR0=80050033 CR2=0 CR3=0000000002a0c000 CR4=00350ef0\n\
+                    CPU#1\nCR0=80050033 CR2=0 CR3=0000000004b0d000 CR4=00350ef0\n";
+        assert_eq!(cr3_of(dump, 0), Some(0x2a0c000));
+        assert_eq!(cr3_of(dump, 1), Some(0x4b0d000));
+        assert_eq!(cr3_of(dump, 2), None);
+        assert_eq!(cr3_of("CR3=00000000000ff000 CR4=0", 0), Some(0xff000));
+        assert_eq!(cr3_of("garbage", 0), None);
+    }
+}
+
+#[cfg(test)]
+mod tuning_tests {
+    use super::*;
+
+    fn config(accel: Accel, kernel_hz: Option<u32>) -> QemuConfig {
+        QemuConfig {
+            binary: PathBuf::from("/nonexistent/bin/qemu-system-x86_64"),
+            kernel: PathBuf::from("vmlinux"),
+            initrd: PathBuf::from("initrd.cpio"),
+            cmdline: "quiet".into(),
+            smp: SmpLayout {
+                sockets: 1,
+                dies: 1,
+                cores: 2,
+                threads: 1,
+            },
+            memory_mib: 512,
+            accel,
+            runtime_dir: PathBuf::from("/tmp"),
+            kernel_hz,
+        }
+    }
+
+    #[test]
+    fn lpj_is_tsc_ticks_per_jiffy() {
+        assert_eq!(lpj_for(2_596_099_000, 250), 10_384_000);
+        assert_eq!(lpj_for(3_000_000_000, 1000), 3_000_000);
+    }
+
+    #[test]
+    fn tuning_goes_on_the_command_line() {
+        let tuning = BootTuning {
+            bios: Some(PathBuf::from("/usr/share/qemu/qboot.rom")),
+            tsc_khz: Some(2_596_099),
+            lpj: Some(10_384_000),
+            tsc_reliable: true,
+        };
+        let window = Window {
+            gpa: 0x1f80_0000,
+            size: WINDOW_SIZE,
+        };
+        let args = qemu_args(
+            &config(Accel::Tcg, Some(250)),
+            Path::new("/dev/shm/x.ram"),
+            Path::new("/dev/shm/x.qmp"),
+            window,
+            &tuning,
+        );
+        let append = &args[args.iter().position(|a| a == "-append").unwrap() + 1];
+        for arg in [
+            "no_timer_check",
+            "8250.nr_uarts=1",
+            "tsc=reliable",
+            "tsc_early_khz=2596099",
+            "lpj=10384000",
+        ] {
+            assert!(
+                append.split(' ').any(|a| a == arg),
+                "{arg} missing: {append}"
+            );
+        }
+        assert!(
+            append.ends_with(" quiet"),
+            "caller's arguments go last: {append}"
+        );
+        let bios = args.iter().position(|a| a == "-bios").unwrap();
+        assert_eq!(args[bios + 1], "/usr/share/qemu/qboot.rom");
+
+        let plain = BootTuning {
+            bios: None,
+            tsc_khz: None,
+            lpj: None,
+            tsc_reliable: false,
+        };
+        let args = qemu_args(
+            &config(Accel::Kvm, None),
+            Path::new("r"),
+            Path::new("q"),
+            window,
+            &plain,
+        );
+        assert!(!args.iter().any(|a| a == "-bios"));
+        assert!(
+            !args
+                .iter()
+                .any(|a| a.contains("lpj=") || a.contains("tsc="))
+        );
+    }
+
+    #[test]
+    fn tsc_rate_measurements_agree() {
+        let (Some(a), Some(b)) = (measure_tsc_hz(), measure_tsc_hz()) else {
+            return; // no constant-rate TSC here: the guest calibrates for itself
+        };
+        assert!((100_000_000..20_000_000_000).contains(&a), "{a} Hz");
+        assert!(a.abs_diff(b) < a / 500, "{a} vs {b}");
+    }
+
+    #[test]
+    fn tsc_and_lpj_presets_are_for_tcg_only() {
+        let kvm = BootTuning::for_config(&config(Accel::Kvm, Some(250)));
+        assert_eq!(
+            (kvm.tsc_khz, kvm.lpj, kvm.tsc_reliable),
+            (None, None, false)
+        );
+        let unknown_hz = BootTuning::for_config(&config(Accel::Tcg, None));
+        assert_eq!((unknown_hz.lpj, unknown_hz.tsc_reliable), (None, true));
     }
 }

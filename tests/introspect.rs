@@ -1,0 +1,342 @@
+//! Host-side kernel introspection under QEMU: snapshots of pinned workers,
+//! hot/cold kernel access, KASLR on and off, and refusing a wrong vmlinux.
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use e2e::{pick, run_scenario};
+use trace_format::record::{
+    AccessKind, KernelAccess, OpOutcome, Record, RunOutcome, Snapshot, SnapshotTrigger, StepRef,
+    Timed,
+};
+
+/// The newest cached project kernel's vmlinux.
+fn project_vmlinux() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let mut found: Vec<PathBuf> =
+        std::fs::read_dir(PathBuf::from(home).join(".cache/schedtape/kernels"))
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("vmlinux"))
+            .filter(|p| p.is_file())
+            .collect();
+    found.sort();
+    found.pop()
+}
+
+fn snapshots(records: &[Timed]) -> Vec<Snapshot> {
+    pick(records, |r| match r {
+        Record::Snapshot(s) => Some(s.clone()),
+        _ => None,
+    })
+}
+
+fn host_notes(records: &[Timed]) -> Vec<String> {
+    pick(records, |r| match r {
+        Record::Console(c) if c.source == trace_format::record::ConsoleSource::Host => {
+            Some(c.line.clone())
+        }
+        _ => None,
+    })
+}
+
+/// (slide, phys_base) from the recorder's "kernel found" note.
+fn placement(records: &[Timed]) -> (u64, u64) {
+    let notes = host_notes(records);
+    let line = notes
+        .iter()
+        .find(|l| l.starts_with("kernel found in guest memory"))
+        .unwrap_or_else(|| panic!("no kernel-found note in {notes:?}"));
+    let hex_after = |key: &str| {
+        let at = line.find(key).expect(key) + key.len();
+        let digits: String = line[at..]
+            .trim_start_matches("0x")
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect();
+        u64::from_str_radix(&digits, 16).expect("hex")
+    };
+    (hex_after("KASLR slide "), hex_after("phys_base "))
+}
+
+/// Timestamps of step `i`'s begin and end records.
+fn step_span(records: &[Timed], i: usize) -> (u64, u64) {
+    let step = StepRef(u16::try_from(i).unwrap());
+    let at = |begin: bool| {
+        records
+            .iter()
+            .find(|t| match &t.record {
+                Record::StepBegin { step: s } => begin && *s == step,
+                Record::StepEnd { step: s, .. } => !begin && *s == step,
+                _ => false,
+            })
+            .map(|t| t.ts_ns)
+            .expect("step begins and ends")
+    };
+    (at(true), at(false))
+}
+
+/// Checks snapshots of the `introspect` scenario; returns the KASLR placement.
+fn check_introspect_run(extra: &[&str]) -> (u64, u64) {
+    let run = run_scenario("introspect", extra);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let records = run.records();
+    let bytes = std::fs::read(&run.trace).unwrap();
+    let trace = trace_format::file::Trace::open(&bytes).unwrap();
+    let meta = trace.meta();
+    assert_eq!(meta.snapshot_interval_ns, 100_000_000);
+    assert!(
+        !meta.notes.iter().any(|n| n.contains("not recorded")),
+        "{:?}",
+        meta.notes
+    );
+
+    let pids: BTreeSet<u32> = pick(&records, |r| match r {
+        Record::WorkerSpawned(w) => Some(w.pid),
+        _ => None,
+    })
+    .into_iter()
+    .collect();
+    let snaps = snapshots(&records);
+    let periodic = snaps
+        .iter()
+        .filter(|s| s.trigger == SnapshotTrigger::Periodic)
+        .count();
+    assert!(periodic >= 10, "only {periodic} periodic snapshots");
+    let on_op: Vec<_> = snaps
+        .iter()
+        .filter_map(|s| match s.trigger {
+            SnapshotTrigger::Op { step, op } => Some((step, op)),
+            SnapshotTrigger::Periodic => None,
+        })
+        .collect();
+    assert_eq!(on_op, vec![(StepRef(0), 0), (StepRef(1), 4)]);
+
+    // Every CPU runs one of our spinners in most snapshots.
+    let good = snaps
+        .iter()
+        .filter(|s| {
+            s.rows.len() == 2
+                && s.rows
+                    .iter()
+                    .all(|r| r.nr_running >= 1 && pids.contains(&r.curr_pid))
+        })
+        .count();
+    assert!(
+        good * 10 >= snaps.len() * 8,
+        "{good} of {} snapshots show our workers running on every CPU: {:?}",
+        snaps.len(),
+        snaps.iter().map(|s| &s.rows).collect::<Vec<_>>()
+    );
+    // rq.clock never goes back, and advances between almost all snapshots
+    // (a CPU that took no tick between two close snapshots may not).
+    for cpu in 0..2 {
+        let clocks: Vec<u64> = snaps.iter().map(|s| s.rows[cpu].clock).collect();
+        assert!(
+            clocks.windows(2).all(|w| w[1] >= w[0]),
+            "cpu {cpu} clock went back: {clocks:?}"
+        );
+        let rising = clocks.windows(2).filter(|w| w[1] > w[0]).count();
+        assert!(
+            rising * 10 >= (clocks.len() - 1) * 9,
+            "cpu {cpu} clock did not advance: {clocks:?}"
+        );
+    }
+    for s in &snaps {
+        assert!(s.rendezvous_ns > 0 && s.frozen_ns > 0);
+    }
+
+    // Kernel access: values and the guest-visible effect of the cold writes.
+    let access: Vec<KernelAccess> = pick(&records, |r| match r {
+        Record::KernelAccess(k) => Some(k.clone()),
+        _ => None,
+    });
+    for a in &access {
+        assert_eq!(a.error, None, "{a:?}");
+    }
+    let value = |kind: AccessKind, symbol: &str| {
+        access
+            .iter()
+            .find(|a| a.kind == kind && a.symbol == symbol)
+            .unwrap_or_else(|| panic!("no {kind:?} of {symbol} in {access:?}"))
+            .value
+    };
+    assert!(
+        value(AccessKind::ReadHot, "runqueues+4") >= 1,
+        "CPU 1 runs our workers"
+    );
+    assert!(
+        value(AccessKind::ReadCold, "runqueues+4") >= 1,
+        "CPU 0 runs our worker"
+    );
+    assert_eq!(
+        value(AccessKind::WriteCold, "sysctl_sched_base_slice"),
+        200_000_000
+    );
+    let slices: Vec<u64> = access
+        .iter()
+        .filter(|a| a.kind == AccessKind::ReadHot && a.symbol == "sysctl_sched_base_slice")
+        .map(|a| a.value)
+        .collect();
+    assert_eq!(
+        slices, [200_000_000; 2],
+        "read back at once and after the step"
+    );
+    assert_eq!(
+        value(AccessKind::ReadHot, "sysctl_sched_rt_runtime"),
+        900_000
+    );
+    let values = pick(&records, |r| match r {
+        Record::OpApplied(o) if matches!(o.outcome, OpOutcome::Value(_)) => Some(o.op),
+        Record::OpApplied(o) => {
+            assert!(o.outcome.is_ok(), "{o:?}");
+            None
+        }
+        _ => None,
+    });
+    assert_eq!(values.len(), 5, "every read returns a value");
+
+    // The guest lives with the longer slice: its spinners on CPU 1 are
+    // preempted far less often (involuntary switches, read inside the guest;
+    // both steps hold 2 s with two such workers, so totals compare directly).
+    let preemptions = |cgroup: &str| -> u64 {
+        let workers: BTreeSet<u32> = pick(&records, |r| match r {
+            Record::WorkerSpawned(w) if w.cgroup == cgroup => Some(w.worker),
+            _ => None,
+        })
+        .into_iter()
+        .collect();
+        pick(&records, |r| match r {
+            Record::WorkerSample(s) if workers.contains(&s.worker) => {
+                Some(u64::from(s.involuntary_switches))
+            }
+            _ => None,
+        })
+        .iter()
+        .sum()
+    };
+    // EEVDF still preempts on wake-ups and reweights, so the cut varies from
+    // run to run (seen: 1.75x to 27x); demand a clear one, not a fixed size.
+    let (before, after) = (preemptions("pair"), preemptions("pair2"));
+    eprintln!("CPU 1 pair preemptions: {before} with the default slice, {after} with 200 ms");
+    assert!(
+        after * 4 < before * 3,
+        "base_slice 200 ms should cut preemptions: {before} before, {after} after"
+    );
+    // The host sees the same on CPU 1's run queue: the median of switches per
+    // second of rq.clock between consecutive snapshots within each step.
+    let rate = |step: usize| {
+        let (from, to) = step_span(&records, step);
+        let rows: Vec<_> = records
+            .iter()
+            .filter(|t| (from..to).contains(&t.ts_ns))
+            .filter_map(|t| match &t.record {
+                Record::Snapshot(s) => Some(s.rows[1]),
+                _ => None,
+            })
+            .collect();
+        let mut rates: Vec<f64> = rows
+            .windows(2)
+            .filter(|w| w[1].clock > w[0].clock)
+            .map(|w| {
+                (w[1].nr_switches - w[0].nr_switches) as f64 * 1e9
+                    / (w[1].clock - w[0].clock) as f64
+            })
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let (host_before, host_after) = (rate(0), rate(1));
+    eprintln!("CPU 1 median switches/s: {host_before:.0} before, {host_after:.0} after");
+    assert!(
+        host_after * 1.5 < host_before,
+        "CPU 1 median switches/s: {host_before:.0} before, {host_after:.0} after"
+    );
+    placement(&records)
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn kaslr_snapshots_and_kernel_access_work() {
+    let (slide, phys_base) = check_introspect_run(&[]);
+    // KASLR randomises both; both staying at zero is a ~1 in 10^5 event.
+    assert!(slide != 0 || phys_base != 0, "the kernel was not relocated");
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn no_kaslr_snapshots_and_kernel_access_work() {
+    let (slide, phys_base) = check_introspect_run(&["--no-kaslr"]);
+    assert_eq!((slide, phys_base), (0, 0));
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn wrong_vmlinux_is_refused() {
+    let Some(vmlinux) = project_vmlinux() else {
+        panic!("no cached project kernel: run `cargo xtask kernel build`");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(&vmlinux).unwrap();
+    let id = vmm::introspect::elf::read_build_id(&vmlinux).unwrap();
+    let at = bytes
+        .windows(id.len())
+        .position(|w| w == id.as_slice())
+        .expect("build-id bytes in the file");
+    bytes[at] ^= 0xff;
+    let wrong = dir.path().join("vmlinux");
+    std::fs::write(&wrong, &bytes).unwrap();
+    drop(bytes);
+    let run = run_scenario("smoke", &["--vmlinux", wrong.to_str().unwrap()]);
+    // The junk layout must not linger in the cache.
+    let mut wrong_id = id.clone();
+    wrong_id[0] ^= 0xff;
+    if let Some(cache) = vmm::introspect::cache::default_dir() {
+        let _ = std::fs::remove_file(vmm::introspect::cache::path_for(&cache, &wrong_id));
+    }
+    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("is not the running kernel"),
+        "{}",
+        run.stderr()
+    );
+    let records = run.records();
+    let Some(Record::End(RunOutcome::HostError { message })) = records.last().map(|t| &t.record)
+    else {
+        panic!("run did not end with a host error: {:?}", records.last());
+    };
+    assert!(message.contains("refusing the vmlinux"), "{message}");
+    assert!(
+        snapshots(&records).is_empty(),
+        "no snapshot from a wrong vmlinux"
+    );
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn watch_snapshot_is_a_clear_error_on_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("watch.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"watch\"\ndescription = \"watch_snapshot on QEMU\"\ntopology = \"1n1l1c1t\"\n\
+         duration = \"200ms\"\n\n[[steps]]\nhold = \"200ms\"\n\
+         ops = [{ watch_snapshot = { symbol = \"sysctl_sched_base_slice\" } }]\n",
+    )
+    .unwrap();
+    let run = run_scenario(scenario.to_str().unwrap(), &[]);
+    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    let records = run.records();
+    let errors = pick(&records, |r| match r {
+        Record::OpApplied(o) => match &o.outcome {
+            OpOutcome::Failed { error } => Some(error.clone()),
+            _ => None,
+        },
+        _ => None,
+    });
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unsupported on the QEMU backend")),
+        "{errors:?}"
+    );
+}
