@@ -1,17 +1,13 @@
-//! `replay diff`: what differs between two traces, metadata first.
-//!
-//! This compares one run with one run and reports raw relative changes;
-//! statistical judgement over repeated runs builds on [`compare`].
-use std::collections::BTreeMap;
+//! `replay diff`: what differs between two sets of runs, metadata first,
+//! then every metric with its statistics (see [`crate::compare`]).
 use std::io::Write;
 
 use anyhow::Result;
 use serde::Serialize;
 use trace_format::meta::Meta;
 
-use crate::load::LoadedTrace;
-use crate::metric::{MetricKey, Polarity, extract};
-use crate::text::{duration, hex, number, table};
+use crate::compare::{Call, Report, Row, Unit};
+use crate::text::{Paint, duration, hex, number, table};
 
 /// How to render a diff.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,6 +15,7 @@ pub struct DiffOptions {
     pub json: bool,
     /// Include unchanged metrics in the table.
     pub all: bool,
+    pub paint: Paint,
 }
 
 /// A metadata field whose value differs.
@@ -29,104 +26,177 @@ pub struct MetaChange {
     pub b: String,
 }
 
-/// One metric on both sides.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MetricChange {
-    #[serde(flatten)]
-    pub key: MetricKey,
-    pub a: Option<f64>,
-    pub b: Option<f64>,
-    /// Relative change in percent; `None` when a side is missing or A is zero and B is not.
-    pub delta_pct: Option<f64>,
-    pub polarity: Polarity,
+/// The JSON shape of a diff.
+#[derive(Serialize)]
+struct JsonDiff<'r> {
+    a: &'r [std::path::PathBuf],
+    b: &'r [std::path::PathBuf],
+    meta: &'r [MetaChange],
+    unit: Unit,
+    alpha: f64,
+    noise_pct: f64,
+    summary: Summary,
+    metrics: &'r [Row],
 }
 
-impl MetricChange {
-    /// True when the two sides are not exactly equal.
-    pub fn changed(&self) -> bool {
-        self.a != self.b
-    }
+/// Counts of calls over the judged metrics.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Summary {
+    pub worse: usize,
+    pub better: usize,
+    pub changed: usize,
+    pub same: usize,
+    pub inconclusive: usize,
+}
 
-    /// `better`, `worse` or empty, by the metric's polarity.
-    pub fn direction(&self) -> &'static str {
-        let (Some(a), Some(b)) = (self.a, self.b) else {
-            return "";
-        };
-        match (self.polarity, b.partial_cmp(&a)) {
-            (Polarity::HigherIsBetter, Some(std::cmp::Ordering::Greater))
-            | (Polarity::LowerIsBetter, Some(std::cmp::Ordering::Less)) => "better",
-            (Polarity::HigherIsBetter, Some(std::cmp::Ordering::Less))
-            | (Polarity::LowerIsBetter, Some(std::cmp::Ordering::Greater)) => "worse",
-            _ => "",
+impl Summary {
+    pub fn of(r: &Report) -> Self {
+        Summary {
+            worse: r.count(Call::Worse),
+            better: r.count(Call::Better),
+            changed: r.count(Call::Changed),
+            same: r.count(Call::Same),
+            inconclusive: r.count(Call::Inconclusive),
         }
     }
 }
 
-/// The full comparison of two traces.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Comparison {
-    pub meta: Vec<MetaChange>,
-    pub metrics: Vec<MetricChange>,
-}
-
-impl Comparison {
-    /// Number of metrics whose values differ.
-    pub fn changed(&self) -> usize {
-        self.metrics.iter().filter(|m| m.changed()).count()
-    }
-}
-
-/// Compares metadata and every metric of `a` and `b`.
-pub fn compare(a: &LoadedTrace, b: &LoadedTrace) -> Result<Comparison> {
-    let (ta, tb) = (a.trace()?, b.trace()?);
-    let meta = meta_changes(ta.meta(), tb.meta());
-    let va = extract(&ta.metrics());
-    let vb = extract(&tb.metrics());
-    let b_values: BTreeMap<&MetricKey, f64> = vb.iter().map(|v| (&v.key, v.value)).collect();
-    let mut metrics: Vec<MetricChange> = va
-        .iter()
-        .map(|v| change(v.key.clone(), Some(v.value), b_values.get(&v.key).copied()))
-        .collect();
-    let a_keys: BTreeMap<&MetricKey, ()> = va.iter().map(|v| (&v.key, ())).collect();
-    metrics.extend(
-        vb.iter()
-            .filter(|v| !a_keys.contains_key(&v.key))
-            .map(|v| change(v.key.clone(), None, Some(v.value))),
-    );
-    Ok(Comparison { meta, metrics })
-}
-
-fn change(key: MetricKey, a: Option<f64>, b: Option<f64>) -> MetricChange {
-    let delta_pct = match (a, b) {
-        (Some(a), Some(b)) if a == b => Some(0.0),
-        (Some(a), Some(b)) if a != 0.0 => Some(100.0 * (b - a) / a.abs()),
-        _ => None,
-    };
-    let polarity = key.metric.polarity();
-    MetricChange {
-        key,
-        a,
-        b,
-        delta_pct,
-        polarity,
-    }
-}
-
-/// Renders the comparison of `a` and `b`.
-pub fn diff(
-    out: &mut impl Write,
-    a: &LoadedTrace,
-    b: &LoadedTrace,
-    opts: DiffOptions,
-) -> Result<()> {
-    let cmp = compare(a, b)?;
+/// Renders a comparison.
+pub fn render(out: &mut impl Write, report: &Report, opts: DiffOptions) -> Result<()> {
     if opts.json {
-        serde_json::to_writer_pretty(&mut *out, &cmp)?;
+        let j = JsonDiff {
+            a: &report.a,
+            b: &report.b,
+            meta: &report.meta,
+            unit: report.unit,
+            alpha: report.alpha,
+            noise_pct: report.noise_pct,
+            summary: Summary::of(report),
+            metrics: &report.rows,
+        };
+        serde_json::to_writer_pretty(&mut *out, &j)?;
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "A: {}\nB: {}", a.path.display(), b.path.display())?;
-    if cmp.meta.is_empty() {
+    writeln!(out, "A: {}", side(&report.a))?;
+    writeln!(out, "B: {}", side(&report.b))?;
+    write_meta(out, &report.meta)?;
+    writeln!(out)?;
+    let changed = report.rows.iter().filter(|r| r.changed()).count();
+    if changed == 0 {
+        writeln!(
+            out,
+            "no change: all {} metrics are identical",
+            report.rows.len()
+        )?;
+        if !opts.all {
+            return Ok(());
+        }
+    }
+    let unit = match report.unit {
+        Unit::Runs => format!("runs ({} vs {})", report.a.len(), report.b.len()),
+        Unit::Intervals => format!(
+            "sample intervals of {} vs {} run(s): within-run noise only, so the band is wider",
+            report.a.len(),
+            report.b.len()
+        ),
+    };
+    writeln!(
+        out,
+        "statistics over {unit}; Mann–Whitney U, Benjamini–Hochberg α {}, noise band ±{}%",
+        report.alpha, report.noise_pct
+    )?;
+    let s = Summary::of(report);
+    writeln!(
+        out,
+        "{changed} of {} metrics changed: {} worse, {} better, {} changed (neutral), {} same, {} inconclusive",
+        report.rows.len(),
+        s.worse,
+        s.better,
+        s.changed,
+        s.same,
+        s.inconclusive
+    )?;
+    let mut t = table(&[
+        "step", "cgroup", "metric", "A", "B", "Δ%", "95% CI", "p adj", "call",
+    ]);
+    let shown: Vec<&Row> = report
+        .rows
+        .iter()
+        .filter(|r| opts.all || (r.changed() && r.call != Call::NotJudged))
+        .collect();
+    let hidden = report
+        .rows
+        .iter()
+        .filter(|r| r.changed() && r.call == Call::NotJudged)
+        .count();
+    if hidden > 0 && !opts.all {
+        writeln!(
+            out,
+            "({hidden} changed value(s) of the backdrop, partial steps or one side only are not judged; --all shows them)"
+        )?;
+    }
+    for r in &shown {
+        t.add_row(cells(r));
+    }
+    let text = t.to_string();
+    for (i, line) in text.lines().enumerate() {
+        let call = i.checked_sub(1).and_then(|j| shown.get(j)).map(|r| r.call);
+        writeln!(out, "{}", opts.paint.line(line.trim_end(), call))?;
+    }
+    Ok(())
+}
+
+/// Table cells of one row.
+pub fn cells(r: &Row) -> Vec<String> {
+    let delta = match r.delta_pct {
+        Some(d) => format!("{d:+.1}"),
+        None if r.a.is_none() => "only B".to_string(),
+        None if r.b.is_none() => "only A".to_string(),
+        None => "new".to_string(),
+    };
+    let ci = match (r.ci_low_pct, r.ci_high_pct) {
+        (Some(l), Some(h)) => format!("{l:+.1}…{h:+.1}"),
+        _ => "-".to_string(),
+    };
+    let p = r
+        .p_adj
+        .or(r.p)
+        .map_or("-".to_string(), |p| format!("{p:.3}"));
+    let call = match r.call {
+        Call::Inconclusive if r.n_a < 2 || r.n_b < 2 => "inconclusive (n)".to_string(),
+        c => c.word().to_string(),
+    };
+    vec![
+        r.key.step.clone(),
+        r.key.cgroup.clone(),
+        r.key.metric.name().to_string(),
+        number(r.a),
+        number(r.b),
+        delta,
+        ci,
+        p,
+        call,
+    ]
+}
+
+fn side(paths: &[std::path::PathBuf]) -> String {
+    match paths {
+        [one] => one.display().to_string(),
+        many => format!(
+            "{} runs: {}",
+            many.len(),
+            many.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Prints metadata differences, or that there are none.
+pub fn write_meta(out: &mut impl Write, meta: &[MetaChange]) -> Result<()> {
+    if meta.is_empty() {
         writeln!(
             out,
             "\nmetadata: same scenario, kernel, scheduler, topology and backend"
@@ -134,44 +204,11 @@ pub fn diff(
     } else {
         writeln!(out, "\nmetadata differences")?;
         let mut t = table(&["field", "A", "B"]);
-        for m in &cmp.meta {
+        for m in meta {
             t.add_row(vec![m.field.to_string(), m.a.clone(), m.b.clone()]);
         }
         writeln!(out, "{t}")?;
     }
-    let changed = cmp.changed();
-    writeln!(out)?;
-    if changed == 0 {
-        writeln!(
-            out,
-            "no change: all {} metrics are identical",
-            cmp.metrics.len()
-        )?;
-        if !opts.all {
-            return Ok(());
-        }
-    } else {
-        writeln!(out, "{changed} of {} metrics changed", cmp.metrics.len())?;
-    }
-    let mut t = table(&["step", "cgroup", "metric", "A", "B", "Δ%", ""]);
-    for m in cmp.metrics.iter().filter(|m| opts.all || m.changed()) {
-        let delta = match m.delta_pct {
-            Some(d) => format!("{d:+.1}"),
-            None if m.a.is_none() => "only B".to_string(),
-            None if m.b.is_none() => "only A".to_string(),
-            None => "new".to_string(),
-        };
-        t.add_row(vec![
-            m.key.step.clone(),
-            m.key.cgroup.clone(),
-            m.key.metric.name().to_string(),
-            number(m.a),
-            number(m.b),
-            delta,
-            m.direction().to_string(),
-        ]);
-    }
-    writeln!(out, "{t}")?;
     Ok(())
 }
 
@@ -227,35 +264,4 @@ fn meta_fields(m: &Meta) -> Vec<(&'static str, String)> {
         ("snapshot interval", duration(m.snapshot_interval_ns)),
         ("schema", m.schema_version.to_string()),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::metric::Metric;
-
-    fn key(metric: Metric) -> MetricKey {
-        MetricKey {
-            step: "step 0".into(),
-            cgroup: "a".into(),
-            metric,
-        }
-    }
-
-    #[test]
-    fn direction_follows_polarity() {
-        let up = change(key(Metric::IterationsPerS), Some(100.0), Some(110.0));
-        assert_eq!(up.delta_pct, Some(10.0));
-        assert_eq!(up.direction(), "better");
-        let wait = change(key(Metric::WaitPct), Some(10.0), Some(20.0));
-        assert_eq!(wait.direction(), "worse");
-        let share = change(key(Metric::CpuSharePct), Some(10.0), Some(20.0));
-        assert_eq!(share.direction(), "");
-        let missing = change(key(Metric::WaitPct), None, Some(1.0));
-        assert_eq!(missing.delta_pct, None);
-        assert!(missing.changed());
-        let zero = change(key(Metric::MigrationsPerS), Some(0.0), Some(0.0));
-        assert_eq!(zero.delta_pct, Some(0.0));
-        assert!(!zero.changed());
-    }
 }

@@ -1,24 +1,83 @@
 //! The work behind the `replay` binary: loading traces, extracting metrics,
-//! and rendering `show`, `stats`, `diff` and `validate`.
+//! judging runs and comparing them, and rendering every command.
+//!
+//! [`verdict::judge`] is the live verdict `cargo xtask run` calls at the end
+//! of a run; `replay judge` recomputes the same verdicts offline.
 pub mod args;
+pub mod bisect;
+pub mod check;
+pub mod compare;
 pub mod diff;
 pub mod load;
 pub mod metric;
+pub mod perfetto;
+pub mod plot;
 pub mod runqueue;
+pub mod series;
 pub mod show;
+pub mod stat;
 pub mod stats;
 pub mod text;
+pub mod thresholds;
 pub mod validate;
+pub mod verdict;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use args::{Args, Command};
+use anyhow::{Result, bail};
+use args::{Args, Command, Knobs};
+use compare::{Run, Sided};
+use thresholds::Thresholds;
 
 /// Exit status for "the tool itself failed" (unreadable file, bad arguments).
 pub const EXIT_ERROR: u8 = 2;
 
+/// Thresholds from `--thresholds`, then the command-line knobs on top.
+pub fn thresholds(k: &Knobs) -> Result<Thresholds> {
+    let mut t = Thresholds::load_or_default(k.thresholds.as_deref())?;
+    if let Some(v) = k.noise {
+        t.diff.noise_pct = v;
+    }
+    if let Some(v) = k.interval_noise {
+        t.diff.interval_noise_pct = v;
+    }
+    if let Some(v) = k.alpha {
+        t.diff.alpha = v;
+    }
+    if let Some(v) = k.min_runs {
+        t.diff.min_runs = v.max(1);
+    }
+    Ok(t)
+}
+
+/// The two sides of `replay diff` from its three spellings.
+pub fn diff_sides(
+    traces: &[PathBuf],
+    after: &[PathBuf],
+    a: &[PathBuf],
+    b: &[PathBuf],
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    if !a.is_empty() || !b.is_empty() {
+        if a.is_empty() || b.is_empty() {
+            bail!("give both --a and --b");
+        }
+        return Ok((a.to_vec(), b.to_vec()));
+    }
+    if !after.is_empty() {
+        if traces.is_empty() {
+            bail!("no traces before `--` for side A");
+        }
+        return Ok((traces.to_vec(), after.to_vec()));
+    }
+    match traces {
+        [x, y] => Ok((vec![x.clone()], vec![y.clone()])),
+        _ => bail!("give two traces, or `A… -- B…`, or `--a A… --b B…`"),
+    }
+}
+
 /// Runs one `replay` command and returns its exit status.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: &Args) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match &args.command {
         Command::Show { trace, records } => {
@@ -29,18 +88,92 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             let loaded = load::LoadedTrace::open(trace)?;
             stats::stats(&mut out, &loaded, *json)?;
         }
-        Command::Diff { a, b, json, all } => {
-            let a = load::LoadedTrace::open(a)?;
-            let b = load::LoadedTrace::open(b)?;
-            diff::diff(
-                &mut out,
-                &a,
-                &b,
-                diff::DiffOptions {
-                    json: *json,
-                    all: *all,
-                },
-            )?;
+        Command::Diff {
+            traces,
+            after,
+            side_a,
+            side_b,
+            json,
+            all,
+            knobs,
+            color,
+        } => {
+            let (a, b) = diff_sides(traces, after, side_a, side_b)?;
+            let t = thresholds(knobs)?;
+            let intervals = compare::needs_intervals(a.len(), b.len(), &t.diff);
+            let load = |paths: &[PathBuf]| -> Result<Vec<Run>> {
+                paths.iter().map(|p| Run::load(p, intervals)).collect()
+            };
+            let report = compare::compare(&load(&a)?, &load(&b)?, &t.diff, Sided::Both);
+            let opts = diff::DiffOptions {
+                json: *json,
+                all: *all,
+                paint: text::Paint::for_stdout(*color),
+            };
+            diff::render(&mut out, &report, opts)?;
+        }
+        Command::Check {
+            baseline,
+            traces,
+            json,
+            knobs,
+        } => {
+            let code = match thresholds(knobs) {
+                Ok(t) => check::run(&mut out, baseline, traces, &t, *json),
+                Err(e) => {
+                    eprintln!("replay: cannot judge: {e:#}");
+                    check::EXIT_SKIP
+                }
+            };
+            return Ok(ExitCode::from(code));
+        }
+        Command::Bisect {
+            inputs,
+            baseline,
+            json,
+            knobs,
+        } => {
+            let t = thresholds(knobs)?;
+            let b = bisect::bisect(bisect::candidates(inputs)?, baseline, &t)?;
+            bisect::render(&mut out, &b, *json)?;
+        }
+        Command::Judge {
+            trace,
+            thresholds,
+            json,
+        } => {
+            let verdicts = verdict::judge_file(trace, thresholds.as_deref())?;
+            verdict::render(&mut out, &verdicts, *json)?;
+            if verdict::any_failed(&verdicts) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Plot {
+            trace,
+            other,
+            output,
+        } => {
+            let mut paths = vec![trace.clone()];
+            paths.extend(other.iter().cloned());
+            let svg = plot::plot_files(&paths)?;
+            std::fs::write(output, svg)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
+        }
+        Command::Export {
+            trace,
+            perfetto: _,
+            output,
+        } => {
+            let loaded = load::LoadedTrace::open(trace)?;
+            let json = perfetto::export(&loaded.trace()?)?;
+            match output {
+                Some(p) => std::fs::write(p, json)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+                None => {
+                    use std::io::Write;
+                    out.write_all(json.as_bytes())?;
+                }
+            }
         }
         Command::Validate { trace } => {
             let loaded = load::LoadedTrace::open(trace)?;

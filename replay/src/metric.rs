@@ -3,8 +3,9 @@
 //! This is the one place that turns [`RunMetrics`] into comparable numbers;
 //! `stats`, `diff` and later statistical judgement all read it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use trace_format::metrics::{GroupMetrics, RunMetrics, StepMetrics};
+use trace_format::record::StepRef;
 
 /// Whether a larger value of a metric is better, worse, or neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -16,7 +17,7 @@ pub enum Polarity {
 }
 
 /// A metric of one cgroup in one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Metric {
     /// Distinct workers that reported samples.
@@ -105,10 +106,7 @@ impl Metric {
 
 /// Label of a step for display and matching: `step 0`, `backdrop`, or `outside steps`.
 pub fn step_label(step: &StepMetrics) -> String {
-    match step.step {
-        Some(s) => s.to_string(),
-        None => "outside steps".to_string(),
-    }
+    StepLabeler::default().next(step.step)
 }
 
 /// Label of a cgroup: its name, or `(root)`.
@@ -136,20 +134,75 @@ pub struct MetricValue {
     pub value: f64,
 }
 
-/// Every computable metric of every cgroup in every step, in trace order.
+/// Gives each step segment its display label, in trace order.
 ///
-/// A step that appears more than once (it cannot, in a well-formed trace) keeps
-/// its first occurrence's label suffixed with `#n` so keys stay unique.
+/// A label that repeats (it cannot, in a well-formed trace) gets `#n` appended
+/// so keys stay unique; `extract` and the interval series share this.
+#[derive(Debug, Default)]
+pub struct StepLabeler {
+    seen: Vec<String>,
+}
+
+impl StepLabeler {
+    /// The label of the next segment, whose step is `step`.
+    pub fn next(&mut self, step: Option<StepRef>) -> String {
+        let label = match step {
+            Some(s) => s.to_string(),
+            None => "outside steps".to_string(),
+        };
+        let repeats = self.seen.iter().filter(|s| **s == label).count();
+        self.seen.push(label.clone());
+        if repeats > 0 {
+            format!("{label} #{}", repeats + 1)
+        } else {
+            label
+        }
+    }
+}
+
+/// Per-metric judging defaults: the smallest absolute difference that counts,
+/// and the smallest relative noise band (percent) the metric's resolution allows.
+pub fn default_floor(metric: Metric) -> f64 {
+    match metric {
+        Metric::Workers => 0.5,
+        Metric::IterationsPerS => 0.0,
+        Metric::CpuSharePct => 1.0,
+        Metric::CpuUtil => 0.01,
+        Metric::WaitPct => 2.0,
+        Metric::MigrationsPerS => 5.0,
+        Metric::PreemptionsPerS => 10.0,
+        Metric::WakeP50Us | Metric::WakeP99Us => 50.0,
+    }
+}
+
+/// Wake quantiles are log2 buckets: anything under one bucket (×2) is resolution.
+pub fn min_band_pct(metric: Metric) -> f64 {
+    match metric {
+        Metric::WakeP50Us | Metric::WakeP99Us => 100.0,
+        _ => 0.0,
+    }
+}
+
+/// Labels of the segments worth judging: real steps that ran to their end.
+///
+/// The backdrop segment (only its setup samples, spanning the whole run),
+/// samples outside steps, and steps cut short or failed are shown but not judged.
+pub fn judged_steps(run: &RunMetrics) -> std::collections::BTreeSet<String> {
+    let mut labeler = StepLabeler::default();
+    run.steps
+        .iter()
+        .map(|s| (labeler.next(s.step), s))
+        .filter(|(_, s)| s.ended && !s.failed && s.step.is_some_and(|r| !r.is_backdrop()))
+        .map(|(label, _)| label)
+        .collect()
+}
+
+/// Every computable metric of every cgroup in every step, in trace order.
 pub fn extract(run: &RunMetrics) -> Vec<MetricValue> {
     let mut out = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
+    let mut labeler = StepLabeler::default();
     for step in &run.steps {
-        let mut label = step_label(step);
-        let repeats = seen.iter().filter(|s| **s == label).count();
-        seen.push(label.clone());
-        if repeats > 0 {
-            label = format!("{label} #{}", repeats + 1);
-        }
+        let label = labeler.next(step.step);
         for group in &step.groups {
             for metric in Metric::ALL {
                 if let Some(value) = metric.value(step, group) {
@@ -170,7 +223,6 @@ pub fn extract(run: &RunMetrics) -> Vec<MetricValue> {
 mod tests {
     use super::*;
     use trace_format::metrics::WorkerTotals;
-    use trace_format::record::StepRef;
 
     fn group(name: &str, run_ns: u64, iterations: u64) -> GroupMetrics {
         GroupMetrics {

@@ -40,6 +40,45 @@ pub fn number(v: Option<f64>) -> String {
     }
 }
 
+/// Whether and how to colour table rows: green better, red worse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Paint {
+    pub enabled: bool,
+}
+
+impl Paint {
+    /// Colour for `choice`: `auto` colours only a terminal without `NO_COLOR`.
+    pub fn for_stdout(choice: crate::args::ColorChoice) -> Self {
+        use crate::args::ColorChoice;
+        use std::io::IsTerminal;
+        let enabled = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        };
+        Paint { enabled }
+    }
+
+    /// `line` wrapped in the colour of `call`, when enabled.
+    pub fn line(&self, line: &str, call: Option<crate::compare::Call>) -> String {
+        use crate::compare::Call;
+        let code = match call {
+            Some(Call::Better) => "32",
+            Some(Call::Worse) => "31",
+            Some(Call::Inconclusive) => "33",
+            _ => return line.to_string(),
+        };
+        if self.enabled {
+            format!("\x1b[{code}m{line}\x1b[0m")
+        } else {
+            line.to_string()
+        }
+    }
+}
+
 /// A table with the house style: no borders, aligned columns.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();

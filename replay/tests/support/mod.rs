@@ -3,6 +3,7 @@
     clippy::cast_possible_truncation,
     reason = "synthetic test values are small"
 )]
+#![allow(dead_code, reason = "each test binary uses a different part")]
 use std::path::Path;
 
 use trace_format::file::{ChunkLimits, TraceWriter};
@@ -11,12 +12,24 @@ use trace_format::record::*;
 use trace_format::scenario::Scenario;
 
 /// Shape of a synthetic run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Synth {
     /// Multiplies every worker's iteration rate.
     pub speed: f64,
     /// Keep only this many leading bytes of the file, as a crashed writer would.
     pub truncate_to: Option<usize>,
+    /// Relative jitter of every sample's iterations and run time (0 = none).
+    pub noise: f64,
+    pub seed: u64,
+    /// Scenario TOML; `None` is fixtures/scenarios/smoke.toml.
+    pub scenario: Option<String>,
+    /// CPUs cgroup `b`'s workers are seen on, per step (bitmask).
+    pub b_cpus: [u64; 2],
+    /// Worker 0 makes no progress in step 1.
+    pub starve: bool,
+    /// Write run-queue snapshots every 200 ms; CPU 1's clock stops when `stall`.
+    pub snapshots: bool,
+    pub stall: bool,
 }
 
 impl Default for Synth {
@@ -24,17 +37,54 @@ impl Default for Synth {
         Synth {
             speed: 1.0,
             truncate_to: None,
+            noise: 0.0,
+            seed: 1,
+            scenario: None,
+            b_cpus: [0b11, 0b11],
+            starve: false,
+            snapshots: false,
+            stall: false,
         }
     }
 }
 
-pub fn scenario() -> Scenario {
-    let text = include_str!("../../../fixtures/scenarios/smoke.toml");
-    Scenario::from_toml_str(text).expect("smoke scenario parses")
+/// Backdrop cgroups `a` (weight 200) and `b` (weight 100) on two CPUs, as
+/// `records` writes them; step 1 moves `b` to CPU 1 with an op.
+pub const CPUSET_SCENARIO: &str = r#"
+name = "judge-synth"
+topology = "1n1l2c1t"
+duration = "2s"
+sample_interval = "100ms"
+
+[[backdrop.cgroups]]
+name = "a"
+cpuset = { exact = [0, 1] }
+cpu_weight = 200
+works = [{ work = "spin_wait", workers = 2 }]
+
+[[backdrop.cgroups]]
+name = "b"
+cpuset = { exact = [0, 1] }
+cpu_weight = 100
+works = [{ work = "spin_wait", workers = 2 }]
+
+[[steps]]
+name = "both"
+hold = { frac = 0.5 }
+
+[[steps]]
+name = "move"
+hold = { frac = 0.5 }
+ops = [{ set_cpuset = { cgroup = "b", cpuset = { exact = [1] } } }]
+"#;
+
+pub fn scenario(toml: Option<&str>) -> Scenario {
+    let text = toml.unwrap_or(include_str!("../../../fixtures/scenarios/smoke.toml"));
+    Scenario::from_toml_str(text).expect("scenario parses")
 }
 
-pub fn meta() -> Meta {
-    let scenario = scenario();
+pub fn meta(toml: Option<&str>) -> Meta {
+    let scenario = scenario(toml);
     Meta {
         schema_version: SCHEMA_VERSION,
         writer: "replay-tests".into(),
@@ -62,11 +112,31 @@ pub fn meta() -> Meta {
     }
 }
 
+/// A jitter factor in `1 ± noise` from a xorshift stream.
+fn jitter(state: &mut u64, noise: f64) -> f64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    let u = (*state >> 11) as f64 / (1u64 << 53) as f64;
+    1.0 + noise * (2.0 * u - 1.0)
+}
+
 /// Two steps, cgroups `a` (weight 200) and `b`, two workers each, 10 samples per step.
-pub fn records(speed: f64) -> Vec<(u64, Record)> {
+pub fn records(s: &Synth) -> Vec<(u64, Record)> {
+    let mut rng = s.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut out = Vec::new();
     let mut t = 0u64;
     let mut worker = 0u32;
+    let mut clock = [0u64; 2];
+    let backdrop = !scenario(s.scenario.as_deref()).backdrop.cgroups.is_empty();
+    if backdrop {
+        out.push((
+            t,
+            Record::StepBegin {
+                step: StepRef::BACKDROP,
+            },
+        ));
+    }
     for step in 0..2u16 {
         out.push((
             t,
@@ -84,9 +154,18 @@ pub fn records(speed: f64) -> Vec<(u64, Record)> {
                 outcome: OpOutcome::Done,
             }),
         ));
+        if backdrop && step > 0 {
+            // Backdrop workers live on across steps.
+            worker -= 4;
+        }
         let mut ids = Vec::new();
         for cg in ["a", "b"] {
             for _ in 0..2 {
+                if backdrop && step > 0 {
+                    ids.push((worker, cg));
+                    worker += 1;
+                    continue;
+                }
                 out.push((
                     t,
                     Record::WorkerSpawned(WorkerSpawned {
@@ -94,31 +173,75 @@ pub fn records(speed: f64) -> Vec<(u64, Record)> {
                         pid: 100 + worker,
                         step: StepRef(step),
                         cgroup: cg.into(),
-                        work: "SpinWait".into(),
+                        work: "spin_wait".into(),
                     }),
                 ));
                 ids.push((worker, cg));
                 worker += 1;
             }
         }
-        for _ in 0..10 {
+        for round in 0..10 {
             t += 100_000_000;
             for &(w, cg) in &ids {
                 let share = if cg == "a" { 2.0 / 3.0 } else { 1.0 / 3.0 };
-                let run_ns = (100_000_000.0 * share) as u64;
+                let run_ns = (100_000_000.0 * share * jitter(&mut rng, s.noise)) as u64;
+                let starved = s.starve && step == 1 && w == ids[0].0;
+                let iterations = if starved {
+                    0
+                } else {
+                    (run_ns as f64 / 1000.0 * s.speed * jitter(&mut rng, s.noise)) as u64
+                };
+                let cpus = if cg == "b" {
+                    // The first sample after step 1's cpuset op may still show the old CPUs.
+                    if step == 1 && round == 0 {
+                        0b11
+                    } else {
+                        s.b_cpus[usize::from(step)]
+                    }
+                } else {
+                    0b11
+                };
                 out.push((
                     t,
                     Record::WorkerSample(WorkerSample {
                         worker: w,
-                        iterations: (run_ns as f64 / 1000.0 * speed) as u64,
+                        iterations,
                         run_ns,
                         wait_ns: 100_000_000 - run_ns,
                         timeslices: 25,
                         migrations: 1,
                         voluntary_switches: 0,
                         involuntary_switches: 24,
-                        cpus_seen: vec![0b11],
+                        cpus_seen: vec![cpus],
                         wake: None,
+                    }),
+                ));
+            }
+            if s.snapshots && round % 2 == 1 {
+                for (cpu, c) in clock.iter_mut().enumerate() {
+                    if !(s.stall && cpu == 1 && step == 1) {
+                        *c += 200_000_000;
+                    }
+                }
+                let rows = clock
+                    .iter()
+                    .map(|&c| CpuRow {
+                        nr_running: 2,
+                        clock: c,
+                        nr_switches: c / 1_000_000,
+                        ..CpuRow::default()
+                    })
+                    .collect();
+                out.push((
+                    t,
+                    Record::Snapshot(Snapshot {
+                        trigger: SnapshotTrigger::Periodic,
+                        rendezvous_ns: 5_000,
+                        frozen_ns: 20_000,
+                        fields: RowFields(
+                            RowFields::NR_RUNNING | RowFields::CLOCK | RowFields::NR_SWITCHES,
+                        ),
+                        rows,
                     }),
                 ));
             }
@@ -131,23 +254,38 @@ pub fn records(speed: f64) -> Vec<(u64, Record)> {
             },
         ));
     }
+    if backdrop {
+        out.push((
+            t,
+            Record::StepEnd {
+                step: StepRef::BACKDROP,
+                outcome: StepOutcome::Completed,
+            },
+        ));
+    }
     out.push((t, Record::End(RunOutcome::Completed)));
     out
 }
 
-/// Writes a synthetic trace to `path` with small chunks so there are many of them.
-pub fn write(path: &Path, synth: Synth) {
+/// The bytes of a synthetic trace, with small chunks so there are many of them.
+pub fn bytes(synth: &Synth) -> Vec<u8> {
     let limits = ChunkLimits {
         max_payload: 512,
         max_span_ns: 1_000_000_000,
     };
-    let mut w = TraceWriter::with_limits(Vec::new(), &meta(), limits).expect("writer");
-    for (ts, r) in &records(synth.speed) {
+    let meta = meta(synth.scenario.as_deref());
+    let mut w = TraceWriter::with_limits(Vec::new(), &meta, limits).expect("writer");
+    for (ts, r) in &records(synth) {
         w.append(*ts, r).expect("append");
     }
     let mut bytes = w.finish().expect("finish");
     if let Some(n) = synth.truncate_to {
         bytes.truncate(n);
     }
-    std::fs::write(path, bytes).expect("write trace");
+    bytes
+}
+
+/// Writes a synthetic trace to `path`.
+pub fn write(path: &Path, synth: Synth) {
+    std::fs::write(path, bytes(&synth)).expect("write trace");
 }

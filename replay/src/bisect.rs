@@ -1,0 +1,231 @@
+//! `replay bisect`: given traces ordered by commit, the first bad commit and
+//! the evidence against it. Every candidate is checked against the baseline
+//! with the same predicate as `replay check`.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::check::{self, EXIT_BAD, EXIT_GOOD, EXIT_SKIP, is_trace};
+use crate::load::LoadedTrace;
+use crate::thresholds::Thresholds;
+
+/// One commit and its runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub commit: String,
+    pub traces: Vec<PathBuf>,
+}
+
+/// The check of one candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub commit: String,
+    pub code: u8,
+    pub summary: String,
+    pub evidence: Vec<String>,
+}
+
+/// The whole bisection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bisection {
+    pub baseline: Vec<PathBuf>,
+    pub steps: Vec<Step>,
+    /// Index into `steps` of the first bad commit.
+    pub first_bad: Option<usize>,
+    pub notes: Vec<String>,
+}
+
+/// Turns the command-line inputs into candidates, oldest first.
+pub fn candidates(inputs: &[PathBuf]) -> Result<Vec<Candidate>> {
+    if let [dir] = inputs
+        && dir.is_dir()
+    {
+        return from_dir(dir);
+    }
+    Ok(inputs
+        .iter()
+        .map(|p| Candidate {
+            commit: commit_of(p),
+            traces: vec![p.clone()],
+        })
+        .collect())
+}
+
+/// The commit a trace belongs to: its `.commit` sidecar, else its file stem.
+pub fn commit_of(path: &Path) -> String {
+    let mut sidecar = path.as_os_str().to_owned();
+    sidecar.push(".commit");
+    if let Ok(text) = std::fs::read_to_string(&sidecar)
+        && let Some(word) = text.split_whitespace().next()
+    {
+        return word.to_string();
+    }
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+fn from_dir(dir: &Path) -> Result<Vec<Candidate>> {
+    let mut traces: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_trace(p))
+        .collect();
+    traces.sort();
+    if traces.is_empty() {
+        bail!("no .trace files in {}", dir.display());
+    }
+    let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for t in traces {
+        groups.entry(commit_of(&t)).or_default().push(t);
+    }
+    let order_file = dir.join("commits.txt");
+    let order: Vec<String> = match std::fs::read_to_string(&order_file) {
+        Ok(text) => text
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect(),
+        Err(_) => {
+            // Recording time of each commit's first trace.
+            let mut by_time: Vec<(u64, String)> = groups
+                .iter()
+                .map(|(c, ts)| {
+                    (
+                        ts.iter().map(|t| started(t)).min().unwrap_or(u64::MAX),
+                        c.clone(),
+                    )
+                })
+                .collect();
+            by_time.sort();
+            by_time.into_iter().map(|(_, c)| c).collect()
+        }
+    };
+    let mut out = Vec::new();
+    for commit in order {
+        // A listed commit may be abbreviated in the sidecars, or the other way round.
+        let key = groups
+            .keys()
+            .find(|k| k.starts_with(&commit) || commit.starts_with(k.as_str()))
+            .cloned();
+        if let Some(key) = key
+            && let Some(traces) = groups.remove(&key)
+        {
+            out.push(Candidate {
+                commit: key,
+                traces,
+            });
+        }
+    }
+    if !groups.is_empty() {
+        let left: Vec<&String> = groups.keys().collect();
+        bail!(
+            "traces of commits not in {}: {left:?}",
+            order_file.display()
+        );
+    }
+    Ok(out)
+}
+
+fn started(path: &Path) -> u64 {
+    LoadedTrace::open(path)
+        .ok()
+        .and_then(|l| l.trace().ok().map(|t| t.meta().started_unix_ns))
+        .unwrap_or(u64::MAX)
+}
+
+/// Checks every candidate against the baseline (default: the oldest candidate).
+pub fn bisect(
+    mut cands: Vec<Candidate>,
+    baseline: &[PathBuf],
+    t: &Thresholds,
+) -> Result<Bisection> {
+    let baseline = if baseline.is_empty() {
+        if cands.len() < 2 {
+            bail!("need at least two commits, or --baseline and one commit");
+        }
+        cands.remove(0).traces
+    } else {
+        baseline.to_vec()
+    };
+    let mut steps = Vec::new();
+    for c in &cands {
+        let r = check::check(&baseline, &c.traces, t);
+        steps.push(Step {
+            commit: c.commit.clone(),
+            code: r.code,
+            summary: r.summary,
+            evidence: r.evidence,
+        });
+    }
+    let first_bad = steps.iter().position(|s| s.code == EXIT_BAD);
+    let mut notes = Vec::new();
+    if let Some(i) = first_bad {
+        let skipped: Vec<&str> = steps[..i]
+            .iter()
+            .rev()
+            .take_while(|s| s.code == EXIT_SKIP)
+            .map(|s| s.commit.as_str())
+            .collect();
+        if !skipped.is_empty() {
+            notes.push(format!(
+                "could not judge {} just before it: the first bad commit may be any of them",
+                skipped.join(", ")
+            ));
+        }
+        let good_after: Vec<&str> = steps[i + 1..]
+            .iter()
+            .filter(|s| s.code == EXIT_GOOD)
+            .map(|s| s.commit.as_str())
+            .collect();
+        if !good_after.is_empty() {
+            notes.push(format!(
+                "not monotone: later commit(s) {} look good again (flaky, or fixed later)",
+                good_after.join(", ")
+            ));
+        }
+    }
+    Ok(Bisection {
+        baseline,
+        steps,
+        first_bad,
+        notes,
+    })
+}
+
+/// Prints the bisection.
+pub fn render(out: &mut impl Write, b: &Bisection, json: bool) -> Result<()> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, b)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let base: Vec<String> = b.baseline.iter().map(|p| p.display().to_string()).collect();
+    writeln!(out, "baseline: {}", base.join(", "))?;
+    for s in &b.steps {
+        let word = match s.code {
+            EXIT_GOOD => "good",
+            EXIT_BAD => "BAD",
+            _ => "skip",
+        };
+        writeln!(out, "  {word:4}  {}  {}", s.commit, s.summary)?;
+    }
+    match b.first_bad {
+        Some(i) => {
+            let s = &b.steps[i];
+            writeln!(out, "\nfirst bad commit: {}", s.commit)?;
+            for e in &s.evidence {
+                writeln!(out, "  {e}")?;
+            }
+        }
+        None => writeln!(out, "\nno commit regressed against the baseline")?,
+    }
+    for n in &b.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    Ok(())
+}

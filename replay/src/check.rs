@@ -1,0 +1,248 @@
+//! `replay check`: the `git bisect run` predicate. Exit 0 no regression,
+//! 1 regression, 125 cannot judge. Errors and panics never come out as 1.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+use trace_format::record::{RunOutcome, VerdictOutcome};
+
+use crate::compare::{Call, Report, Run, Sided, compare, needs_intervals};
+use crate::diff::{Summary, cells, write_meta};
+use crate::load::LoadedTrace;
+use crate::text::table;
+use crate::thresholds::Thresholds;
+use crate::verdict;
+
+/// No regression.
+pub const EXIT_GOOD: u8 = 0;
+/// A regression.
+pub const EXIT_BAD: u8 = 1;
+/// Cannot judge: `git bisect run` skips the commit.
+pub const EXIT_SKIP: u8 = 125;
+
+/// The answer of one check, with its evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// 0, 1 or 125.
+    pub code: u8,
+    /// One line: why this code.
+    pub summary: String,
+    /// Metric regressions, verdicts newly failing, or why nothing could be judged.
+    pub evidence: Vec<String>,
+    #[serde(skip)]
+    pub report: Option<Report>,
+}
+
+impl CheckResult {
+    fn skip(summary: String) -> Self {
+        CheckResult {
+            code: EXIT_SKIP,
+            summary,
+            evidence: Vec::new(),
+            report: None,
+        }
+    }
+}
+
+/// Opened and vetted traces of one side, with their verdicts.
+struct Side {
+    runs: Vec<Run>,
+    verdicts: Vec<Vec<trace_format::record::Verdict>>,
+}
+
+/// Opens every trace of one side; `Err` says why one cannot take part.
+fn load_side(paths: &[PathBuf], t: &Thresholds, intervals: bool) -> Result<Side, String> {
+    let mut side = Side {
+        runs: Vec::new(),
+        verdicts: Vec::new(),
+    };
+    for path in paths {
+        let loaded = LoadedTrace::open(path).map_err(|e| format!("cannot judge: {e:#}"))?;
+        let trace = loaded.trace().map_err(|e| format!("cannot judge: {e:#}"))?;
+        if !trace.recovery().is_clean() {
+            return Err(format!(
+                "cannot judge: {} is truncated or damaged (run `replay validate`)",
+                path.display()
+            ));
+        }
+        side.verdicts.push(verdict::judge_with(&trace, &t.verdicts));
+        side.runs.push(Run::from_trace(path, &trace, intervals));
+    }
+    Ok(side)
+}
+
+fn outcome_of(run: &Run) -> String {
+    run.outcome
+        .as_ref()
+        .map_or("no outcome".to_string(), |o| o.label().to_string())
+}
+
+/// Judges `traces` against `baseline`.
+pub fn check(baseline: &[PathBuf], traces: &[PathBuf], t: &Thresholds) -> CheckResult {
+    if baseline.is_empty() || traces.is_empty() {
+        return CheckResult::skip("cannot judge: need a baseline and a trace".into());
+    }
+    let intervals = needs_intervals(baseline.len(), traces.len(), &t.diff);
+    let base = match load_side(baseline, t, intervals) {
+        Ok(s) => s,
+        Err(e) => return CheckResult::skip(e),
+    };
+    let new = match load_side(traces, t, intervals) {
+        Ok(s) => s,
+        Err(e) => return CheckResult::skip(e),
+    };
+    if let Some(r) = base
+        .runs
+        .iter()
+        .find(|r| r.outcome != Some(RunOutcome::Completed))
+    {
+        return CheckResult::skip(format!(
+            "cannot judge: baseline {} did not complete ({})",
+            r.path.display(),
+            outcome_of(r)
+        ));
+    }
+    let mut evidence = Vec::new();
+    for r in &new.runs {
+        match &r.outcome {
+            Some(RunOutcome::Completed) => {}
+            Some(RunOutcome::KernelPanic { message }) => {
+                evidence.push(format!(
+                    "{}: the guest kernel panicked: {message}",
+                    r.path.display()
+                ));
+            }
+            _ => {
+                return CheckResult::skip(format!(
+                    "cannot judge: {} did not complete ({})",
+                    r.path.display(),
+                    outcome_of(r)
+                ));
+            }
+        }
+    }
+    let report = compare(&base.runs, &new.runs, &t.diff, Sided::WorseOnly);
+    for r in report.rows.iter().filter(|r| r.call == Call::Worse) {
+        evidence.push(format!(
+            "{} / {} / {}: {} → {} ({}), 95% CI {}, p adj {}",
+            r.key.step,
+            r.key.cgroup,
+            r.key.metric.name(),
+            crate::text::number(r.a),
+            crate::text::number(r.b),
+            r.delta_pct.map_or("-".into(), |d| format!("{d:+.1}%")),
+            match (r.ci_low_pct, r.ci_high_pct) {
+                (Some(l), Some(h)) => format!("{l:+.1}%…{h:+.1}%"),
+                _ => "-".into(),
+            },
+            r.p_adj.map_or("-".into(), |p| format!("{p:.4}")),
+        ));
+    }
+    for name in verdict::NAMES {
+        let fails = |vs: &Vec<Vec<trace_format::record::Verdict>>| {
+            vs.iter()
+                .flatten()
+                .find(|v| v.name == name && v.outcome == VerdictOutcome::Fail)
+                .cloned()
+        };
+        if let (None, Some(v)) = (fails(&base.verdicts), fails(&new.verdicts)) {
+            evidence.push(format!(
+                "verdict {name} fails (passes in the baseline): {}",
+                v.detail
+            ));
+        }
+    }
+    let judged = report.judged();
+    let s = Summary::of(&report);
+    let (code, summary) = if !evidence.is_empty() {
+        (
+            EXIT_BAD,
+            format!("regression: {} finding(s)", evidence.len()),
+        )
+    } else if judged == 0 {
+        (
+            EXIT_SKIP,
+            "cannot judge: no metric has enough samples on both sides".to_string(),
+        )
+    } else {
+        (
+            EXIT_GOOD,
+            format!(
+                "no regression: {judged} metric(s) checked ({} same, {} inconclusive), no verdict newly failing",
+                s.same, s.inconclusive
+            ),
+        )
+    };
+    CheckResult {
+        code,
+        summary,
+        evidence,
+        report: Some(report),
+    }
+}
+
+/// Prints a check result: summary, evidence, then the compared metrics.
+pub fn render(out: &mut impl Write, r: &CheckResult, json: bool) -> Result<()> {
+    if json {
+        let rows = r.report.as_ref().map(|rep| &rep.rows);
+        let j = serde_json::json!({
+            "code": r.code,
+            "summary": r.summary,
+            "evidence": r.evidence,
+            "metrics": rows,
+        });
+        serde_json::to_writer_pretty(&mut *out, &j)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "{}", r.summary)?;
+    for e in &r.evidence {
+        writeln!(out, "  {e}")?;
+    }
+    if let Some(rep) = &r.report {
+        write_meta(out, &rep.meta)?;
+        let noteworthy: Vec<_> = rep
+            .rows
+            .iter()
+            .filter(|x| matches!(x.call, Call::Worse | Call::Inconclusive))
+            .collect();
+        if !noteworthy.is_empty() {
+            let mut t = table(&[
+                "step", "cgroup", "metric", "base", "new", "Δ%", "95% CI", "p adj", "call",
+            ]);
+            for x in noteworthy {
+                t.add_row(cells(x));
+            }
+            writeln!(out, "\n{t}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `replay check`: prints the result and returns the exit code, turning any
+/// panic inside into 125.
+pub fn run(
+    out: &mut impl Write,
+    baseline: &[PathBuf],
+    traces: &[PathBuf],
+    t: &Thresholds,
+    json: bool,
+) -> u8 {
+    let result = std::panic::catch_unwind(|| check(baseline, traces, t)).unwrap_or_else(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        CheckResult::skip(format!("cannot judge: internal error: {what}"))
+    });
+    // A closed pipe (`| head`) must not change the answer.
+    let _ = render(out, &result, json);
+    result.code
+}
+
+/// True when `path` looks like a trace by its extension.
+pub fn is_trace(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "trace")
+}

@@ -1,0 +1,499 @@
+//! One pass over a trace's records that tracks what each cgroup is allowed
+//! (cpuset, weight, quota, freeze) from the archived scenario and the ops
+//! applied, and gathers the evidence every verdict needs.
+use std::collections::{BTreeMap, BTreeSet};
+
+use trace_format::file::Trace;
+use trace_format::meta::Meta;
+use trace_format::record::{CpuRow, OpOutcome, Record, RowFields, Snapshot, StepRef, WorkerSample};
+use trace_format::scenario::{
+    AffinityIntent, CgroupDef, CpuList, Op, SchedPolicy, Topology, WorkSpec,
+};
+
+use crate::metric::StepLabeler;
+
+/// What the scenario says about one cgroup right now.
+#[derive(Debug, Clone, Default)]
+pub struct CgroupState {
+    /// Resolved `cpuset.cpus`; `None` inherits every CPU.
+    pub cpus: Option<CpuList>,
+    pub weight: u32,
+    /// A `cpu.max` quota is set.
+    pub capped: bool,
+    pub frozen: bool,
+    /// Time of the last cpuset change (or creation).
+    pub changed_at: u64,
+    pub works: Vec<WorkSpec>,
+}
+
+impl CgroupState {
+    fn from_def(def: &CgroupDef, topo: &Topology, ts: u64) -> Self {
+        CgroupState {
+            cpus: def.cpuset.as_ref().and_then(|c| c.resolve(topo).ok()),
+            weight: def.cpu_weight.unwrap_or(100),
+            capped: def.cpu_max.is_some_and(|m| m.quota_us.is_some()),
+            frozen: false,
+            changed_at: ts,
+            works: def.works.clone(),
+        }
+    }
+
+    /// True when workers of `work` here compete for CPU without limits:
+    /// never-blocking work, normal policy, nice 0, no pinning, no quota.
+    pub fn saturating(&self, work: &str) -> bool {
+        let cpu_bound = matches!(work, "spin_wait" | "cache_pressure");
+        cpu_bound
+            && !self.capped
+            && self
+                .works
+                .iter()
+                .filter(|w| w.work.name() == work)
+                .all(|w| {
+                    w.policy == SchedPolicy::Normal
+                        && w.nice == 0
+                        && matches!(w.affinity, AffinityIntent::Inherit)
+                })
+    }
+
+    /// True when every spec of `work` here leaves placement to the cgroup.
+    pub fn unpinned(&self, work: &str) -> bool {
+        let specs: Vec<&WorkSpec> = self
+            .works
+            .iter()
+            .filter(|w| w.work.name() == work)
+            .collect();
+        specs.iter().all(|w| {
+            matches!(
+                w.affinity,
+                AffinityIntent::Inherit | AffinityIntent::CrossCgroup
+            ) && w.policy == specs[0].policy
+                && w.nice == specs[0].nice
+        })
+    }
+}
+
+/// A worker as spawned, plus its running state.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerInfo {
+    pub cgroup: String,
+    pub work: String,
+    /// Time of the previous sample (or the spawn).
+    pub last_ts: u64,
+    /// Time the worker was moved to another cgroup, if ever.
+    pub moved_at: u64,
+    /// Current streak of samples runnable but never run: summed wait, ns.
+    pub gap_ns: u64,
+    /// Samples seen so far.
+    pub samples: u64,
+}
+
+/// A cpuset violation: a worker seen on CPUs outside its cgroup's set.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub ts_ns: u64,
+    pub worker: u32,
+    pub cgroup: String,
+    pub seen: CpuList,
+    pub allowed: CpuList,
+}
+
+/// Per-worker sums within one segment.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerTally {
+    pub cgroup: String,
+    pub work: String,
+    pub samples: u32,
+    pub iterations: u64,
+    pub run_ns: u64,
+    /// The worker's cgroup was frozen at some point in the segment.
+    pub frozen: bool,
+    /// Placement was left to the cgroup (no pinning, one policy and nice).
+    pub unpinned: bool,
+}
+
+/// One cgroup within one sample round, for weight shares.
+#[derive(Debug, Clone, Default)]
+pub struct RoundGroup {
+    pub run_ns: u64,
+    /// Every sample of the round came after the last cpuset change.
+    pub clean: bool,
+    pub cpus: Option<CpuList>,
+    pub weight: u32,
+    /// Workers sampled, and whether all of them saturate a CPU.
+    pub workers: u32,
+    pub saturating: bool,
+}
+
+/// A step segment as the verdicts see it.
+#[derive(Debug, Clone)]
+pub struct SegmentEvidence {
+    pub label: String,
+    pub step: Option<StepRef>,
+    pub ended: bool,
+    pub failed: bool,
+    pub workers: BTreeMap<u32, WorkerTally>,
+    /// Round k of every worker → cgroup → tally.
+    pub rounds: Vec<BTreeMap<String, RoundGroup>>,
+}
+
+impl SegmentEvidence {
+    /// A real step that ran to its end.
+    pub fn judged(&self) -> bool {
+        self.ended && !self.failed && self.step.is_some_and(|s| !s.is_backdrop())
+    }
+}
+
+/// A run queue that did not advance between two snapshots.
+#[derive(Debug, Clone)]
+pub struct Stall {
+    pub cpu: usize,
+    pub from_ns: u64,
+    pub to_ns: u64,
+    pub nr_running: u32,
+    pub what: &'static str,
+}
+
+/// Everything gathered in one pass.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    pub segments: Vec<SegmentEvidence>,
+    pub samples: u64,
+    pub isolation_checked: u64,
+    pub isolation_skipped: u64,
+    /// Samples that report no CPU at all.
+    pub no_cpu_info: u64,
+    pub restricted_cgroups: BTreeSet<String>,
+    pub violations: Vec<Violation>,
+    /// Longest runnable-without-running streak: (ns, worker, cgroup, ending ts).
+    pub max_gap: Option<(u64, u32, String, u64)>,
+    /// Largest wait within one sample, as a fraction of the sample's interval.
+    pub max_wait_fraction: Option<(f64, u32, u64)>,
+    pub snapshots: u64,
+    pub snapshot_pairs: u64,
+    pub snapshot_fields: RowFields,
+    pub stalls: Vec<Stall>,
+    pub decode_errors: u64,
+}
+
+/// Walks every record of `trace`.
+pub fn walk(trace: &Trace<'_>, stall_min_interval: u64) -> Evidence {
+    let mut w = Walker::new(trace.meta(), stall_min_interval);
+    for item in trace.records() {
+        match item {
+            Ok(t) => w.observe(t.ts_ns, &t.record),
+            Err(_) => w.ev.decode_errors += 1,
+        }
+    }
+    w.ev
+}
+
+struct Walker<'m> {
+    meta: &'m Meta,
+    topo: Topology,
+    all: CpuList,
+    stall_min_interval: u64,
+    cgroups: BTreeMap<String, CgroupState>,
+    workers: BTreeMap<u32, WorkerInfo>,
+    /// Worker → (segment index, round) of its last sample.
+    rounds: BTreeMap<u32, (usize, usize)>,
+    labeler: StepLabeler,
+    prev_snapshot: Option<(u64, Vec<CpuRow>)>,
+    ev: Evidence,
+}
+
+impl<'m> Walker<'m> {
+    fn new(meta: &'m Meta, stall_min_interval: u64) -> Self {
+        Walker {
+            meta,
+            topo: meta.topology,
+            all: meta.topology.all_cpus(),
+            stall_min_interval,
+            cgroups: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            rounds: BTreeMap::new(),
+            labeler: StepLabeler::default(),
+            prev_snapshot: None,
+            ev: Evidence::default(),
+        }
+    }
+
+    fn open_segment(&mut self, step: Option<StepRef>) {
+        let label = self.labeler.next(step);
+        self.ev.segments.push(SegmentEvidence {
+            label,
+            step,
+            ended: false,
+            failed: false,
+            workers: BTreeMap::new(),
+            rounds: Vec::new(),
+        });
+    }
+
+    fn observe(&mut self, ts: u64, record: &Record) {
+        match record {
+            Record::StepBegin { step } => {
+                self.open_segment(Some(*step));
+                self.create_cgroups(*step, ts);
+            }
+            Record::StepEnd { step, outcome } => {
+                if let Some(seg) = self.ev.segments.last_mut()
+                    && seg.step == Some(*step)
+                    && !seg.ended
+                {
+                    seg.ended = true;
+                    seg.failed =
+                        matches!(outcome, trace_format::record::StepOutcome::Failed { .. });
+                }
+            }
+            Record::OpApplied(op) if op.outcome.is_ok() => {
+                if let Some(o) = self.op(op.step, op.op).cloned() {
+                    self.apply(&o, ts, &op.outcome);
+                }
+            }
+            Record::WorkerSpawned(s) => {
+                self.workers.insert(
+                    s.worker,
+                    WorkerInfo {
+                        cgroup: s.cgroup.clone(),
+                        work: s.work.clone(),
+                        last_ts: ts,
+                        ..WorkerInfo::default()
+                    },
+                );
+            }
+            Record::WorkerSample(s) => self.sample(ts, s),
+            Record::Snapshot(s) => self.snapshot(ts, s),
+            _ => {}
+        }
+    }
+
+    fn op(&self, step: StepRef, index: u16) -> Option<&Op> {
+        let sc = &self.meta.scenario;
+        let ops = if step.is_backdrop() {
+            &sc.backdrop.ops
+        } else {
+            &sc.steps.get(usize::from(step.0))?.ops
+        };
+        ops.get(usize::from(index))
+    }
+
+    fn create_cgroups(&mut self, step: StepRef, ts: u64) {
+        let sc = &self.meta.scenario;
+        let defs = if step.is_backdrop() {
+            &sc.backdrop.cgroups
+        } else {
+            match sc.steps.get(usize::from(step.0)) {
+                Some(s) => &s.setup,
+                None => return,
+            }
+        };
+        for def in defs {
+            let state = CgroupState::from_def(def, &self.topo, ts);
+            self.cgroups.insert(def.name.clone(), state);
+        }
+    }
+
+    fn apply(&mut self, op: &Op, ts: u64, _outcome: &OpOutcome) {
+        let topo = self.topo;
+        match op {
+            Op::AddCgroup { name } => {
+                let state = CgroupState {
+                    weight: 100,
+                    changed_at: ts,
+                    ..CgroupState::default()
+                };
+                self.cgroups.insert(name.clone(), state);
+            }
+            Op::AddCgroupDef(def) => {
+                let state = CgroupState::from_def(def, &topo, ts);
+                self.cgroups.insert(def.name.clone(), state);
+            }
+            Op::RemoveCgroup { cgroup } => {
+                self.cgroups.remove(cgroup);
+            }
+            Op::SetCpuset { cgroup, cpuset } => {
+                let cg = self.cgroups.entry(cgroup.clone()).or_default();
+                cg.cpus = cpuset.resolve(&topo).ok();
+                cg.changed_at = ts;
+            }
+            Op::ClearCpuset { cgroup } => {
+                let cg = self.cgroups.entry(cgroup.clone()).or_default();
+                cg.cpus = None;
+                cg.changed_at = ts;
+            }
+            Op::SwapCpusets { a, b } => {
+                let ca = self.cgroups.get(a).and_then(|c| c.cpus.clone());
+                let cb = self.cgroups.get(b).and_then(|c| c.cpus.clone());
+                for (name, cpus) in [(a, cb), (b, ca)] {
+                    let cg = self.cgroups.entry(name.clone()).or_default();
+                    cg.cpus = cpus;
+                    cg.changed_at = ts;
+                }
+            }
+            Op::MoveAllTasks { from, to } => {
+                for w in self.workers.values_mut().filter(|w| w.cgroup == *from) {
+                    w.cgroup = to.clone();
+                    w.moved_at = ts;
+                }
+            }
+            Op::FreezeCgroup { cgroup } | Op::UnfreezeCgroup { cgroup } => {
+                let frozen = matches!(op, Op::FreezeCgroup { .. });
+                self.cgroups.entry(cgroup.clone()).or_default().frozen = frozen;
+                if frozen {
+                    self.mark_frozen(cgroup);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn mark_frozen(&mut self, cgroup: &str) {
+        if let Some(seg) = self.ev.segments.last_mut() {
+            for t in seg.workers.values_mut().filter(|t| t.cgroup == cgroup) {
+                t.frozen = true;
+            }
+        }
+    }
+
+    fn sample(&mut self, ts: u64, s: &WorkerSample) {
+        self.ev.samples += 1;
+        if self.ev.segments.last().is_none_or(|seg| seg.ended) {
+            self.open_segment(None);
+        }
+        let seg_index = self.ev.segments.len() - 1;
+        let info = self.workers.entry(s.worker).or_default();
+        let interval = ts.saturating_sub(info.last_ts);
+        let prev_ts = info.last_ts;
+        info.last_ts = ts;
+        let cgroup = info.cgroup.clone();
+        let work = info.work.clone();
+        let state = self.cgroups.get(&cgroup);
+        let allowed = state.and_then(|c| c.cpus.clone());
+        let straddles = state.is_some_and(|c| c.changed_at >= prev_ts) || info.moved_at >= prev_ts;
+
+        // Scheduling gap: consecutive samples runnable but never run.
+        if s.run_ns == 0 && s.wait_ns > 0 {
+            info.gap_ns = info.gap_ns.saturating_add(s.wait_ns);
+            if self.ev.max_gap.as_ref().is_none_or(|g| info.gap_ns > g.0) {
+                self.ev.max_gap = Some((info.gap_ns, s.worker, cgroup.clone(), ts));
+            }
+        } else {
+            info.gap_ns = 0;
+        }
+        // Only whole intervals: a worker's first sample may include waiting before its spawn record.
+        let first = info.samples == 0;
+        info.samples += 1;
+        if !first && interval >= self.meta.sample_interval_ns / 2 && interval > 0 {
+            let frac = s.wait_ns as f64 / interval as f64;
+            if self.ev.max_wait_fraction.is_none_or(|m| frac > m.0) {
+                self.ev.max_wait_fraction = Some((frac, s.worker, ts));
+            }
+        }
+
+        // Cpuset isolation.
+        let seen = CpuList::new(s.cpus().filter_map(|c| u32::try_from(c).ok()));
+        if seen.is_empty() {
+            self.ev.no_cpu_info += 1;
+        } else if straddles {
+            self.ev.isolation_skipped += 1;
+        } else {
+            let allowed_list = allowed.clone().unwrap_or_else(|| self.all.clone());
+            if allowed.is_some() {
+                self.ev.restricted_cgroups.insert(cgroup.clone());
+            }
+            self.ev.isolation_checked += 1;
+            let outside: Vec<u32> = seen.iter().filter(|c| !allowed_list.contains(*c)).collect();
+            if !outside.is_empty() {
+                self.ev.violations.push(Violation {
+                    ts_ns: ts,
+                    worker: s.worker,
+                    cgroup: cgroup.clone(),
+                    seen,
+                    allowed: allowed_list,
+                });
+            }
+        }
+
+        // Per-segment tallies and rounds.
+        let frozen = state.is_some_and(|c| c.frozen);
+        let weight = state.map_or(100, |c| c.weight);
+        let saturating = state.is_some_and(|c| c.saturating(&work));
+        let unpinned = state.is_none_or(|c| c.unpinned(&work));
+        let round = match self.rounds.get(&s.worker) {
+            Some(&(seg, r)) if seg == seg_index => r + 1,
+            _ => 0,
+        };
+        self.rounds.insert(s.worker, (seg_index, round));
+        let seg = &mut self.ev.segments[seg_index];
+        let tally = seg.workers.entry(s.worker).or_insert_with(|| WorkerTally {
+            cgroup: cgroup.clone(),
+            work,
+            unpinned: true,
+            ..WorkerTally::default()
+        });
+        tally.unpinned &= unpinned;
+        tally.samples += 1;
+        tally.iterations = tally.iterations.saturating_add(s.iterations);
+        tally.run_ns = tally.run_ns.saturating_add(s.run_ns);
+        tally.frozen |= frozen;
+        if seg.rounds.len() <= round {
+            seg.rounds.resize_with(round + 1, BTreeMap::new);
+        }
+        let g = seg.rounds[round]
+            .entry(cgroup)
+            .or_insert_with(|| RoundGroup {
+                clean: true,
+                cpus: allowed,
+                weight,
+                saturating: true,
+                ..RoundGroup::default()
+            });
+        g.run_ns = g.run_ns.saturating_add(s.run_ns);
+        g.clean &= !straddles && !frozen;
+        g.workers += 1;
+        g.saturating &= saturating;
+    }
+
+    fn snapshot(&mut self, ts: u64, s: &Snapshot) {
+        self.ev.snapshots += 1;
+        self.ev.snapshot_fields = if self.ev.snapshots == 1 {
+            s.fields
+        } else {
+            RowFields(self.ev.snapshot_fields.0 & s.fields.0)
+        };
+        if let Some((prev_ts, prev)) = &self.prev_snapshot
+            && ts.saturating_sub(*prev_ts) >= self.stall_min_interval
+        {
+            self.ev.snapshot_pairs += 1;
+            for (cpu, (a, b)) in prev.iter().zip(&s.rows).enumerate() {
+                let busy = a.nr_running.min(b.nr_running);
+                let what = if s.fields.has(RowFields::CLOCK) && busy >= 1 && a.clock == b.clock {
+                    Some("rq.clock")
+                } else if s.fields.has(RowFields::NR_SWITCHES)
+                    && busy >= 2
+                    && a.nr_switches == b.nr_switches
+                {
+                    Some("nr_switches")
+                } else {
+                    None
+                };
+                if let Some(what) = what {
+                    self.ev.stalls.push(Stall {
+                        cpu,
+                        from_ns: *prev_ts,
+                        to_ns: ts,
+                        nr_running: busy,
+                        what,
+                    });
+                }
+            }
+        }
+        if self
+            .prev_snapshot
+            .as_ref()
+            .is_none_or(|(p, _)| ts.saturating_sub(*p) >= self.stall_min_interval)
+        {
+            self.prev_snapshot = Some((ts, s.rows.clone()));
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! `replay judge`, `diff` with statistics, `check` exit codes, `bisect`,
+//! `plot` and `export`, on traces made by the real writer.
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::{CPUSET_SCENARIO, Synth};
+
+fn replay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_replay"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run replay")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn trace(dir: &Path, name: &str, synth: Synth) -> PathBuf {
+    let path = dir.join(name);
+    support::write(&path, synth);
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+fn cpuset_synth() -> Synth {
+    Synth {
+        scenario: Some(CPUSET_SCENARIO.to_string()),
+        b_cpus: [0b11, 0b10],
+        ..Synth::default()
+    }
+}
+
+/// Outcome of each verdict from `replay judge --json`.
+fn verdicts(o: &Output) -> Vec<(String, String, String)> {
+    let v: Value = serde_json::from_slice(&o.stdout).expect("judge JSON");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_string(),
+                x["outcome"].as_str().unwrap().to_string(),
+                x["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn outcome<'a>(v: &'a [(String, String, String)], name: &str) -> &'a str {
+    &v.iter()
+        .find(|x| x.0 == name)
+        .unwrap_or_else(|| panic!("{name} in {v:?}"))
+        .1
+}
+
+#[test]
+fn judge_passes_a_healthy_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path(), "ok.trace", cpuset_synth());
+    let o = replay(&["judge", "--json", s(&t)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let v = verdicts(&o);
+    assert_eq!(outcome(&v, "not-starved"), "pass");
+    assert_eq!(outcome(&v, "cpuset-isolation"), "pass", "{v:?}");
+    assert_eq!(outcome(&v, "fairness-spread"), "pass");
+    assert_eq!(outcome(&v, "weight-share"), "pass", "{v:?}");
+    assert_eq!(outcome(&v, "max-sched-gap"), "pass");
+    assert_eq!(outcome(&v, "wake-latency-p99"), "inconclusive");
+    assert_eq!(outcome(&v, "runqueue-stall"), "inconclusive");
+    let iso = v.iter().find(|x| x.0 == "cpuset-isolation").unwrap();
+    assert!(
+        iso.2.contains("straddling"),
+        "first sample after the op is skipped: {iso:?}"
+    );
+    let ws = v.iter().find(|x| x.0 == "weight-share").unwrap();
+    assert!(ws.2.contains("expected 66.7%"), "{ws:?}");
+    let table = stdout(&replay(&["judge", s(&t)]));
+    assert!(
+        table.contains("not-starved") && table.contains("pass"),
+        "{table}"
+    );
+}
+
+#[test]
+fn judge_fails_starvation_isolation_and_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(
+        dir.path(),
+        "bad.trace",
+        Synth {
+            starve: true,
+            b_cpus: [0b11, 0b11],
+            snapshots: true,
+            stall: true,
+            ..cpuset_synth()
+        },
+    );
+    let o = replay(&["judge", "--json", s(&t)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v = verdicts(&o);
+    assert_eq!(outcome(&v, "not-starved"), "fail", "{v:?}");
+    assert_eq!(outcome(&v, "cpuset-isolation"), "fail", "{v:?}");
+    assert_eq!(outcome(&v, "runqueue-stall"), "fail", "{v:?}");
+    let iso = v.iter().find(|x| x.0 == "cpuset-isolation").unwrap();
+    assert!(iso.2.contains("allowed 1"), "{iso:?}");
+
+    let ok = trace(
+        dir.path(),
+        "snap.trace",
+        Synth {
+            snapshots: true,
+            ..cpuset_synth()
+        },
+    );
+    let v = verdicts(&replay(&["judge", "--json", s(&ok)]));
+    assert_eq!(outcome(&v, "runqueue-stall"), "pass", "{v:?}");
+}
+
+#[test]
+fn judge_thresholds_file_overrides_and_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(
+        dir.path(),
+        "ok.trace",
+        Synth {
+            noise: 0.3,
+            ..cpuset_synth()
+        },
+    );
+    let th = dir.path().join("t.toml");
+    std::fs::write(
+        &th,
+        "[verdicts]\nfairness_max_ratio = 1.0001\nweight_share_tolerance_pct = 0.01\nskip = [\"runqueue-stall\"]\n",
+    )
+    .unwrap();
+    let o = replay(&["judge", "--json", "--thresholds", s(&th), s(&t)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v = verdicts(&o);
+    assert_eq!(outcome(&v, "fairness-spread"), "fail", "{v:?}");
+    assert_eq!(outcome(&v, "weight-share"), "fail", "{v:?}");
+    assert!(v.iter().all(|x| x.0 != "runqueue-stall"));
+    std::fs::write(&th, "[verdicts]\nno_such_key = 1\n").unwrap();
+    let o = replay(&["judge", "--thresholds", s(&th), s(&t)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no_such_key"));
+}
+
+/// Writes `n` runs with jitter and the given speed; returns their paths.
+fn runs(dir: &Path, prefix: &str, n: u64, speed: f64) -> Vec<PathBuf> {
+    let salt = u64::try_from(prefix.len() * 1000 + prefix.bytes().map(usize::from).sum::<usize>())
+        .unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            trace(
+                dir,
+                &format!("{prefix}{i}.trace"),
+                Synth {
+                    speed,
+                    noise: 0.05,
+                    seed: i + 1 + salt,
+                    ..Synth::default()
+                },
+            )
+        })
+        .collect()
+}
+
+fn strs(v: &[PathBuf]) -> Vec<&str> {
+    v.iter().map(|p| s(p)).collect()
+}
+
+#[test]
+fn diff_with_repeated_runs_uses_runs_as_the_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = runs(dir.path(), "a", 5, 1.0);
+    let b = runs(dir.path(), "b", 5, 0.7);
+    let mut args = vec!["diff", "--json"];
+    args.extend(strs(&a));
+    args.push("--");
+    args.extend(strs(&b));
+    let o = replay(&args);
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["unit"], "runs");
+    let iters: Vec<&Value> = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["metric"] == "iterations-per-s")
+        .collect();
+    assert_eq!(iters.len(), 4);
+    for m in iters {
+        assert_eq!(m["call"], "worse", "{m}");
+        assert_eq!(m["n_a"], 5);
+        assert!(m["p_adj"].as_f64().unwrap() < 0.05, "{m}");
+        assert!(m["ci_high_pct"].as_f64().unwrap() < -1.0, "{m}");
+    }
+    // Same runs as A and B: nothing is flagged.
+    let c = runs(dir.path(), "c", 5, 1.0001);
+    let mut args = vec!["diff", "--json", "--a"];
+    args.extend(strs(&a));
+    args.push("--b");
+    args.extend(strs(&c));
+    let v: Value = serde_json::from_slice(&replay(&args).stdout).unwrap();
+    assert_eq!(v["summary"]["worse"], 0, "{v}");
+    assert_eq!(v["summary"]["better"], 0, "{v}");
+    // Too few runs for runs as the unit: intervals, judged against a wider band.
+    let o = replay(&["diff", s(&a[0]), s(&b[0])]);
+    let text = stdout(&o);
+    assert!(text.contains("sample intervals of 1 vs 1 run(s)"), "{text}");
+    assert!(text.contains("worse"), "{text}");
+}
+
+#[test]
+fn diff_colours_only_when_asked_or_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = runs(dir.path(), "a", 5, 1.0);
+    let b = runs(dir.path(), "b", 5, 0.5);
+    let mut args = vec!["diff", "--color", "always"];
+    args.extend(strs(&a));
+    args.push("--");
+    args.extend(strs(&b));
+    let text = stdout(&replay(&args));
+    assert!(text.contains("\x1b[31m"), "worse rows are red: {text}");
+    args[2] = "auto";
+    let text = stdout(&replay(&args));
+    assert!(!text.contains('\x1b'), "no colour into a pipe: {text}");
+}
+
+#[test]
+fn check_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = trace(
+        dir.path(),
+        "base.trace",
+        Synth {
+            noise: 0.02,
+            ..Synth::default()
+        },
+    );
+    let good = trace(
+        dir.path(),
+        "good.trace",
+        Synth {
+            noise: 0.02,
+            seed: 9,
+            ..Synth::default()
+        },
+    );
+    let bad = trace(
+        dir.path(),
+        "bad.trace",
+        Synth {
+            speed: 0.5,
+            noise: 0.02,
+            ..Synth::default()
+        },
+    );
+    let code = |args: &[&str]| replay(args).status.code();
+    assert_eq!(code(&["check", "--baseline", s(&base), s(&good)]), Some(0));
+    let o = replay(&["check", "--baseline", s(&base), s(&bad)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("iter/s"), "{}", stdout(&o));
+
+    let len = std::fs::metadata(&good).unwrap().len();
+    let cut = usize::try_from(len * 2 / 3).unwrap();
+    let truncated = trace(
+        dir.path(),
+        "cut.trace",
+        Synth {
+            truncate_to: Some(cut),
+            ..Synth::default()
+        },
+    );
+    let o = replay(&["check", "--baseline", s(&base), s(&truncated)]);
+    assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+    assert!(stdout(&o).contains("truncated"), "{}", stdout(&o));
+    let empty = dir.path().join("empty.trace");
+    std::fs::write(&empty, b"").unwrap();
+    assert_eq!(
+        code(&["check", "--baseline", s(&base), s(&empty)]),
+        Some(125)
+    );
+    let garbage = dir.path().join("garbage.trace");
+    std::fs::write(&garbage, b"\x8eSTP not really a trace at all").unwrap();
+    assert_eq!(
+        code(&["check", "--baseline", s(&base), s(&garbage)]),
+        Some(125)
+    );
+    assert_eq!(
+        code(&["check", "--baseline", s(&garbage), s(&good)]),
+        Some(125)
+    );
+    assert_eq!(
+        code(&["check", "--baseline", s(&base), "/nonexistent.trace"]),
+        Some(125)
+    );
+    assert_eq!(
+        code(&["check", "--baseline", s(&base)]),
+        Some(125),
+        "missing argument"
+    );
+    assert_eq!(code(&["check", "--bogus-flag"]), Some(125));
+    // A trace without enough samples in any judged step cannot be judged.
+    let th = dir.path().join("t.toml");
+    std::fs::write(&th, "[diff]\nmin_intervals = 100\n").unwrap();
+    let o = replay(&[
+        "check",
+        "--thresholds",
+        s(&th),
+        "--baseline",
+        s(&base),
+        s(&good),
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+    // A verdict that newly fails is a regression too.
+    let cb = trace(dir.path(), "cb.trace", cpuset_synth());
+    let cs = trace(
+        dir.path(),
+        "cs.trace",
+        Synth {
+            starve: true,
+            ..cpuset_synth()
+        },
+    );
+    let o = replay(&["check", "--json", "--baseline", s(&cb), s(&cs)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["evidence"].to_string().contains("not-starved"), "{v}");
+}
+
+#[test]
+fn bisect_finds_the_first_bad_commit_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let commits = [
+        "c0ffee1", "badcafe", "1234abc", "feed042", "0ddba11", "5eed5ed",
+    ];
+    for (i, c) in commits.iter().enumerate() {
+        let speed = if i >= 3 { 0.6 } else { 1.0 };
+        for r in 0..3u64 {
+            let p = trace(
+                dir.path(),
+                &format!("run-{i}-{r}.trace"),
+                Synth {
+                    speed,
+                    noise: 0.03,
+                    seed: 100 * i as u64 + r,
+                    ..Synth::default()
+                },
+            );
+            let mut side = p.into_os_string();
+            side.push(".commit");
+            std::fs::write(side, format!("{c}\n")).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("commits.txt"), commits.join("\n")).unwrap();
+    let o = replay(&["bisect", "--json", s(dir.path())]);
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = usize::try_from(v["first_bad"].as_u64().unwrap()).unwrap();
+    assert_eq!(v["steps"][first]["commit"], "feed042", "{v}");
+    assert_eq!(
+        v["steps"].as_array().unwrap().len(),
+        5,
+        "the oldest is the baseline"
+    );
+    let text = stdout(&replay(&["bisect", s(dir.path())]));
+    assert!(text.contains("first bad commit: feed042"), "{text}");
+    assert!(text.contains("iter/s"), "evidence is shown: {text}");
+}
+
+#[test]
+fn git_bisect_run_with_replay_check_finds_the_regressing_commit() {
+    if Command::new("git").arg("--version").output().is_err() {
+        eprintln!("git not installed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(args)
+            .current_dir(repo)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .expect("git runs");
+        assert!(o.status.success(), "git {args:?}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    // Each commit carries the trace its scenario setting produces: the
+    // setting (worker speed) regresses at commit 5 of 8.
+    let base = repo.join("base.trace");
+    support::write(
+        &base,
+        Synth {
+            noise: 0.02,
+            ..Synth::default()
+        },
+    );
+    let mut shas = Vec::new();
+    for i in 0..8u64 {
+        let speed = if i >= 5 { 0.55 } else { 1.0 };
+        std::fs::write(repo.join("setting.txt"), format!("speed = {speed}\n")).unwrap();
+        support::write(
+            &repo.join("run.trace"),
+            Synth {
+                speed,
+                noise: 0.02,
+                seed: i + 2,
+                ..Synth::default()
+            },
+        );
+        git(&["add", "setting.txt", "run.trace"]);
+        git(&["commit", "-q", "-m", &format!("commit {i}")]);
+        shas.push(git(&["rev-parse", "HEAD"]));
+    }
+    git(&["bisect", "start", &shas[7], &shas[0]]);
+    let script = format!(
+        "{} check --baseline {} run.trace",
+        env!("CARGO_BIN_EXE_replay"),
+        s(&base)
+    );
+    let out = git(&["bisect", "run", "sh", "-c", &script]);
+    assert!(
+        out.contains(&format!("{} is the first bad commit", shas[5])),
+        "{out}"
+    );
+}
+
+#[test]
+fn plot_draws_heatmap_throughput_and_step_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = trace(
+        dir.path(),
+        "a.trace",
+        Synth {
+            snapshots: true,
+            ..cpuset_synth()
+        },
+    );
+    let b = trace(
+        dir.path(),
+        "b.trace",
+        Synth {
+            speed: 0.5,
+            ..cpuset_synth()
+        },
+    );
+    let svg = dir.path().join("out.svg");
+    let o = replay(&["plot", s(&a), s(&b), "-o", s(&svg)]);
+    assert!(o.status.success(), "{o:?}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"), "{text}");
+    assert!(
+        text.contains(r#"id="heatmap-A" class="heatmap""#),
+        "A has snapshots"
+    );
+    assert!(text.contains(r#"data-cpu="1""#));
+    assert!(
+        text.contains(r#"id="heatmap-B" class="heatmap empty""#),
+        "B has none"
+    );
+    for side in ["A", "B"] {
+        for cg in ["a", "b"] {
+            assert!(
+                text.contains(&format!(
+                    r#"class="series" data-trace="{side}" data-cgroup="{cg}""#
+                )),
+                "series {side}/{cg} missing"
+            );
+        }
+    }
+    assert_eq!(
+        text.matches(r#"class="step-boundary" data-trace="A""#)
+            .count(),
+        2
+    );
+    assert!(text.contains("step 1 move"));
+    assert!(text.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn perfetto_export_is_chrome_trace_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(
+        dir.path(),
+        "a.trace",
+        Synth {
+            snapshots: true,
+            ..cpuset_synth()
+        },
+    );
+    let out = dir.path().join("t.json");
+    let o = replay(&["export", "--perfetto", s(&t), "-o", s(&out)]);
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let ev = v["traceEvents"].as_array().unwrap();
+    let count = |f: &dyn Fn(&Value) -> bool| ev.iter().filter(|e| f(e)).count();
+    assert_eq!(
+        count(&|e| e["ph"] == "X" && e["cat"] == "step"),
+        3,
+        "backdrop and 2 steps"
+    );
+    assert!(count(&|e| e["ph"] == "X" && e["name"] == "step 1 move") == 1);
+    assert_eq!(count(&|e| e["ph"] == "i" && e["name"] == "set_cpuset"), 1);
+    assert_eq!(
+        count(&|e| e["ph"] == "C" && e["pid"] == 2),
+        80,
+        "worker counters"
+    );
+    assert_eq!(
+        count(&|e| e["ph"] == "C" && e["name"] == "cpu 1 nr_running"),
+        10
+    );
+    assert!(count(&|e| e["ph"] == "M") >= 4);
+    for e in ev.iter().filter(|e| e["ph"] != "M") {
+        assert!(e["ts"].is_number(), "{e}");
+    }
+}
