@@ -53,8 +53,8 @@ enum BenchWhat {
 enum RunWhat {
     /// Boot the kernel, run a scenario, write its trace.
     ///
-    /// Exit status: 0 ran and completed, 2 bad input (nothing ran),
-    /// 3 infrastructure failure (no kernel, VM died, guest did not finish).
+    /// Exit status: 0 ran and every verdict passed, 1 a verdict failed, 2 bad input
+    /// (nothing ran), 3 infrastructure failure (no kernel, VM died, guest did not finish).
     Scenario(scenario_run::RunArgs),
 }
 

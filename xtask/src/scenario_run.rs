@@ -21,6 +21,8 @@ use crate::{guest, workspace_root};
 
 /// Exit status: ran and passed.
 pub const EXIT_PASS: u8 = 0;
+/// Exit status: ran, and a verdict failed.
+pub const EXIT_VERDICT_FAILED: u8 = 1;
 /// Exit status: the input (scenario, options) is bad; nothing ran.
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit status: the infrastructure failed (no kernel, VM died).
@@ -63,6 +65,9 @@ pub struct RunArgs {
     /// Boot this program as /init instead of the guest executor (for debugging).
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Verdict thresholds (TOML, as `replay judge --thresholds`); defaults otherwise.
+    #[arg(long)]
+    pub thresholds: Option<PathBuf>,
     /// Boot without KASLR (the vmlinux through PVH, `nokaslr`); default: the
     /// bzImage with KASLR on.
     #[arg(long)]
@@ -199,7 +204,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         eprintln!("warning: {} frames were lost in transport", report.dropped);
     }
     match &report.outcome {
-        RunOutcome::Completed => Ok(EXIT_PASS),
+        RunOutcome::Completed => Ok(judge(&output, args.thresholds.as_deref())),
         other => {
             eprintln!("run did not complete: {}", describe(other));
             let tail: Vec<&str> = report.console_tail.lines().rev().take(15).collect();
@@ -208,6 +213,24 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
                 eprintln!("  | {line}");
             }
             Ok(EXIT_INFRA)
+        }
+    }
+}
+
+/// Evaluates the verdicts on the closed trace (the same code as `replay judge`).
+fn judge(trace: &Path, thresholds: Option<&Path>) -> u8 {
+    match replay::verdict::judge_file(trace, thresholds) {
+        Ok(verdicts) => {
+            let _ = replay::verdict::render(&mut std::io::stderr(), &verdicts, false);
+            if replay::verdict::any_failed(&verdicts) {
+                EXIT_VERDICT_FAILED
+            } else {
+                EXIT_PASS
+            }
+        }
+        Err(e) => {
+            eprintln!("warning: cannot judge {}: {e:#}", trace.display());
+            EXIT_PASS
         }
     }
 }
