@@ -123,6 +123,17 @@ pub const WINDOW_SIZE: u64 = 4 << 20;
 /// Gap between the window and the top of RAM, where QEMU puts its ACPI tables.
 const TOP_GAP: u64 = 4 << 20;
 
+/// The window: below the ACPI gap and below the initrd, which QEMU loads at
+/// the top of RAM (a large initrd would otherwise overwrite the ring).
+fn window_for(mem_bytes: u64, initrd_len: u64) -> Option<Window> {
+    let above = TOP_GAP.max(initrd_len.next_multiple_of(1 << 20) + (1 << 20));
+    let gpa = mem_bytes.checked_sub(above + WINDOW_SIZE)?;
+    (gpa >= 32 << 20).then_some(Window {
+        gpa,
+        size: WINDOW_SIZE,
+    })
+}
+
 impl QemuVm {
     /// Creates the RAM file, lets `prepare` initialise the window, then starts QEMU.
     pub fn launch(
@@ -133,10 +144,9 @@ impl QemuVm {
             return Err(QemuError::TooLittleMemory(config.memory_mib));
         }
         let mem_bytes = config.memory_mib << 20;
-        let window = Window {
-            gpa: mem_bytes - TOP_GAP - WINDOW_SIZE,
-            size: WINDOW_SIZE,
-        };
+        let initrd_len = std::fs::metadata(&config.initrd).map_or(0, |m| m.len());
+        let window = window_for(mem_bytes, initrd_len)
+            .ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
         let tag = format!("schedtape-{}-{}", std::process::id(), unique());
         let ram_path = config.runtime_dir.join(format!("{tag}.ram"));
         let qmp_path = config.runtime_dir.join(format!("{tag}.qmp"));
@@ -193,6 +203,9 @@ impl QemuVm {
             }
         };
         drop(file);
+        // QEMU has opened and mapped the RAM file by the time QMP answers; unlinking
+        // it now means a killed run never leaves guest RAM behind in /dev/shm.
+        let _ = std::fs::remove_file(&ram_path);
         Ok(QemuVm {
             child,
             qmp,
@@ -665,6 +678,16 @@ mod tuning_tests {
             runtime_dir: PathBuf::from("/tmp"),
             kernel_hz,
         }
+    }
+
+    #[test]
+    fn window_stays_below_a_large_initrd() {
+        let mem = 512 << 20;
+        assert_eq!(window_for(mem, 300 << 10).unwrap().gpa, mem - TOP_GAP - WINDOW_SIZE);
+        let big = 33_750_196;
+        let w = window_for(mem, big).unwrap();
+        assert!(w.gpa + w.size <= mem - big - (128 << 10));
+        assert!(window_for(64 << 20, 60 << 20).is_none());
     }
 
     #[test]
