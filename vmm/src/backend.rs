@@ -21,6 +21,20 @@ pub enum ConsoleEvent {
 #[error("{0}")]
 pub struct BackendError(pub String);
 
+/// A hardware write watchpoint set with [`Vm::watch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WatchId(pub u32);
+
+/// A guest write that triggered a watchpoint (the write has happened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchHit {
+    pub id: WatchId,
+    /// Logical CPU (vCPU index) that wrote.
+    pub cpu: u32,
+    /// Guest RIP after the writing instruction.
+    pub rip: u64,
+}
+
 /// A running guest.
 pub trait Vm {
     /// The transport window, shared with the guest.
@@ -48,6 +62,28 @@ pub trait Vm {
         Err(BackendError(
             "reading vCPU registers is not supported by this backend".into(),
         ))
+    }
+    /// Sets a hardware write watchpoint on the 4 bytes at guest-virtual
+    /// (linear) address `gva`, which must be 4-byte aligned. Hits arrive
+    /// through [`Vm::poll_watch_hits`]; the guest keeps running.
+    fn watch(&mut self, gva: u64) -> Result<WatchId, BackendError> {
+        let _ = gva;
+        Err(BackendError(
+            "write watchpoints are not supported by this backend (they need hardware \
+             debug registers: use the KVM backend)"
+                .into(),
+        ))
+    }
+    /// Removes a watchpoint set by [`Vm::watch`].
+    fn unwatch(&mut self, id: WatchId) -> Result<(), BackendError> {
+        Err(BackendError(format!(
+            "no watchpoint {}: this backend has none",
+            id.0
+        )))
+    }
+    /// Appends watchpoint hits since the last call, oldest first.
+    fn poll_watch_hits(&mut self, out: &mut Vec<WatchHit>) {
+        let _ = out;
     }
 }
 

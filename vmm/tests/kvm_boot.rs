@@ -10,14 +10,20 @@ use vmm::backend::Vm;
 use vmm::kvm::VmExit;
 use vmm::kvm::arch::cpuid::CpuTopology;
 
-/// Boots `topology`, checks every vCPU's report, then resets through the i8042.
+/// Boots `topology` through the PVH entry, checks every vCPU's report, then
+/// resets through the i8042.
 fn boot_and_check(topology: Topology) {
+    boot_variant_and_check(topology, true);
+}
+
+/// [`boot_and_check`] through the PVH entry (`pvh`) or the 64-bit entry.
+fn boot_variant_and_check(topology: Topology, pvh: bool) {
     if !kvm_available() {
         return;
     }
-    let s = syms();
+    let s = syms_of(pvh);
     let cpus = topology.cpus();
-    let mut vm = launch(topology);
+    let mut vm = launch_variant(topology, pvh);
     wait_all_up(&vm, s, cpus);
     let topo = CpuTopology::new(topology);
     let reports = vm.reports();
@@ -115,6 +121,11 @@ fn boot_and_check(topology: Topology) {
 #[test]
 fn one_vcpu() {
     boot_and_check(Topology::new(1, 1, 1, 1));
+}
+
+#[test]
+fn two_vcpus_through_the_64bit_boot_protocol_entry() {
+    boot_variant_and_check(Topology::new(1, 1, 2, 1), false);
 }
 
 #[test]

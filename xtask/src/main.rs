@@ -1,11 +1,14 @@
 //! `cargo xtask`: project automation that needs more than `cargo`.
 mod bench;
 mod bench_introspect;
+mod bench_vmm;
 mod guest;
 mod identity;
 mod initramfs;
 mod kernel;
 mod scenario_run;
+mod scheduler;
+mod stage;
 mod test_cmd;
 
 use std::process::ExitCode;
@@ -47,6 +50,8 @@ enum BenchWhat {
     Boot(bench::BootArgs),
     /// Kernel introspection: cold/cached vmlinux resolution, snapshot read cost per CPU.
     Introspect(bench_introspect::IntrospectArgs),
+    /// Our KVM VMM vs QEMU microvm with the test guest: start-up time, RSS, freeze latency.
+    Vmm(bench_vmm::VmmArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +86,9 @@ fn run(args: Args) -> Result<ExitCode> {
         Cmd::Bench {
             what: BenchWhat::Introspect(args),
         } => bench_introspect::run(&args),
+        Cmd::Bench {
+            what: BenchWhat::Vmm(args),
+        } => bench_vmm::run(&args),
     }
 }
 

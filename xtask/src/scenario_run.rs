@@ -12,7 +12,8 @@ use trace_format::record::RunOutcome;
 use trace_format::scenario::{Scenario, Topology};
 use vmm::backend::BackendError;
 use vmm::introspect;
-use vmm::qemu::{QemuConfig, QemuVm, SmpLayout, detect_accel};
+use vmm::kvm::{KvmConfig, KvmVm};
+use vmm::qemu::{Accel, QemuConfig, QemuVm, SmpLayout, detect_accel};
 use vmm::run::{IntrospectOptions, Progress, RunOptions, prepare_window, record_with};
 
 use crate::initramfs::Initramfs;
@@ -33,7 +34,9 @@ pub const EXIT_INFRA: u8 = 3;
 pub enum BackendChoice {
     /// Hardware KVM with our VMM when available, else QEMU.
     Auto,
+    /// QEMU (KVM-accelerated where the CPU has hardware virtualisation, else TCG).
     Qemu,
+    /// Our KVM VMM, even where /dev/kvm is emulated (with a warning).
     Kvm,
 }
 
@@ -75,6 +78,8 @@ pub struct RunArgs {
     /// The vmlinux to read symbols and types from (default: the one beside the kernel).
     #[arg(long)]
     pub vmlinux: Option<PathBuf>,
+    #[command(flatten)]
+    pub sched: crate::scheduler::SchedulerArgs,
 }
 
 /// Runs the command and maps every failure to the documented exit status.
@@ -104,14 +109,9 @@ fn infra(e: anyhow::Error) -> Failure {
 
 fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     let root = workspace_root();
-    let scenario = load_scenario(&root, args).map_err(Failure::BadInput)?;
-    if args.backend == BackendChoice::Kvm {
-        return Err(Failure::BadInput(anyhow!(
-            "the KVM backend is not available in this build yet; use --backend qemu"
-        )));
-    }
-    let (accel, why) = detect_accel();
-    eprintln!("backend: qemu ({}) — {why}", accel.name());
+    let mut scenario = load_scenario(&root, args).map_err(Failure::BadInput)?;
+    crate::scheduler::apply(&mut scenario, &args.sched).map_err(Failure::BadInput)?;
+    let backend = choose_backend(args.backend);
 
     let mut kernel = resolve(&ResolveOpts {
         kernel: args.kernel.clone(),
@@ -146,17 +146,6 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     let intro = load_introspection(&kernel, &scenario);
     let meta = build_meta(&scenario, &kernel, &intro, &boot);
     let topo = scenario.topology;
-    let config = QemuConfig {
-        binary: PathBuf::from("qemu-system-x86_64"),
-        kernel: boot.image.clone(),
-        initrd,
-        cmdline: boot.cmdline.clone(),
-        smp: smp_layout(topo),
-        memory_mib: args.memory,
-        accel,
-        runtime_dir: runtime_dir(),
-        kernel_hz: kernel_hz(&kernel),
-    };
     let scenario_ns = scenario.duration_ns.saturating_add(scenario.settle_ns);
     let stop = Arc::new(AtomicBool::new(false));
     install_ctrl_c(&stop);
@@ -175,19 +164,40 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         boot.image.display()
     );
     eprintln!("  {}", boot.note);
-    let launch = || {
-        QemuVm::launch(&config, |w| {
-            // A window that cannot be initialised leaves the guest without transport;
-            // the recorder notes it and the run still produces a trace.
-            let _ = prepare_window(w);
-        })
-        .map_err(|e| BackendError(e.to_string()))
-    };
-    let report = record_with(launch, options, Some(intro.options), |p| match p {
+    let progress = |p: Progress| match p {
         Progress::InitReached { after } => eprintln!("  /init reached after {}", secs(after)),
         Progress::Step(step) => eprintln!("  {step}"),
         Progress::Finished { outcome } => eprintln!("  finished: {outcome}"),
-    })
+    };
+    // A window that cannot be initialised leaves the guest without transport;
+    // the recorder notes it and the run still produces a trace.
+    let prepare = |w: &vmm::backend::GuestWindow| {
+        let _ = prepare_window(w);
+    };
+    let report = match backend {
+        Chosen::Qemu(accel) => {
+            let config = QemuConfig {
+                binary: PathBuf::from("qemu-system-x86_64"),
+                kernel: boot.image.clone(),
+                initrd,
+                cmdline: boot.cmdline.clone(),
+                smp: smp_layout(topo),
+                memory_mib: args.memory,
+                accel,
+                runtime_dir: runtime_dir(),
+                kernel_hz: kernel_hz(&kernel),
+            };
+            let launch =
+                || QemuVm::launch(&config, prepare).map_err(|e| BackendError(e.to_string()));
+            record_with(launch, options, Some(intro.options), progress)
+        }
+        Chosen::Kvm => {
+            let config = kvm_config(&boot, initrd, topo, args.memory);
+            let launch =
+                || KvmVm::launch(&config, prepare).map_err(|e| BackendError(e.to_string()));
+            record_with(launch, options, Some(intro.options), progress)
+        }
+    }
     .map_err(|e| infra(e.into()))?;
 
     eprintln!(
@@ -214,6 +224,70 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
             }
             Ok(EXIT_INFRA)
         }
+    }
+}
+
+/// The hypervisor chosen for a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chosen {
+    /// Our own VMM on /dev/kvm.
+    Kvm,
+    Qemu(Accel),
+}
+
+/// Resolves `--backend`, saying in one line which backend runs and why.
+fn choose_backend(choice: BackendChoice) -> Chosen {
+    let qemu = |reason: &str| {
+        let (accel, why) = detect_accel();
+        eprintln!("backend: qemu ({}) — {reason}{why}", accel.name());
+        Chosen::Qemu(accel)
+    };
+    match choice {
+        BackendChoice::Qemu => qemu(""),
+        BackendChoice::Auto => match vmm::kvm::probe() {
+            Ok(()) => {
+                eprintln!("backend: kvm (our VMM) — /dev/kvm is hardware accelerated");
+                Chosen::Kvm
+            }
+            Err(why) => qemu(&format!("no accelerated KVM for our VMM ({why}); ")),
+        },
+        BackendChoice::Kvm => {
+            match vmm::kvm::probe() {
+                Ok(()) => eprintln!("backend: kvm (our VMM) — /dev/kvm is hardware accelerated"),
+                Err(why) => eprintln!(
+                    "backend: kvm (our VMM), as asked — warning: {why}; a Linux guest runs very \
+                     slowly or fails under emulation (the KVM backend is verified only with test \
+                     guests there)"
+                ),
+            }
+            Chosen::Kvm
+        }
+    }
+}
+
+/// Our VMM's launch configuration for `boot`: the console on COM1, reset
+/// through the i8042 as the end of the run; the VMM appends the ring window
+/// (its own memory slot, reserved in e820).
+fn kvm_config(boot: &BootPlan, initrd: PathBuf, topology: Topology, memory_mib: u64) -> KvmConfig {
+    let args = boot
+        .cmdline
+        .split_whitespace()
+        .map(|a| {
+            if a.starts_with("schedtape.backend=") {
+                "schedtape.backend=kvm"
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    KvmConfig {
+        kernel: boot.image.clone(),
+        initrd: Some(initrd),
+        cmdline: format!("console=ttyS0 reboot=k panic=-1 {args}"),
+        topology,
+        memory_mib,
+        stop_at_boot_mark: false,
     }
 }
 
@@ -306,12 +380,32 @@ pub(crate) fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> R
     fs.add_file("init", init_bytes, 0o755)?;
     let encoded = postcard::to_allocvec(scenario).context("cannot encode the scenario")?;
     fs.add_file("scenario.bin", encoded, 0o644)?;
+    stage_payloads(&mut fs, scenario)?;
+    crate::scheduler::stage(&mut fs, root, scenario)?;
     let dir = root.join("target/schedtape");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("{}.cpio", scenario.name));
     std::fs::write(&path, fs.to_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// Packs each declared payload at `/payloads/<name>` with its libraries.
+fn stage_payloads(fs: &mut Initramfs, scenario: &Scenario) -> Result<()> {
+    for p in &scenario.payloads {
+        let host = crate::stage::find_program(&p.path)
+            .with_context(|| format!("payload {:?}: cannot find its program", p.name))?;
+        let staged = crate::stage::stage_binary(fs, &host, &format!("payloads/{}", p.name))
+            .with_context(|| format!("payload {:?}", p.name))?;
+        eprintln!(
+            "  payload {}: {} (sha256 {}…, {} libraries)",
+            p.name,
+            host.display(),
+            &staged.sha256[..12],
+            staged.libraries.len()
+        );
+    }
+    Ok(())
 }
 
 /// Which image boots, with which command line, and what that means for KASLR.
@@ -419,7 +513,7 @@ fn build_meta(
         started_unix_ns,
         scenario: scenario.clone(),
         kernel: crate::identity::of(kernel),
-        scheduler: None,
+        scheduler: crate::scheduler::identity(&workspace_root(), scenario),
         topology: scenario.topology,
         backend: Backend::Synthetic,
         host: vmm::host::fingerprint(),
@@ -475,4 +569,32 @@ fn install_ctrl_c(stop: &Arc<AtomicBool>) {
             std::process::exit(130);
         }
     });
+}
+
+#[cfg(test)]
+mod backend_tests {
+    use super::*;
+
+    #[test]
+    fn kvm_runs_get_the_kvm_console_reset_and_backend_arguments() {
+        let plan = BootPlan {
+            image: PathBuf::from("/k/bzImage"),
+            cmdline: "quiet schedtape.backend=qemu nokaslr".into(),
+            note: String::new(),
+        };
+        let c = kvm_config(
+            &plan,
+            PathBuf::from("/i.cpio"),
+            Topology::new(2, 1, 2, 1),
+            512,
+        );
+        assert_eq!(
+            c.cmdline,
+            "console=ttyS0 reboot=k panic=-1 quiet schedtape.backend=kvm nokaslr"
+        );
+        assert_eq!(c.kernel, PathBuf::from("/k/bzImage"));
+        assert_eq!(c.initrd.as_deref(), Some(Path::new("/i.cpio")));
+        assert_eq!((c.topology.cpus(), c.memory_mib), (4, 512));
+        assert!(!c.stop_at_boot_mark);
+    }
 }

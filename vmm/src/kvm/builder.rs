@@ -1,5 +1,5 @@
 //! Composes a VM: guest RAM and the window slot, kernel and initramfs, boot
-//! information, MP table, vCPUs and devices.
+//! information, ACPI tables and MP table, vCPUs and devices.
 use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -11,8 +11,12 @@ use linux_loader::loader::{
     self, Cmdline, KernelLoader, bzimage::BzImage, elf::Elf, elf::PvhBootCapability,
 };
 use memmap2::{MmapOptions, MmapRaw};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
+    MmapRegion,
+};
 
+use super::arch::acpi::{self, AcpiCpu};
 use super::arch::boot::{self, ZeroPageInputs};
 use super::arch::cpuid::{CpuTopology, vcpu_entries};
 use super::arch::layout::*;
@@ -22,6 +26,7 @@ use super::devices::serial::Serial;
 use super::vstate::vcpu::{self, BootEntry, Control};
 use super::vstate::vm;
 use super::{KvmConfig, KvmError, KvmVm};
+use crate::introspect::Region;
 
 /// Offset of the 64-bit entry point in a loaded bzImage.
 const BZIMAGE_ENTRY64: u64 = 0x200;
@@ -97,6 +102,46 @@ fn load_initrd(
     Ok((gpa, size))
 }
 
+/// Guest RAM as one anonymous host mapping, its regions (split around the
+/// MMIO gap, back to back in the mapping), and vm-memory's view of it.
+fn guest_ram(mem_size: u64) -> Result<(Arc<MmapRaw>, Vec<Region>, GuestMemoryMmap), KvmError> {
+    let layout = |e: String| KvmError::Layout(format!("guest RAM: {e}"));
+    let total = usize::try_from(mem_size).map_err(|e| layout(e.to_string()))?;
+    let ram = Arc::new(MmapRaw::from(
+        MmapOptions::new()
+            .len(total)
+            .map_anon()
+            .map_err(|e| layout(e.to_string()))?,
+    ));
+    let mut regions = Vec::new();
+    let mut mapped = Vec::new();
+    let mut offset = 0u64;
+    for (gpa, len) in ram_ranges(mem_size) {
+        let at = usize::try_from(offset).map_err(|e| layout(e.to_string()))?;
+        let size = usize::try_from(len).map_err(|e| layout(e.to_string()))?;
+        // SAFETY: `at + size <= total` (the ranges add up to `mem_size`), the
+        // mapping is private, anonymous and read-write as declared, and the
+        // returned Arc keeps it alive as long as the KvmVm holding `mem`.
+        let region = unsafe {
+            MmapRegion::build_raw(
+                ram.as_mut_ptr().add(at),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            )
+        }
+        .map_err(|e| layout(e.to_string()))?;
+        mapped.push(
+            GuestRegionMmap::new(region, GuestAddress(gpa))
+                .ok_or_else(|| layout(format!("region at {gpa:#x} overflows")))?,
+        );
+        regions.push(Region { gpa, len, offset });
+        offset += len;
+    }
+    let mem = GuestMemoryMmap::from_regions(mapped).map_err(|e| layout(e.to_string()))?;
+    Ok((ram, regions, mem))
+}
+
 fn write(mem: &GuestMemoryMmap, gpa: u64, bytes: &[u8]) -> Result<(), KvmError> {
     mem.write_slice(bytes, GuestAddress(gpa))
         .map_err(|e| KvmError::Layout(format!("writing {} bytes at {gpa:#x}: {e}", bytes.len())))
@@ -119,17 +164,7 @@ pub fn build(
     let kvm = Kvm::new().map_err(|e| KvmError::Open(e.to_string()))?;
     let vm = Arc::new(vm::create_vm(&kvm)?);
 
-    let ranges: Vec<(GuestAddress, usize)> = ram_ranges(mem_size)
-        .into_iter()
-        .map(|(gpa, len)| {
-            Ok((
-                GuestAddress(gpa),
-                usize::try_from(len).map_err(|e| KvmError::Layout(e.to_string()))?,
-            ))
-        })
-        .collect::<Result<_, KvmError>>()?;
-    let mem = GuestMemoryMmap::from_ranges(&ranges)
-        .map_err(|e| KvmError::Layout(format!("guest RAM: {e}")))?;
+    let (ram, ram_regions, mem) = guest_ram(mem_size)?;
     let window_len = usize::try_from(WINDOW_SIZE).expect("4 MiB fits usize");
     let window_map = Arc::new(MmapRaw::from(
         MmapOptions::new()
@@ -177,6 +212,23 @@ pub fn build(
     let cmdline_len =
         u32::try_from(full.trim().len()).map_err(|e| KvmError::Cmdline(e.to_string()))?;
 
+    let apic_ids: Vec<u32> = (0..topo.cpus()).map(|c| topo.apic_id(c)).collect();
+    let acpi_cpus: Vec<AcpiCpu> = (0..topo.cpus())
+        .map(|c| {
+            let node = config.topology.locate(c).map_or(0, |l| l.node);
+            AcpiCpu {
+                apic_id: topo.apic_id(c),
+                node,
+            }
+        })
+        .collect();
+    let numa = acpi::numa_memory(mem_size, u32::from(config.topology.nodes))
+        .map_err(|e| KvmError::Layout(e.to_string()))?;
+    let tables = acpi::tables(&acpi_cpus, &numa).map_err(|e| KvmError::Layout(e.to_string()))?;
+    for (gpa, bytes) in &tables.blobs {
+        write(&mem, *gpa, bytes)?;
+    }
+
     let e820 = boot::e820_map(mem_size, (window_gpa, WINDOW_SIZE));
     if kernel.entry.long_mode {
         let to32 = |v: u64| {
@@ -190,6 +242,7 @@ pub fn build(
                 Some((a, s)) => Some((to32(a)?, to32(s)?)),
                 None => None,
             },
+            acpi_rsdp: Some(tables.rsdp_addr),
         };
         let params =
             boot::zero_page(&inputs, &e820).map_err(|e| KvmError::Layout(e.to_string()))?;
@@ -200,7 +253,13 @@ pub fn build(
         write(
             &mem,
             PVH_INFO_ADDR,
-            &boot::pvh_start_info(CMDLINE_ADDR, initrd, PVH_MODLIST_ADDR, e820_len),
+            &boot::pvh_start_info(
+                CMDLINE_ADDR,
+                initrd,
+                PVH_MODLIST_ADDR,
+                e820_len,
+                tables.rsdp_addr,
+            ),
         )?;
         if let Some(i) = initrd {
             write(&mem, PVH_MODLIST_ADDR, &boot::pvh_module(i))?;
@@ -213,10 +272,14 @@ pub fn build(
     {
         write(&mem, gpa, &page)?;
     }
-    let apic_ids: Vec<u32> = (0..topo.cpus()).map(|c| topo.apic_id(c)).collect();
+    // The MP table as well, for kernels without ACPI; it cannot hold 8-bit-plus
+    // APIC IDs, and then ACPI alone describes the CPUs.
     let ebda = u32::try_from(EBDA_START).expect("below 1 MiB");
-    let table = mptable::mptable(ebda, &apic_ids).map_err(|e| KvmError::Layout(e.to_string()))?;
-    write(&mem, EBDA_START, &table)?;
+    match mptable::mptable(ebda, &apic_ids) {
+        Ok(table) => write(&mem, EBDA_START, &table)?,
+        Err(mptable::MpTableError::ApicIdTooLarge(_)) => {}
+        Err(e) => return Err(KvmError::Layout(e.to_string())),
+    }
 
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -233,12 +296,18 @@ pub fn build(
         Serial::new(irq_pulse(&vm, 4)),
         Serial::new(irq_pulse(&vm, 3)),
     )));
+    devices
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .stop_at_boot_mark = config.stop_at_boot_mark;
     let control = Control::new(vcpus.len());
     let threads =
         vcpu::spawn_all(vcpus, &control, &devices).map_err(|e| KvmError::Thread(e.to_string()))?;
     Ok(KvmVm {
         vm,
         mem,
+        ram,
+        ram_regions,
         window_map,
         window_gpa,
         devices,
@@ -248,6 +317,8 @@ pub fn build(
         start,
         frozen: None,
         console_line: Vec::new(),
+        watches: Default::default(),
+        next_watch: 0,
     })
 }
 

@@ -1,11 +1,16 @@
 //! The KVM backend: schedtape's own VMM on kvm-ioctls, vm-memory and linux-loader.
 //!
 //! - [`arch`]: layout constants and pure writers (boot params, e820, page tables,
-//!   GDT, MP table, CPUID topology), testable without KVM.
+//!   GDT, MP table, ACPI MADT/SRAT/FADT, CPUID topology), testable without KVM.
 //! - [`vstate`]: the VM and the vCPU threads with the freeze rendezvous.
 //! - [`devices`]: 16550 UARTs, i8042 reset, boot-timer and report ports.
 //! - [`builder`]: composes them into a running [`KvmVm`].
-//! - [`probe`]: tells hardware KVM from emulated KVM, for `--backend auto`.
+//! - [`probe`](mod@probe): tells hardware KVM from emulated KVM, for `--backend auto`, and
+//!   whether hardware write watchpoints are reported.
+//!
+//! Introspection goes through the [`Vm`] trait: guest RAM is one host mapping
+//! ([`Vm::guest_memory`]); register reads and debug-register loads are requests
+//! that the parked vCPU threads serve on their own fds during a freeze.
 pub mod arch;
 pub mod builder;
 pub mod devices;
@@ -24,14 +29,19 @@ use memmap2::MmapRaw;
 use trace_format::scenario::Topology;
 use vm_memory::GuestMemoryMmap;
 
-use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
+use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm, WatchHit, WatchId};
+use crate::introspect::{GuestMemory, Region};
 use devices::Devices;
-use vstate::vcpu::Control;
 pub use vstate::vcpu::VmExit;
+use vstate::vcpu::{Control, HwWatch, VcpuReply, VcpuRequest};
 use vstate::vm::KvmIoctlError;
 
 /// How long a freeze may take before the missing vCPUs are reported.
 pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a parked vCPU may take to answer a register request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Hardware write watchpoints one VM may hold (DR3 stays spare).
+pub const MAX_WATCHES: usize = 3;
 
 /// Everything needed to start a guest.
 #[derive(Debug, Clone)]
@@ -43,6 +53,9 @@ pub struct KvmConfig {
     pub cmdline: String,
     pub topology: Topology,
     pub memory_mib: u64,
+    /// End the VM at the guest's first boot-timer marker ([`VmExit::BootMark`]);
+    /// for start-up benchmarks.
+    pub stop_at_boot_mark: bool,
 }
 
 /// KVM backend failures.
@@ -75,6 +88,9 @@ pub enum KvmError {
 pub struct KvmVm {
     vm: Arc<VmFd>,
     mem: GuestMemoryMmap,
+    /// The one host mapping behind every RAM region of `mem`.
+    ram: Arc<MmapRaw>,
+    ram_regions: Vec<Region>,
     window_map: Arc<MmapRaw>,
     window_gpa: u64,
     devices: Arc<Mutex<Devices>>,
@@ -84,6 +100,9 @@ pub struct KvmVm {
     start: Instant,
     frozen: Option<(Instant, kvm_clock_data)>,
     console_line: Vec<u8>,
+    /// Loaded watchpoints: address per debug register.
+    watches: HwWatch,
+    next_watch: u32,
 }
 
 impl std::fmt::Debug for KvmVm {
@@ -105,8 +124,9 @@ impl KvmVm {
         builder::build(config, prepare)
     }
 
-    /// Guest RAM, for reading and writing guest memory while the VM runs.
-    pub fn guest_memory(&self) -> &GuestMemoryMmap {
+    /// Guest RAM as vm-memory sees it (tests and loaders); introspection uses
+    /// [`Vm::guest_memory`].
+    pub fn ram(&self) -> &GuestMemoryMmap {
         &self.mem
     }
 
@@ -125,9 +145,16 @@ impl KvmVm {
         self.control.exit()
     }
 
-    /// Waits up to `timeout` for the guest to stop.
+    /// Waits up to `timeout` for the guest to stop; returns at once, without
+    /// joining the vCPU threads (see [`KvmVm::wait_exit`]).
+    pub fn wait_stop(&self, timeout: Duration) -> Option<VmExit> {
+        self.control.wait_exit(timeout)
+    }
+
+    /// Waits up to `timeout` for the guest to stop and its vCPU threads to end.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<VmExit> {
         let until = Instant::now() + timeout;
+        self.control.wait_exit(timeout)?;
         while Instant::now() < until {
             if self.has_exited() {
                 return self.exit_status();
@@ -155,6 +182,73 @@ impl KvmVm {
     /// Time since the VMM started building the VM.
     pub fn uptime(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// Hardware watchpoint hits dropped because they were not polled in time.
+    pub fn watch_hits_dropped(&self) -> u64 {
+        self.devices().watch_hits_dropped
+    }
+
+    /// [`Vm::watch`] without first checking that this /dev/kvm reports hits:
+    /// loads DR0–DR2 on every vCPU (freezing around it unless frozen).
+    pub fn watch_unprobed(&mut self, gva: u64) -> Result<WatchId, BackendError> {
+        if !gva.is_multiple_of(4) {
+            return Err(BackendError(format!(
+                "watch address {gva:#x} is not 4-byte aligned"
+            )));
+        }
+        let used = self.watches.addrs[..MAX_WATCHES]
+            .iter()
+            .filter(|a| a.is_some())
+            .count();
+        let Some(slot) = self.watches.addrs[..MAX_WATCHES]
+            .iter()
+            .position(Option::is_none)
+        else {
+            return Err(BackendError(format!(
+                "at most {MAX_WATCHES} watchpoints ({used} set)"
+            )));
+        };
+        let mut next = self.watches;
+        next.addrs[slot] = Some(gva);
+        let id = self.next_watch;
+        // The id goes in first so that a hit right after loading is attributed.
+        self.devices().watch_ids[slot] = Some(id);
+        if let Err(e) = self.load_watches(next) {
+            self.devices().watch_ids[slot] = None;
+            // Put every vCPU back to the previous set (best effort).
+            let _ = self.load_watches(self.watches);
+            return Err(e);
+        }
+        self.watches = next;
+        self.next_watch += 1;
+        Ok(WatchId(id))
+    }
+
+    /// Runs `request` on every vCPU, freezing around it unless already frozen.
+    fn on_every_vcpu(&mut self, request: VcpuRequest) -> Result<Vec<VcpuReply>, BackendError> {
+        let was_frozen = self.frozen.is_some();
+        if !was_frozen {
+            self.freeze()?;
+        }
+        let replies: Result<Vec<_>, _> = (0..self.apic_ids.len())
+            .map(|i| self.control.request(i, request, REQUEST_TIMEOUT))
+            .collect();
+        if !was_frozen {
+            self.thaw()?;
+        }
+        replies.map_err(BackendError)
+    }
+
+    /// Loads `watches` into every vCPU's debug registers.
+    fn load_watches(&mut self, watches: HwWatch) -> Result<(), BackendError> {
+        self.on_every_vcpu(VcpuRequest::Debug(watches))
+            .map_err(|e| {
+                BackendError(format!(
+                    "cannot load hardware watchpoints (KVM_SET_GUEST_DEBUG): {e}"
+                ))
+            })
+            .map(drop)
     }
 
     fn devices(&self) -> std::sync::MutexGuard<'_, Devices> {
@@ -242,6 +336,67 @@ impl Vm for KvmVm {
 
     fn describe(&self) -> trace_format::meta::Backend {
         trace_format::meta::Backend::Kvm
+    }
+
+    fn guest_memory(&self) -> Option<GuestMemory> {
+        GuestMemory::from_mmap(Arc::clone(&self.ram), self.ram_regions.clone())
+    }
+
+    /// Asks the (parked) vCPU thread for its special registers; freezes
+    /// around the request unless the VM is frozen already.
+    fn cr3(&mut self, cpu: u32) -> Result<u64, BackendError> {
+        let index = usize::try_from(cpu).map_err(|e| BackendError(e.to_string()))?;
+        if index >= self.apic_ids.len() {
+            return Err(BackendError(format!(
+                "no vCPU {cpu} (the VM has {})",
+                self.apic_ids.len()
+            )));
+        }
+        let was_frozen = self.frozen.is_some();
+        if !was_frozen {
+            self.freeze()?;
+        }
+        let reply = self
+            .control
+            .request(index, VcpuRequest::Sregs, REQUEST_TIMEOUT);
+        if !was_frozen {
+            self.thaw()?;
+        }
+        match reply.map_err(BackendError)? {
+            VcpuReply::Sregs(s) => Ok(s.cr3),
+            VcpuReply::Done => Err(BackendError("vCPU answered without registers".into())),
+        }
+    }
+
+    /// Refused where /dev/kvm would accept the watchpoint but never report a
+    /// hit ([`probe::data_watchpoints`]), so a watch is never silently dead.
+    fn watch(&mut self, gva: u64) -> Result<WatchId, BackendError> {
+        probe::data_watchpoints()
+            .map_err(|e| BackendError(format!("write watchpoints are unavailable: {e}")))?;
+        self.watch_unprobed(gva)
+    }
+
+    fn unwatch(&mut self, id: WatchId) -> Result<(), BackendError> {
+        let slot = self
+            .devices()
+            .watch_ids
+            .iter()
+            .position(|w| *w == Some(id.0))
+            .ok_or_else(|| BackendError(format!("no watchpoint {}", id.0)))?;
+        let mut next = self.watches;
+        next.addrs[slot] = None;
+        self.load_watches(next)?;
+        self.watches = next;
+        self.devices().watch_ids[slot] = None;
+        Ok(())
+    }
+
+    fn poll_watch_hits(&mut self, out: &mut Vec<WatchHit>) {
+        out.extend(self.devices().watch_hits.drain(..).map(|h| WatchHit {
+            id: WatchId(h.id),
+            cpu: h.cpu,
+            rip: h.rip,
+        }));
     }
 }
 

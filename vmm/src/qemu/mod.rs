@@ -683,7 +683,10 @@ mod tuning_tests {
     #[test]
     fn window_stays_below_a_large_initrd() {
         let mem = 512 << 20;
-        assert_eq!(window_for(mem, 300 << 10).unwrap().gpa, mem - TOP_GAP - WINDOW_SIZE);
+        assert_eq!(
+            window_for(mem, 300 << 10).unwrap().gpa,
+            mem - TOP_GAP - WINDOW_SIZE
+        );
         let big = 33_750_196;
         let w = window_for(mem, big).unwrap();
         assert!(w.gpa + w.size <= mem - big - (128 << 10));

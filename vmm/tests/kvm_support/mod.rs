@@ -31,16 +31,19 @@ pub fn kvm_available() -> bool {
     ok
 }
 
-/// Builds fixtures/testguest once per test binary; returns the ELF path.
-pub fn test_guest() -> &'static Path {
-    static ELF: OnceLock<PathBuf> = OnceLock::new();
-    ELF.get_or_init(|| {
+/// Builds fixtures/testguest once per test binary (with or without its PVH
+/// note); returns the ELF path.
+pub fn test_guest_variant(pvh: bool) -> &'static Path {
+    static ELF: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    ELF[usize::from(pvh)].get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/testguest");
+        let tag = if pvh { "pvh" } else { "64" };
         let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("testguest-{}.elf", std::process::id()));
+            .join(format!("testguest-{tag}-{}.elf", std::process::id()));
         let status = Command::new("sh")
             .arg(root.join("build.sh"))
             .arg(&out)
+            .env("PVH", if pvh { "1" } else { "0" })
             .status()
             .expect("run build.sh");
         assert!(
@@ -51,18 +54,29 @@ pub fn test_guest() -> &'static Path {
     })
 }
 
+/// The test guest as shipped (PVH note: both VMMs enter at `pvh_start`).
+pub fn test_guest() -> &'static Path {
+    test_guest_variant(true)
+}
+
 /// Addresses of the test guest's shared symbols, read from its ELF symtab.
 #[derive(Debug, Clone, Copy)]
 pub struct Syms {
     pub percpu_counters: u64,
     pub guest_ctl: u64,
+    /// The page-table root the PVH entry builds for itself.
+    pub pvh_pml4: u64,
 }
 
 /// Size of one `struct percpu` in the guest.
 pub const PERCPU_STRIDE: u64 = 64;
 
 pub fn syms() -> Syms {
-    let bytes = std::fs::read(test_guest()).expect("read test guest");
+    syms_of(true)
+}
+
+pub fn syms_of(pvh: bool) -> Syms {
+    let bytes = std::fs::read(test_guest_variant(pvh)).expect("read test guest");
     let elf = goblin::elf::Elf::parse(&bytes).expect("parse test guest");
     let find = |name: &str| {
         elf.syms
@@ -74,23 +88,30 @@ pub fn syms() -> Syms {
     Syms {
         percpu_counters: find("percpu_counters"),
         guest_ctl: find("guest_ctl"),
+        pvh_pml4: find("pvh_pml4"),
     }
 }
 
 /// Launches the test guest with `topology` (all its CPUs brought up).
 pub fn launch(topology: Topology) -> KvmVm {
+    launch_variant(topology, true)
+}
+
+/// [`launch`] with the PVH entry (`pvh`) or the 64-bit boot-protocol entry.
+pub fn launch_variant(topology: Topology, pvh: bool) -> KvmVm {
     let config = KvmConfig {
-        kernel: test_guest().to_path_buf(),
+        kernel: test_guest_variant(pvh).to_path_buf(),
         initrd: None,
         cmdline: format!("ncpus={}", topology.cpus()),
         topology,
         memory_mib: 64,
+        stop_at_boot_mark: false,
     };
     KvmVm::launch(&config, |_| {}).expect("launch the test guest")
 }
 
 pub fn counter(vm: &KvmVm, s: Syms, cpu: u32) -> u64 {
-    vm.guest_memory()
+    vm.ram()
         .read_obj(GuestAddress(
             s.percpu_counters + u64::from(cpu) * PERCPU_STRIDE,
         ))
@@ -102,14 +123,14 @@ pub fn counters(vm: &KvmVm, s: Syms, cpus: u32) -> Vec<u64> {
 }
 
 pub fn cpus_up(vm: &KvmVm, s: Syms) -> u32 {
-    vm.guest_memory()
+    vm.ram()
         .read_obj(GuestAddress(s.guest_ctl + 4))
         .expect("read cpus_up")
 }
 
 /// Sets `guest_ctl.command` (1: halt, 2: reset).
 pub fn command(vm: &KvmVm, s: Syms, cmd: u32) {
-    vm.guest_memory()
+    vm.ram()
         .write_obj(cmd, GuestAddress(s.guest_ctl))
         .expect("write command");
 }

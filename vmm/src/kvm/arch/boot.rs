@@ -59,6 +59,8 @@ pub struct ZeroPageInputs {
     pub cmdline_len: u32,
     /// Initramfs `(gpa, size)`.
     pub initrd: Option<(u32, u32)>,
+    /// Where the ACPI RSDP is (`boot_params.acpi_rsdp_addr`).
+    pub acpi_rsdp: Option<u64>,
 }
 
 /// Why boot information could not be built.
@@ -85,6 +87,7 @@ pub fn zero_page(inputs: &ZeroPageInputs, e820: &[E820Entry]) -> Result<boot_par
         params.hdr.ramdisk_image = addr;
         params.hdr.ramdisk_size = size;
     }
+    params.acpi_rsdp_addr = inputs.acpi_rsdp.unwrap_or(0);
     if e820.len() > params.e820_table.len() {
         return Err(BootError::TooManyE820(e820.len()));
     }
@@ -104,12 +107,13 @@ pub fn zero_page(inputs: &ZeroPageInputs, e820: &[E820Entry]) -> Result<boot_par
 pub const PVH_MAGIC: u32 = 0x336e_c578;
 
 /// The PVH start info (56 bytes, version 1) followed by nothing; the memory map
-/// goes to [`PVH_MEMMAP_ADDR`] (see [`pvh_memmap`]).
+/// goes to [`PVH_MEMMAP_ADDR`] (see [`pvh_memmap`]); `rsdp` is the ACPI RSDP (0: none).
 pub fn pvh_start_info(
     cmdline_addr: u64,
     initrd: Option<(u64, u64)>,
     modlist_addr: u64,
     e820_len: u32,
+    rsdp: u64,
 ) -> Vec<u8> {
     let mut b = Vec::with_capacity(56);
     b.extend_from_slice(&PVH_MAGIC.to_le_bytes());
@@ -118,7 +122,7 @@ pub fn pvh_start_info(
     b.extend_from_slice(&u32::from(initrd.is_some()).to_le_bytes()); // nr_modules
     b.extend_from_slice(&modlist_addr.to_le_bytes());
     b.extend_from_slice(&cmdline_addr.to_le_bytes());
-    b.extend_from_slice(&0u64.to_le_bytes()); // rsdp_paddr
+    b.extend_from_slice(&rsdp.to_le_bytes()); // rsdp_paddr
     b.extend_from_slice(&PVH_MEMMAP_ADDR.to_le_bytes());
     b.extend_from_slice(&e820_len.to_le_bytes());
     b.extend_from_slice(&0u32.to_le_bytes());
@@ -210,11 +214,13 @@ mod tests {
             cmdline_addr: 0x20000,
             cmdline_len: 42,
             initrd: Some((0x0700_0000, 0x1234)),
+            acpi_rsdp: Some(0xe_0000),
         };
         let params = zero_page(&inputs, &map).unwrap();
         let b = params.as_slice();
         assert_eq!(b.len(), 4096);
         assert_eq!(b[0x1e8], 4); // e820_entries
+        assert_eq!(u64_at(b, 0x70), 0xe_0000); // acpi_rsdp_addr
         assert_eq!(u16::from_le_bytes([b[0x1fe], b[0x1ff]]), 0xaa55);
         assert_eq!(&b[0x202..0x206], b"HdrS");
         assert_eq!(b[0x210], 0xff); // type_of_loader
@@ -232,11 +238,12 @@ mod tests {
     #[test]
     fn pvh_structures_have_the_abi_layout() {
         let map = e820_map(64 << 20, (64 << 20, WINDOW_SIZE));
-        let info = pvh_start_info(0x20000, Some((0x10_0000, 0x20)), 0x6038, 4);
+        let info = pvh_start_info(0x20000, Some((0x10_0000, 0x20)), 0x6038, 4, 0xe_0000);
         assert_eq!(info.len(), 56);
         assert_eq!(u32_at(&info, 0), PVH_MAGIC);
         assert_eq!(u32_at(&info, 12), 1); // nr_modules
         assert_eq!(u64_at(&info, 24), 0x20000); // cmdline_paddr
+        assert_eq!(u64_at(&info, 32), 0xe_0000); // rsdp_paddr
         assert_eq!(u64_at(&info, 40), PVH_MEMMAP_ADDR);
         assert_eq!(u32_at(&info, 48), 4);
         let mm = pvh_memmap(&map);

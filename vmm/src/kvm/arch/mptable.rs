@@ -18,7 +18,8 @@ const IOAPIC_VERSION: u8 = 0x11;
 /// ISA IRQs routed through the IOAPIC.
 const ISA_IRQS: u8 = 16;
 
-fn checksum(bytes: &[u8]) -> u8 {
+/// The byte that makes `bytes` sum to zero (MP and ACPI tables).
+pub(super) fn checksum(bytes: &[u8]) -> u8 {
     bytes
         .iter()
         .fold(0u8, |a, b| a.wrapping_add(*b))

@@ -1,5 +1,6 @@
 //! Port-mapped devices: two 16550 UARTs, the i8042 reset line, the boot-timer
-//! port and a report port for test guests.
+//! port, a report port for test guests, the ACPI PM1 registers, and the queue
+//! of hardware watchpoint hits.
 pub mod serial;
 
 use std::collections::BTreeMap;
@@ -16,12 +17,37 @@ pub const BOOT_TIMER_PORT: u16 = 0x440;
 /// Report port: 32-bit writes are logged per vCPU (test guests report CPUID here).
 pub const REPORT_PORT: u16 = 0x444;
 
+/// ACPI PM1a event block (status, enable: 2 bytes each), as the FADT says.
+pub const PM1A_EVT_BLK: u16 = 0x600;
+/// ACPI PM1a control block (2 bytes).
+pub const PM1A_CNT_BLK: u16 = 0x604;
+/// PM1 control: SCI_EN, the "in ACPI mode" bit (always set: there is no SMM).
+const PM1_SCI_EN: u8 = 1;
+
+/// Hits kept before the oldest are dropped (the owner polls them).
+const MAX_PENDING_HITS: usize = 4096;
+
 /// What a port write asks of the VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortAction {
     None,
     /// The guest pulsed the reset line through the i8042.
     Reset,
+    /// The guest wrote this boot-timer marker and the VM stops at the first one.
+    Stop(u8),
+}
+
+/// A guest write caught by a hardware watchpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchHit {
+    /// The watch, as returned when it was set.
+    pub id: u32,
+    /// Logical CPU that wrote.
+    pub cpu: u32,
+    /// Guest RIP after the writing instruction.
+    pub rip: u64,
+    /// Time since the VMM started.
+    pub at: Duration,
 }
 
 /// Every port device of one VM, behind one lock.
@@ -34,6 +60,14 @@ pub struct Devices {
     pub boot_marks: Vec<(u8, Duration)>,
     /// Report-port words by logical CPU index.
     pub reports: BTreeMap<u32, Vec<u32>>,
+    /// Stop the VM at the first boot-timer marker (start-up benchmarks).
+    pub stop_at_boot_mark: bool,
+    /// Watch id loaded in each debug register (DR0–DR3).
+    pub watch_ids: [Option<u32>; 4],
+    /// Hits not yet polled, oldest first.
+    pub watch_hits: std::collections::VecDeque<WatchHit>,
+    /// Hits dropped because nobody polled.
+    pub watch_hits_dropped: u64,
 }
 
 impl Devices {
@@ -44,7 +78,36 @@ impl Devices {
             start,
             boot_marks: Vec::new(),
             reports: BTreeMap::new(),
+            stop_at_boot_mark: false,
+            watch_ids: [None; 4],
+            watch_hits: std::collections::VecDeque::new(),
+            watch_hits_dropped: 0,
         }
+    }
+
+    /// A `KVM_EXIT_DEBUG` on `cpu`: queues a hit per triggered watchpoint.
+    /// False when it was not a watchpoint of ours (exception other than #DB,
+    /// or no DR6 bit of a loaded register).
+    pub fn watch_hit(&mut self, cpu: u32, exception: u32, dr6: u64, rip: u64) -> bool {
+        const DB_VECTOR: u32 = 1;
+        if exception != DB_VECTOR {
+            return false;
+        }
+        let at = self.start.elapsed();
+        let mut any = false;
+        for (i, id) in self.watch_ids.iter().enumerate() {
+            if dr6 & (1 << i) == 0 {
+                continue;
+            }
+            let Some(id) = *id else { continue };
+            any = true;
+            if self.watch_hits.len() == MAX_PENDING_HITS {
+                self.watch_hits.pop_front();
+                self.watch_hits_dropped += 1;
+            }
+            self.watch_hits.push_back(WatchHit { id, cpu, rip, at });
+        }
+        any
     }
 
     /// A guest `out` to `port` from logical CPU `cpu`.
@@ -54,7 +117,12 @@ impl Devices {
             p if (COM1..COM1 + 8).contains(&p) => self.com1.write(p - COM1, byte),
             p if (COM2..COM2 + 8).contains(&p) => self.com2.write(p - COM2, byte),
             I8042_COMMAND if byte == 0xfe => return PortAction::Reset,
-            BOOT_TIMER_PORT => self.boot_marks.push((byte, self.start.elapsed())),
+            BOOT_TIMER_PORT => {
+                self.boot_marks.push((byte, self.start.elapsed()));
+                if self.stop_at_boot_mark {
+                    return PortAction::Stop(byte);
+                }
+            }
             REPORT_PORT if data.len() == 4 => {
                 let word = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
                 self.reports.entry(cpu).or_default().push(word);
@@ -66,6 +134,16 @@ impl Devices {
 
     /// A guest `in` from `port`; unknown ports read as all ones.
     pub fn io_in(&mut self, port: u16, data: &mut [u8]) {
+        if (PM1A_EVT_BLK..PM1A_CNT_BLK + 2).contains(&port) {
+            // PM1 status and enable read as zero; control says "ACPI mode".
+            data.fill(0);
+            if port == PM1A_CNT_BLK
+                && let Some(first) = data.first_mut()
+            {
+                *first = PM1_SCI_EN;
+            }
+            return;
+        }
         let value = match port {
             p if (COM1..COM1 + 8).contains(&p) => self.com1.read(p - COM1),
             p if (COM2..COM2 + 8).contains(&p) => self.com2.read(p - COM2),
@@ -106,5 +184,37 @@ mod tests {
         assert_eq!(b, [0]);
         d.io_in(0x1234, &mut b);
         assert_eq!(b, [0xff]);
+        let mut w = [0xaau8; 2];
+        d.io_in(PM1A_CNT_BLK, &mut w);
+        assert_eq!(w, [1, 0]);
+        d.io_in(PM1A_EVT_BLK, &mut w);
+        assert_eq!(w, [0, 0]);
+    }
+
+    #[test]
+    fn boot_mark_stops_when_asked() {
+        let mut d = Devices::new(
+            Instant::now(),
+            Serial::new(Box::new(|| {})),
+            Serial::new(Box::new(|| {})),
+        );
+        assert_eq!(d.io_out(0, BOOT_TIMER_PORT, &[1]), PortAction::None);
+        d.stop_at_boot_mark = true;
+        assert_eq!(d.io_out(0, BOOT_TIMER_PORT, &[2]), PortAction::Stop(2));
+    }
+
+    #[test]
+    fn watch_hits_map_dr6_bits_to_ids() {
+        let mut d = Devices::new(
+            Instant::now(),
+            Serial::new(Box::new(|| {})),
+            Serial::new(Box::new(|| {})),
+        );
+        d.watch_ids = [Some(7), None, Some(9), None];
+        assert!(!d.watch_hit(0, 3, 1, 0x10), "#BP is not a watch hit");
+        assert!(!d.watch_hit(0, 1, 0b10, 0x10), "DR1 is not loaded");
+        assert!(d.watch_hit(2, 1, 0b101 | 0x4000, 0x20));
+        let ids: Vec<(u32, u32)> = d.watch_hits.iter().map(|h| (h.id, h.cpu)).collect();
+        assert_eq!(ids, vec![(7, 2), (9, 2)]);
     }
 }

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
-use kvm_bindings::{CpuId, Msrs, kvm_cpuid_entry2, kvm_msr_entry, kvm_run};
+use kvm_bindings::{
+    CpuId, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, Msrs, kvm_cpuid_entry2, kvm_guest_debug,
+    kvm_guest_debug_arch, kvm_msr_entry, kvm_run, kvm_sregs,
+};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
 use super::vm::{KvmIoctlError, ioctl};
@@ -35,6 +38,9 @@ pub enum VmExit {
     Halted { cpu: u32 },
     /// The host ended the VM.
     Killed,
+    /// The guest wrote the boot-timer port and the VM was set to stop there
+    /// ([`crate::kvm::KvmConfig::stop_at_boot_mark`]).
+    BootMark(u8),
     /// A vCPU failed; the message says how.
     Error(String),
 }
@@ -151,11 +157,72 @@ enum Status {
     Exited,
 }
 
+/// Work a parked vCPU thread does on its own fd for the VM owner (the fd
+/// belongs to the thread, so other threads ask instead of sharing it).
+#[derive(Debug, Clone, Copy)]
+pub enum VcpuRequest {
+    /// Read the special registers (CR3 among them).
+    Sregs,
+    /// Load hardware watchpoints (see [`HwWatch`]).
+    Debug(HwWatch),
+}
+
+/// A parked vCPU's answer to a [`VcpuRequest`].
+#[derive(Debug, Clone)]
+pub enum VcpuReply {
+    Sregs(Box<kvm_sregs>),
+    Done,
+}
+
+/// Up to four hardware write watchpoints (DR0–DR3), 4 bytes each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HwWatch {
+    /// Linear address per debug register, or `None` when unused.
+    pub addrs: [Option<u64>; 4],
+}
+
+impl HwWatch {
+    /// DR7: local enable, break on data writes, length 4, for each used register.
+    pub fn dr7(&self) -> u64 {
+        let mut dr7 = 0;
+        for (i, a) in self.addrs.iter().enumerate() {
+            if a.is_some() {
+                dr7 |= 1 << (2 * i); // L<i>
+                dr7 |= 0b01 << (16 + 4 * i); // R/W<i>: data writes
+                dr7 |= 0b11 << (18 + 4 * i); // LEN<i>: 4 bytes
+            }
+        }
+        dr7
+    }
+
+    /// The `KVM_SET_GUEST_DEBUG` argument: hardware breakpoints when any is
+    /// set, guest debugging off otherwise.
+    pub fn guest_debug(&self) -> kvm_guest_debug {
+        let mut debugreg = [0u64; 8];
+        for (slot, a) in debugreg.iter_mut().zip(self.addrs) {
+            *slot = a.unwrap_or(0);
+        }
+        debugreg[7] = self.dr7();
+        let control = if self.addrs.iter().any(Option::is_some) {
+            KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP
+        } else {
+            0
+        };
+        kvm_guest_debug {
+            control,
+            pad: 0,
+            arch: kvm_guest_debug_arch { debugreg },
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
     status: Vec<Status>,
     threads: Vec<Option<libc::pthread_t>>,
     exit: Option<VmExit>,
+    requests: Vec<Option<VcpuRequest>>,
+    replies: Vec<Option<Result<VcpuReply, String>>>,
 }
 
 /// Rendezvous point shared by the VM owner and its vCPU threads.
@@ -182,6 +249,8 @@ impl Control {
                 status: vec![Status::Starting; vcpus],
                 threads: vec![None; vcpus],
                 exit: None,
+                requests: vec![None; vcpus],
+                replies: vec![None; vcpus],
             }),
             cv: Condvar::new(),
         })
@@ -248,16 +317,80 @@ impl Control {
         self.lock().exit.clone()
     }
 
+    /// Waits up to `timeout` for the VM to end (woken by [`Control::finish`]).
+    pub fn wait_exit(&self, timeout: Duration) -> Option<VmExit> {
+        let start = Instant::now();
+        let mut st = self.lock();
+        loop {
+            if st.exit.is_some() {
+                return st.exit.clone();
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return None;
+            }
+            st = self
+                .cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// True once every vCPU thread has left its run loop.
     pub fn all_exited(&self) -> bool {
         self.lock().status.iter().all(|s| *s == Status::Exited)
     }
 
-    fn park(&self, index: usize) {
+    /// Has parked vCPU `index` run `request` on its fd; fails when the vCPU is
+    /// not parked (freeze first) or does not answer within `timeout`.
+    pub fn request(
+        &self,
+        index: usize,
+        request: VcpuRequest,
+        timeout: Duration,
+    ) -> Result<VcpuReply, String> {
+        let start = Instant::now();
+        let mut st = self.lock();
+        match st.status.get(index) {
+            None => return Err(format!("no vCPU {index}")),
+            Some(Status::Parked) if self.pause.load(Ordering::SeqCst) => {}
+            Some(s) => return Err(format!("vCPU {index} is not frozen ({s:?})")),
+        }
+        st.replies[index] = None;
+        st.requests[index] = Some(request);
+        self.cv.notify_all();
+        loop {
+            if let Some(reply) = st.replies[index].take() {
+                return reply;
+            }
+            if st.status[index] != Status::Parked || self.stop.load(Ordering::SeqCst) {
+                st.requests[index] = None;
+                return Err(format!("vCPU {index} left its parked state"));
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                st.requests[index] = None;
+                return Err(format!("vCPU {index} did not answer within {timeout:?}"));
+            }
+            st = self
+                .cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn park(&self, index: usize, vcpu: &VcpuFd) {
         let mut st = self.lock();
         st.status[index] = Status::Parked;
         self.cv.notify_all();
         while self.pause.load(Ordering::SeqCst) && !self.stop.load(Ordering::SeqCst) {
+            if let Some(request) = st.requests[index].take() {
+                st.replies[index] = Some(serve(vcpu, request));
+                self.cv.notify_all();
+                continue;
+            }
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.status[index] = Status::Running;
@@ -266,6 +399,20 @@ impl Control {
     fn set_status(&self, index: usize, status: Status) {
         self.lock().status[index] = status;
         self.cv.notify_all();
+    }
+}
+
+/// Runs `request` on this thread's vCPU (which is outside `KVM_RUN`).
+fn serve(vcpu: &VcpuFd, request: VcpuRequest) -> Result<VcpuReply, String> {
+    match request {
+        VcpuRequest::Sregs => vcpu
+            .get_sregs()
+            .map(|s| VcpuReply::Sregs(Box::new(s)))
+            .map_err(|e| format!("KVM_GET_SREGS: {e}")),
+        VcpuRequest::Debug(watch) => vcpu
+            .set_guest_debug(&watch.guest_debug())
+            .map(|()| VcpuReply::Done)
+            .map_err(|e| format!("KVM_SET_GUEST_DEBUG: {e}")),
     }
 }
 
@@ -310,7 +457,7 @@ fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devic
     ctl.set_status(index, Status::Running);
     while !ctl.stop.load(Ordering::SeqCst) {
         if ctl.pause.load(Ordering::SeqCst) {
-            ctl.park(index);
+            ctl.park(index, &vcpu);
             continue;
         }
         let outcome = match vcpu.run() {
@@ -319,7 +466,11 @@ fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devic
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .io_out(cpu, port, data);
-                (action == PortAction::Reset).then_some(VmExit::Reset)
+                match action {
+                    PortAction::None => None,
+                    PortAction::Reset => Some(VmExit::Reset),
+                    PortAction::Stop(mark) => Some(VmExit::BootMark(mark)),
+                }
             }
             Ok(VcpuExit::IoIn(port, data)) => {
                 devices
@@ -333,6 +484,17 @@ fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devic
                 None
             }
             Ok(VcpuExit::MmioWrite(..) | VcpuExit::Intr | VcpuExit::IrqWindowOpen) => None,
+            Ok(VcpuExit::Debug(arch)) => {
+                let mut d = devices.lock().unwrap_or_else(|e| e.into_inner());
+                if d.watch_hit(cpu, arch.exception, arch.dr6, arch.pc) {
+                    None
+                } else {
+                    Some(VmExit::Error(format!(
+                        "vCPU {cpu}: debug exit (exception {}, DR6 {:#x}, RIP {:#x}) with no watchpoint",
+                        arch.exception, arch.dr6, arch.pc
+                    )))
+                }
+            }
             Ok(VcpuExit::Hlt) => Some(VmExit::Halted { cpu }),
             Ok(VcpuExit::Shutdown) => Some(VmExit::TripleFault { cpu }),
             Ok(VcpuExit::SystemEvent(kind, _)) => Some(VmExit::SystemEvent(kind)),
@@ -356,4 +518,24 @@ fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devic
     }
     KVM_RUN.set(std::ptr::null_mut());
     ctl.set_status(index, Status::Exited);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_registers_encode_write_only_four_byte_breakpoints() {
+        let none = HwWatch::default();
+        assert_eq!((none.dr7(), none.guest_debug().control), (0, 0));
+        let w = HwWatch {
+            addrs: [Some(0x1000), None, Some(0x2004), None],
+        };
+        // DR0: L0, RW0=01, LEN0=11; DR2: L2, RW2=01, LEN2=11.
+        assert_eq!(w.dr7(), 0x1 | 0xd_0000 | 0x10 | 0xd00_0000);
+        let d = w.guest_debug();
+        assert_eq!(d.control, KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP);
+        assert_eq!(d.arch.debugreg[..4], [0x1000, 0, 0x2004, 0]);
+        assert_eq!(d.arch.debugreg[7], w.dr7());
+    }
 }
