@@ -47,6 +47,13 @@ pub enum HostRequest {
         width: u8,
         value: u64,
     },
+    /// Snapshot whenever the kernel writes `symbol` (a hardware write watchpoint);
+    /// the reply carries the watch id.
+    Watch {
+        step: StepRef,
+        op: u16,
+        symbol: String,
+    },
 }
 
 /// Host → guest.

@@ -16,7 +16,7 @@ use trace_format::ring::{
     self, Consumer, Direction, Geometry, MAX_FRAME, Popped, Producer, RingError,
 };
 
-use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
+use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm, WatchHit, WatchId};
 use crate::console::{ConsoleSignal, ConsoleTail};
 use crate::introspect::Layout;
 use crate::introspect::live::{Access, Live};
@@ -193,6 +193,9 @@ struct Session<V> {
     cold_writes: Vec<(u32, StepRef, u16, Access)>,
     /// Periodic snapshot failures already noted (noted once).
     snapshot_failed: bool,
+    /// Active watchpoints and the op that asked for each.
+    watches: Vec<(WatchId, StepRef, u16)>,
+    watch_hits: Vec<WatchHit>,
     /// Set when the run must end now (a wrong vmlinux).
     abort: bool,
 }
@@ -227,6 +230,8 @@ impl<V: Vm> Session<V> {
             next_snapshot: None,
             cold_writes: Vec::new(),
             snapshot_failed: false,
+            watches: Vec::new(),
+            watch_hits: Vec::new(),
             abort: false,
         }
     }
@@ -260,6 +265,7 @@ impl<V: Vm> Session<V> {
             for event in console.drain(..) {
                 self.console_line(writer, event)?;
             }
+            self.watch_snapshots(writer)?;
             writer.tick(self.host_ts())?;
             if self.abort {
                 return Ok(());
@@ -533,6 +539,55 @@ impl<V: Vm> Session<V> {
                     let result = result.into_iter().next().unwrap_or(Err("no result".into()));
                     self.access_done(writer, id, step, op, access, result)?;
                 }
+            }
+            HostRequest::Watch { step, op, symbol } => {
+                let result = self.watch(step, op, &symbol);
+                self.send(&HostMsg::Reply { id, result });
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers a write watchpoint on a kernel symbol; replies with its id.
+    fn watch(&mut self, step: StepRef, op: u16, symbol: &str) -> Result<u64, String> {
+        let kernel = self
+            .live
+            .kernel()
+            .ok_or("kernel introspection is unavailable in this run")?;
+        let gva = kernel.symbol_addr(symbol, None)?;
+        if gva % 4 != 0 {
+            return Err(format!("{symbol} at {gva:#x} is not 4-byte aligned"));
+        }
+        let id = self.vm.watch(gva).map_err(|e| e.to_string())?;
+        self.watches.push((id, step, op));
+        Ok(u64::from(id.0))
+    }
+
+    /// One snapshot per watch that fired since the last poll.
+    fn watch_snapshots<S: trace_format::file::Sink>(
+        &mut self,
+        writer: &mut TraceWriter<S>,
+    ) -> Result<(), WriteError> {
+        if self.watches.is_empty() {
+            return Ok(());
+        }
+        self.watch_hits.clear();
+        self.vm.poll_watch_hits(&mut self.watch_hits);
+        let mut fired: Vec<(StepRef, u16)> = Vec::new();
+        for hit in &self.watch_hits {
+            if let Some(&(_, step, op)) = self.watches.iter().find(|(id, ..)| *id == hit.id)
+                && !fired.contains(&(step, op))
+            {
+                fired.push((step, op));
+            }
+        }
+        for (step, op) in fired {
+            let ts = self.host_ts();
+            if let Ok(s) = self
+                .live
+                .snapshot(&mut self.vm, SnapshotTrigger::Op { step, op })
+            {
+                writer.append(ts, &Record::Snapshot(s))?;
             }
         }
         Ok(())
