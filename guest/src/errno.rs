@@ -16,6 +16,25 @@ impl core::fmt::Display for Described {
     }
 }
 
+/// How a process ended, from its raw wait(2) status: `exited with status 0`,
+/// `was killed by signal 9`.
+pub fn describe_wait(status: i32) -> impl core::fmt::Display {
+    Wait(status)
+}
+
+struct Wait(i32);
+
+impl core::fmt::Display for Wait {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let sig = self.0 & 0x7f;
+        match sig {
+            0 => write!(f, "exited with status {}", (self.0 >> 8) & 0xff),
+            0x7f => write!(f, "stopped (status {:#x})", self.0),
+            _ => write!(f, "was killed by signal {sig}"),
+        }
+    }
+}
+
 /// The symbolic name of a Linux errno, when it is a common one.
 pub fn name(errno: i32) -> Option<&'static str> {
     Some(match errno {
@@ -56,5 +75,13 @@ mod tests {
     fn names() {
         assert_eq!(format!("{}", super::describe(22)), "EINVAL (errno 22)");
         assert_eq!(format!("{}", super::describe(999)), "errno 999");
+        assert_eq!(
+            format!("{}", super::describe_wait(3 << 8)),
+            "exited with status 3"
+        );
+        assert_eq!(
+            format!("{}", super::describe_wait(9)),
+            "was killed by signal 9"
+        );
     }
 }

@@ -12,13 +12,17 @@ extern crate std;
 pub mod cgroups;
 pub mod cmdline;
 pub mod errno;
+pub mod irq;
+pub mod lines;
 pub mod procfs;
 pub mod sample;
+pub mod schedlog;
 pub mod stackfmt;
 pub mod telemetry;
 pub mod text;
 pub mod timeline;
 pub mod wire;
+pub mod workplan;
 
 #[cfg(feature = "executor")]
 pub mod rt;

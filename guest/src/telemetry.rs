@@ -45,8 +45,14 @@ pub struct Slot {
     pub wake_hist: [AtomicU32; HIST_BUCKETS],
     /// Ping-pong: whose turn it is (0 or 1); used in the pair's first slot.
     pub turn: AtomicU32,
-    /// Ping-pong: when the waker passed the turn, ns (`CLOCK_MONOTONIC`).
+    /// Paired and group work: when the waker passed the turn, ns (`CLOCK_MONOTONIC`).
     pub woken_at_ns: AtomicU64,
+    /// Fan-out: the waker's round number; used in the group leader's slot.
+    pub seq: AtomicU32,
+    /// Fan-out: waiters that saw the current round.
+    pub acks: AtomicU32,
+    /// Mutex contention: workers holding the lock; used in the group's first slot.
+    pub held: AtomicU32,
 }
 
 /// Setting stages a worker reports on failure.
@@ -75,6 +81,9 @@ impl Slot {
             &self.error,
             &self.stage,
             &self.turn,
+            &self.seq,
+            &self.acks,
+            &self.held,
         ] {
             a.store(0, Relaxed);
         }

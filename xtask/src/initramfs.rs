@@ -3,7 +3,8 @@
 //! The same entries always give the same bytes: entries are sorted by path,
 //! inode numbers follow that order, and owners and times are zero. Parent
 //! directories are added implicitly, and `/dev/console` always exists so the
-//! kernel can give `/init` a console before devtmpfs is mounted.
+//! kernel can give `/init` a console before devtmpfs is mounted. Symbolic
+//! links are stored as newc does: mode `S_IFLNK`, the target as the data.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +12,7 @@ use std::fmt::Write as _;
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFCHR: u32 = 0o020000;
+const S_IFLNK: u32 = 0o120000;
 
 /// Errors building an archive.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,7 @@ enum Entry {
     Dir,
     File { data: Vec<u8>, mode: u32 },
     CharDev { major: u32, minor: u32 },
+    Symlink { target: String },
 }
 
 /// An archive being assembled.
@@ -75,6 +78,34 @@ impl Initramfs {
         )
     }
 
+    /// Adds a symbolic link at `path` pointing at `target` (absolute or relative).
+    pub fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), InitramfsError> {
+        if target.is_empty() {
+            return Err(InitramfsError::BadPath(format!("{path} -> (empty target)")));
+        }
+        self.insert(
+            path,
+            Entry::Symlink {
+                target: target.to_string(),
+            },
+        )
+    }
+
+    /// True when `path` (with or without a leading `/`) is in the archive.
+    #[cfg(test)]
+    pub fn contains(&self, path: &str) -> bool {
+        self.entries.contains_key(path.trim_start_matches('/'))
+    }
+
+    /// The target of the symbolic link at `path`, if it is one.
+    #[cfg(test)]
+    pub fn symlink_target(&self, path: &str) -> Option<&str> {
+        match self.entries.get(path.trim_start_matches('/')) {
+            Some(Entry::Symlink { target }) => Some(target),
+            _ => None,
+        }
+    }
+
     fn insert(&mut self, path: &str, entry: Entry) -> Result<(), InitramfsError> {
         let path = path.trim_start_matches('/');
         let parts: Vec<&str> = path.split('/').collect();
@@ -112,6 +143,7 @@ impl Initramfs {
                 Entry::Dir => (S_IFDIR | 0o755, &[], (0, 0)),
                 Entry::File { data, mode } => (S_IFREG | mode, data, (0, 0)),
                 Entry::CharDev { major, minor } => (S_IFCHR | 0o600, &[], (*major, *minor)),
+                Entry::Symlink { target } => (S_IFLNK | 0o777, target.as_bytes(), (0, 0)),
             };
             let nlink = if matches!(entry, Entry::Dir) { 2 } else { 1 };
             // Inode numbers start at 1; there are far fewer than 2^32 entries.
@@ -239,5 +271,24 @@ mod tests {
             fs.add_file("a/b", vec![], 0o644),
             Err(InitramfsError::Conflict(_))
         ));
+    }
+
+    #[test]
+    fn symlinks_store_their_target() {
+        let mut fs = Initramfs::new();
+        fs.add_symlink("lib64/ld.so", "/usr/lib/ld.so").unwrap();
+        fs.add_symlink("lib64/ld.so", "/usr/lib/ld.so").unwrap();
+        assert!(matches!(
+            fs.add_symlink("lib64/ld.so", "/elsewhere"),
+            Err(InitramfsError::Conflict(_))
+        ));
+        assert_eq!(fs.symlink_target("/lib64/ld.so"), Some("/usr/lib/ld.so"));
+        assert!(fs.contains("lib64") && fs.symlink_target("lib64").is_none());
+        let entries = parse(&fs.to_bytes());
+        let link = entries.iter().find(|e| e.0 == "lib64/ld.so").unwrap();
+        assert_eq!(
+            (link.1, link.2.as_slice()),
+            (S_IFLNK | 0o777, &b"/usr/lib/ld.so"[..])
+        );
     }
 }

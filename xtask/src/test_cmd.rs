@@ -60,8 +60,13 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
 
 /// Installs QEMU and builds (or finds) the cached kernel the VM tests boot.
 fn prepare_e2e() -> Result<()> {
-    eprintln!("xtask test: preparing end-to-end tests (QEMU, cached kernel)");
+    eprintln!("xtask test: preparing end-to-end tests (QEMU, stress-ng, cached kernel)");
     kernel::deps::ensure(&["qemu-system-x86"], "QEMU backend")?;
+    // The payload tests pack Debian's stress-ng into the guest.
+    kernel::deps::ensure(&["stress-ng"], "payload tests")?;
+    // The sched_ext tests run schedtape's own BPF scheduler (clang, autotools).
+    let scx = crate::scheduler::build(&crate::workspace_root())?;
+    eprintln!("xtask test: BPF scheduler {}", scx.display());
     let opts = ResolveOpts {
         kernel: None,
         build: BuildOpts::default(),

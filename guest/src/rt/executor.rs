@@ -15,9 +15,11 @@ use rustix::mount::MountFlags;
 use trace_format::record::{
     OpApplied, OpOutcome, Record, RunOutcome, StepOutcome, StepRef, WorkerSpawned,
 };
-use trace_format::scenario::{CgroupDef, Op, Scenario, SchedulerSpec, Topology, WorkSpec};
+use trace_format::scenario::{CgroupDef, Op, PayloadSpec, Scenario, Topology, WorkSpec};
 
+use super::payload::Payloads;
 use super::sampler::Sampler;
+use super::sched::{self, Scheds};
 use super::transport::Transport;
 use super::worker::{Group, Worker, Workers};
 use super::{cgroupfs, ops, sys};
@@ -35,6 +37,8 @@ enum Halt {
     Fail(String),
     /// The host asked to stop.
     Stop(String),
+    /// The sched_ext scheduler died or was ejected.
+    Sched(String),
 }
 
 /// The executor's state while a scenario runs.
@@ -44,6 +48,12 @@ pub struct Executor<'t> {
     pub topo: Topology,
     pub cgroups: CgroupTable,
     pub workers: Workers,
+    pub payloads: Payloads,
+    pub sched: Scheds,
+    /// The scenario's payload declarations.
+    pub payload_specs: Vec<PayloadSpec>,
+    /// When the run's time is up (executor clock); bounds `wait_payload`.
+    pub time_up_ns: u64,
     sampler: Sampler,
     sample_tick: Ticker,
 }
@@ -127,11 +137,6 @@ fn load_scenario() -> Result<Scenario, String> {
         .map_err(|e| format!("{SCENARIO_PATH} is not a scenario of this version: {e}"))?;
     sc.validate()
         .map_err(|e| format!("invalid scenario: {e}"))?;
-    if let SchedulerSpec::Named { name, .. } = &sc.scheduler {
-        return Err(format!(
-            "scheduler {name:?}: attaching sched_ext schedulers is not supported by this build yet"
-        ));
-    }
     Ok(sc)
 }
 
@@ -161,6 +166,12 @@ fn run(tx: &mut Transport, sc: &Scenario) -> RunOutcome {
         topo: sc.topology,
         cgroups: CgroupTable::default(),
         workers,
+        payloads: Payloads::default(),
+        sched: Scheds::new(sc),
+        payload_specs: sc.payloads.clone(),
+        time_up_ns: now
+            .saturating_add(sc.settle_ns)
+            .saturating_add(sc.duration_ns),
         sampler: Sampler::default(),
         sample_tick: Ticker::new(now, sc.sample_interval_ns),
     };
@@ -169,6 +180,9 @@ fn run(tx: &mut Transport, sc: &Scenario) -> RunOutcome {
 
 impl Executor<'_> {
     fn run(&mut self, sc: &Scenario) -> RunOutcome {
+        if let Err(message) = sched::start_boot(self) {
+            return RunOutcome::GuestError { message };
+        }
         let settle_end = self.tx.now().saturating_add(sc.settle_ns);
         let mut halt = self.wait_until(settle_end).err();
         self.sample_tick = Ticker::new(self.tx.now(), sc.sample_interval_ns);
@@ -189,6 +203,7 @@ impl Executor<'_> {
             }
         }
         let steps_start = self.tx.now();
+        self.time_up_ns = steps_start.saturating_add(sc.duration_ns);
         let mut failure = backdrop_error
             .as_ref()
             .map(|e| format!("backdrop failed: {e}"));
@@ -199,7 +214,7 @@ impl Executor<'_> {
                 break;
             }
             if let Err(h) = self.run_step(sc, i, steps_start) {
-                if let Halt::Fail(e) = &h {
+                if let Halt::Fail(e) | Halt::Sched(e) = &h {
                     failure = Some(format!("{}: {e}", step_at(sc, i)));
                 }
                 halt = Some(h);
@@ -214,6 +229,9 @@ impl Executor<'_> {
                 (None, Some(Halt::Stop(reason))) => StepOutcome::EndedEarly {
                     reason: format!("host asked to stop: {reason}"),
                 },
+                (None, Some(Halt::Sched(reason))) => StepOutcome::EndedEarly {
+                    reason: reason.clone(),
+                },
                 _ => StepOutcome::Completed,
             };
             self.tx.record(&Record::StepEnd {
@@ -223,9 +241,13 @@ impl Executor<'_> {
             self.teardown(StepRef::BACKDROP);
         }
         // Anything left (should be nothing) dies before the reboot.
+        self.payloads.kill_where(|_| true, self.tx);
         self.workers.kill_where(|_| true);
+        sched::shutdown(self);
         match (failure, halt) {
-            (Some(message), _) => RunOutcome::GuestError { message },
+            (Some(message), _) | (None, Some(Halt::Sched(message))) => {
+                RunOutcome::GuestError { message }
+            }
             (None, Some(Halt::Stop(reason))) => {
                 self.tx.console(format!("stopped by the host: {reason}"));
                 RunOutcome::Interrupted
@@ -248,6 +270,9 @@ impl Executor<'_> {
             },
             Err(Halt::Stop(reason)) => StepOutcome::EndedEarly {
                 reason: format!("host asked to stop: {reason}"),
+            },
+            Err(Halt::Sched(reason)) => StepOutcome::EndedEarly {
+                reason: reason.clone(),
             },
         };
         self.tx.record(&Record::StepEnd { step, outcome });
@@ -293,10 +318,11 @@ impl Executor<'_> {
                 self.ops(step, &s.ops, round)?;
                 round += 1;
             }
-            self.reap();
+            self.service();
             let next_round = rounds.map_or(u64::MAX, |t| t.next);
             let now = self.tx.now();
-            sys::sleep_ns(sleep_for(now, &[end, self.sample_tick.next, next_round]));
+            self.payloads
+                .idle(sleep_for(now, &[end, self.sample_tick.next, next_round]));
         }
     }
 
@@ -304,17 +330,23 @@ impl Executor<'_> {
     fn wait_until(&mut self, deadline: u64) -> Result<(), Halt> {
         loop {
             self.check_stop()?;
+            self.service();
             let now = self.tx.now();
             if now >= deadline {
                 return Ok(());
             }
-            sys::sleep_ns(sleep_for(now, &[deadline]));
+            self.payloads.idle(sleep_for(now, &[deadline]));
         }
     }
 
+    /// Ends the current phase when the host asks to, or when the sched_ext
+    /// scheduler died or was ejected.
     fn check_stop(&mut self) -> Result<(), Halt> {
-        match self.tx.poll() {
-            Some(reason) => Err(Halt::Stop(reason.to_string())),
+        if let Some(reason) = self.tx.poll() {
+            return Err(Halt::Stop(reason.to_string()));
+        }
+        match sched::watch(self) {
+            Some(reason) => Err(Halt::Sched(reason)),
             None => Ok(()),
         }
     }
@@ -363,6 +395,10 @@ impl Executor<'_> {
                     outcome,
                 }));
                 if let Some(e) = failed {
+                    // An op cut short by a host stop ends the step early, not as a failure.
+                    if let Some(reason) = self.tx.poll() {
+                        return Err(Halt::Stop(reason.to_string()));
+                    }
                     return Err(Halt::Fail(format!("ops[{j}] ({}): {e}", op.name())));
                 }
                 j += 1;
@@ -455,18 +491,66 @@ impl Executor<'_> {
         }
     }
 
+    /// Reads payload output and reaps children that exited on their own.
+    fn service(&mut self) {
+        self.payloads.drain(self.tx);
+        self.reap();
+    }
+
     fn reap(&mut self) {
-        for line in self.workers.reap() {
-            self.tx.console(line);
+        use rustix::process::WaitOptions;
+        // wait(), not waitpid(None): the latter only sees our own process
+        // group, and payloads run in their own.
+        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
+            let pid = u32::try_from(pid.as_raw_nonzero().get()).unwrap_or(0);
+            let status = status.as_raw();
+            if let Some(line) = self.workers.on_exit(pid, status) {
+                self.tx.console(line);
+            } else if !self.sched.on_exit(pid, status) {
+                // Payloads record their own line; anything else is an orphan.
+                self.payloads.on_exit(pid, status, self.tx);
+            }
         }
     }
 
-    /// Kills `owner`'s workers and removes its cgroups, newest first.
+    /// Waits until the payload with `pid` exits, sampling and reading output
+    /// meanwhile; returns its raw wait status.
+    pub fn wait_payload(&mut self, pid: u32) -> Result<i32, String> {
+        loop {
+            self.service();
+            let Some(p) = self.payloads.list.iter().find(|p| p.pid == pid) else {
+                return Err(format!("payload pid {pid} vanished"));
+            };
+            if let Some(status) = p.status {
+                return Ok(status);
+            }
+            let now = self.tx.now();
+            if now >= self.time_up_ns {
+                return Err(format!(
+                    "payload {:?} (pid {pid}) still runs when the scenario's time is up",
+                    p.name
+                ));
+            }
+            if let Some(reason) = self.tx.poll() {
+                return Err(format!("the host asked to stop: {reason}"));
+            }
+            if self.sample_tick.due(now) {
+                self.sample_where(|_| true);
+            }
+            let now = self.tx.now();
+            self.payloads
+                .idle(sleep_for(now, &[self.time_up_ns, self.sample_tick.next]));
+        }
+    }
+
+    /// Kills `owner`'s payloads and workers and removes its cgroups, newest first.
     fn teardown(&mut self, owner: StepRef) {
+        self.payloads.kill_where(|p| p.owner == owner, self.tx);
         self.workers.kill_where(|w| w.owner == owner);
         for name in self.cgroups.owned_by(owner) {
-            self.workers
-                .kill_where(|w| w.cgroup.as_deref() == Some(name.as_str()));
+            let here = |c: &Option<String>| c.as_deref() == Some(name.as_str());
+            self.payloads.kill_where(|p| here(&p.cgroup), self.tx);
+            self.workers.kill_where(|w| here(&w.cgroup));
             if let Err(e) = cgroupfs::remove(&name) {
                 self.tx.console(e);
             }

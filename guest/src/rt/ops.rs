@@ -4,10 +4,13 @@
 //! function that returns its outcome or an error text; every other op fails
 //! with "<op> is not supported by this build yet", never silently. Snapshots
 //! and kernel reads/writes are requests to the host: the op returns only once
-//! the host has answered (and recorded) them.
+//! the host has answered (and recorded) them. Outcomes: cgroup ops return the
+//! PIDs they touched, `run_payload` the payload's PID, `wait_payload` and
+//! `kill_payload` its raw wait(2) status, `steer_irq` the effective CPU mask.
 
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec;
 use alloc::vec::Vec;
 use trace_format::proto::HostRequest;
 use trace_format::record::{AccessKind, OpOutcome, StepRef};
@@ -16,7 +19,7 @@ use trace_format::scenario::{
 };
 
 use super::executor::Executor;
-use super::{cgroupfs, sys};
+use super::{cgroupfs, irq, sched, sys};
 use crate::errno;
 
 /// The error for an op this build cannot run.
@@ -57,7 +60,9 @@ pub fn apply(
         Op::AddCgroupDef(def) => ex.create_def(def, owner).map(Pids),
         Op::RemoveCgroup { cgroup } => {
             ex.cgroups.require(cgroup)?;
-            let pids = ex.stop_workers(|w| w.cgroup.as_deref() == Some(cgroup.as_str()));
+            let here = |c: &Option<String>| c.as_deref() == Some(cgroup.as_str());
+            ex.payloads.kill_where(|p| here(&p.cgroup), ex.tx);
+            let pids = ex.stop_workers(|w| here(&w.cgroup));
             cgroupfs::remove(cgroup)?;
             ex.cgroups.remove(cgroup);
             Ok(Pids(pids))
@@ -119,16 +124,65 @@ pub fn apply(
             cgroupfs::procs(Some(cgroup), &mut pids)?;
             Ok(Pids(pids))
         }
-        Op::RunPayload { .. }
-        | Op::WaitPayload { .. }
-        | Op::KillPayload { .. }
-        | Op::AttachScheduler { .. }
-        | Op::DetachScheduler
-        | Op::RestartScheduler
-        | Op::ReplaceScheduler { .. }
-        | Op::PinBpfMap { .. }
-        | Op::SteerIrq { .. } => Err(unsupported(op)),
+        Op::RunPayload {
+            payload,
+            args,
+            cgroup,
+        } => run_payload(ex, owner, payload, args, cgroup.as_deref()).map(|pid| Pids(vec![pid])),
+        Op::WaitPayload { payload, cgroup } => {
+            let i = ex.payloads.find(payload, cgroup.as_deref())?;
+            let pid = ex.payloads.list[i].pid;
+            let status = ex.wait_payload(pid)?;
+            claim(ex, pid);
+            Ok(Value(wait_value(status)))
+        }
+        Op::KillPayload { payload, cgroup } => {
+            let i = ex.payloads.find(payload, cgroup.as_deref())?;
+            let pid = ex.payloads.list[i].pid;
+            let status = ex.payloads.kill(i, ex.tx);
+            claim(ex, pid);
+            Ok(Value(wait_value(status)))
+        }
+        Op::SteerIrq { irq, cpu } => irq::steer(irq, *cpu).map(Value),
+        Op::AttachScheduler { scheduler } => sched::attach(ex, scheduler),
+        Op::DetachScheduler => sched::detach(ex),
+        Op::RestartScheduler => sched::restart(ex),
+        Op::ReplaceScheduler { scheduler } => sched::replace(ex, scheduler),
+        Op::PinBpfMap { name } => sched::pin_map(ex, name).map(Value),
     }
+}
+
+/// Starts declared payload `name` in `cgroup` (default: its declared one).
+fn run_payload(
+    ex: &mut Executor<'_>,
+    owner: StepRef,
+    name: &str,
+    args: &[String],
+    cgroup: Option<&str>,
+) -> Result<u32, String> {
+    let spec = ex
+        .payload_specs
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| format!("payload {name:?} is not declared"))?
+        .clone();
+    let cgroup = cgroup.or(spec.cgroup.as_deref()).filter(|c| !c.is_empty());
+    if let Some(c) = cgroup {
+        ex.cgroups.require(c)?;
+    }
+    ex.payloads.spawn(&spec, args, cgroup, owner)
+}
+
+/// A payload that was waited for or killed is done with: ops no longer find it.
+fn claim(ex: &mut Executor<'_>, pid: u32) {
+    if let Some(p) = ex.payloads.list.iter_mut().find(|p| p.pid == pid) {
+        p.claimed = true;
+    }
+}
+
+/// The raw wait(2) status as an op value (`code << 8`, or the signal number).
+fn wait_value(status: i32) -> u64 {
+    u64::from(status.cast_unsigned())
 }
 
 /// Applies consecutive `WriteKernelCold` ops (`first` is the first one's index)
@@ -274,6 +328,9 @@ fn move_all(ex: &mut Executor<'_>, from: &str, to: &str) -> Result<Vec<u32>, Str
         cgroupfs::add_pid(to, pid)?;
         if let Some(w) = ex.workers.list.iter_mut().find(|w| w.pid == pid) {
             w.cgroup = Some(to.to_string());
+        }
+        if let Some(p) = ex.payloads.list.iter_mut().find(|p| p.pid == pid) {
+            p.cgroup = Some(to.to_string());
         }
     }
     Ok(pids)

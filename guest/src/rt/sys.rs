@@ -14,6 +14,7 @@ pub type Result<T> = core::result::Result<T, Errno>;
 const SYS_SCHED_SETSCHEDULER: usize = 144;
 const SYS_CLONE: usize = 56;
 const SYS_EXIT_GROUP: usize = 231;
+const SYS_EXECVE: usize = 59;
 const SIGCHLD: usize = 17;
 
 static IN_WORKER: AtomicBool = AtomicBool::new(false);
@@ -60,6 +61,24 @@ pub fn exit(code: i32) -> ! {
     unsafe {
         asm!("syscall", in("rax") SYS_EXIT_GROUP, in("rdi") code as isize,
             options(nostack, noreturn));
+    }
+}
+
+/// `execve(path, argv, envp)`; returns only on failure. Each array ends in a
+/// null pointer and each string in a NUL byte.
+pub fn execve(path: *const u8, argv: *const *const u8, envp: *const *const u8) -> Errno {
+    let raw: isize;
+    // SAFETY: the caller passes NUL-terminated strings and null-terminated
+    // pointer arrays that stay alive across the call; on success it never returns.
+    unsafe {
+        asm!("syscall",
+            inlateout("rax") SYS_EXECVE as isize => raw,
+            in("rdi") path, in("rsi") argv, in("rdx") envp,
+            lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    match ret(raw) {
+        Err(e) => e,
+        Ok(_) => Errno::IO,
     }
 }
 

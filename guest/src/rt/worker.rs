@@ -17,9 +17,9 @@ use trace_format::record::StepRef;
 use trace_format::scenario::{CpuList, WorkSpec, WorkType};
 
 use super::{cgroupfs, sys, work};
-use crate::errno;
 use crate::sample::SampleState;
 use crate::telemetry::{STATE_FAILED, STATE_RUNNING, STATE_STARTING, Slot, stage_name};
+use crate::{errno, workplan};
 
 /// Telemetry slots mapped before any fork (workers alive at once, at most).
 pub const SLOTS: u32 = 4096;
@@ -129,12 +129,6 @@ impl Workers {
     /// Starts a group; returns the indices of the new workers in `list`.
     pub fn spawn(&mut self, g: &Group<'_>) -> Result<core::ops::Range<usize>, String> {
         let n = g.masks.len();
-        if !work::supported(&g.spec.work) {
-            return Err(format!(
-                "work type {} is not supported by this build yet",
-                g.spec.work.name()
-            ));
-        }
         let first = self.list.len();
         let mut comm = [0u8; 16];
         let len = g.comm.len().min(15);
@@ -149,15 +143,24 @@ impl Workers {
                 }
             }
         }
-        let wakes = matches!(g.spec.work, WorkType::FutexPingPong);
+        let pipes = match pair_pipes(&g.spec.work, n) {
+            Ok(p) => p,
+            Err(e) => {
+                slots.into_iter().for_each(|s| self.pool.release(s));
+                return Err(e);
+            }
+        };
+        let wakes = workplan::measures_wakes(&g.spec.work);
         for (k, mask) in g.masks.iter().enumerate() {
             let slot = slots[k];
-            let pair = wakes.then(|| (slots[k & !1], u32::try_from(k & 1).unwrap_or(0)));
             match sys::fork() {
                 Ok(None) => {
+                    let group: Vec<&Slot> = slots.iter().map(|&s| self.pool.slot(s)).collect();
                     let child = work::Child {
                         slot: self.pool.slot(slot),
-                        pair: pair.map(|(s, side)| (self.pool.slot(s), side)),
+                        group: &group,
+                        k,
+                        pipe: pipes.get(k).copied().flatten(),
                         comm: &comm,
                         nice: g.spec.nice,
                         policy: g.spec.policy,
@@ -180,6 +183,7 @@ impl Workers {
                 Err(e) => {
                     slots[k..].iter().for_each(|&s| self.pool.release(s));
                     self.kill_range(first..self.list.len());
+                    close_pipes(&pipes);
                     return Err(format!(
                         "fork failed: {}",
                         errno::describe(e.raw_os_error())
@@ -187,6 +191,7 @@ impl Workers {
                 }
             }
         }
+        close_pipes(&pipes);
         let range = first..self.list.len();
         if let Err(e) = self.start(range.clone(), g.cgroup) {
             self.kill_range(range);
@@ -273,23 +278,54 @@ impl Workers {
         self.kill_where(|w| ids.contains(&w.id));
     }
 
-    /// Reaps children that exited on their own; returns a line for each worker
-    /// among them, which is removed from the list.
-    pub fn reap(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        while let Ok(Some((pid, status))) = rustix::process::waitpid(None, WaitOptions::NOHANG) {
-            let pid = u32::try_from(pid.as_raw_nonzero().get()).unwrap_or(0);
-            if let Some(i) = self.list.iter().position(|w| w.pid == pid) {
-                let w = self.list.remove(i);
-                self.pool.release(w.slot);
-                let how = match (status.exit_status(), status.terminating_signal()) {
-                    (Some(code), _) => format!("exited with status {code}"),
-                    (_, Some(sig)) => format!("was killed by signal {sig}"),
-                    _ => "ended".into(),
-                };
-                lines.push(format!("worker {} (pid {pid}) {how}", w.id));
+    /// Forgets worker `pid` after it exited on its own; returns a line saying
+    /// how, or `None` when `pid` is no worker.
+    pub fn on_exit(&mut self, pid: u32, status: i32) -> Option<String> {
+        let i = self.list.iter().position(|w| w.pid == pid)?;
+        let w = self.list.remove(i);
+        self.pool.release(w.slot);
+        Some(format!(
+            "worker {} (pid {pid}) {}",
+            w.id,
+            errno::describe_wait(status)
+        ))
+    }
+}
+
+/// For PipeIo: per worker, (write end, read end) of the pipes to its partner;
+/// `None` for a worker without one. The executor closes its copies after the
+/// fork with [`close_pipes`].
+fn pair_pipes(work: &WorkType, n: usize) -> Result<Vec<Option<(i32, i32)>>, String> {
+    use rustix::fd::IntoRawFd;
+    let mut out = alloc::vec![None; n];
+    if !workplan::needs_pipes(work) {
+        return Ok(out);
+    }
+    for k in (0..n.saturating_sub(1)).step_by(2) {
+        let pipe = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| {
+                close_pipes(&out);
+                format!("pipe failed: {}", errno::describe(e.raw_os_error()))
+            })
+        };
+        let (ab_r, ab_w) = pipe()?;
+        let (ba_r, ba_w) = match pipe() {
+            Ok(p) => p,
+            Err(e) => {
+                drop((ab_r, ab_w));
+                return Err(e);
             }
-        }
-        lines
+        };
+        out[k] = Some((ab_w.into_raw_fd(), ba_r.into_raw_fd()));
+        out[k + 1] = Some((ba_w.into_raw_fd(), ab_r.into_raw_fd()));
+    }
+    Ok(out)
+}
+
+fn close_pipes(pipes: &[Option<(i32, i32)>]) {
+    use rustix::fd::{FromRawFd, OwnedFd};
+    for (w, r) in pipes.iter().flatten() {
+        // SAFETY: these fds were made by `pair_pipes` and are closed only here.
+        unsafe { drop((OwnedFd::from_raw_fd(*w), OwnedFd::from_raw_fd(*r))) };
     }
 }

@@ -45,11 +45,12 @@ pub enum Op {
         payload: String,
         #[serde(default)]
         args: Vec<String>,
-        /// Overrides the payload's own cgroup; `None` keeps it.
+        /// Overrides the payload's own cgroup; `None` keeps it, `""` is the runner's.
         #[serde(default)]
         cgroup: Option<String>,
     },
-    /// Wait for a running payload to exit; `cgroup` picks one of several copies.
+    /// Wait for a running payload to exit; `cgroup` picks one of several copies
+    /// (`""`: the copy in the runner's cgroup).
     WaitPayload {
         payload: String,
         #[serde(default)]

@@ -86,7 +86,9 @@ impl Validator<'_> {
                 let Some(spec) = self.sc.payload(payload) else {
                     return self.unknown_payload(at, payload);
                 };
-                if let Some(cg) = cgroup.as_ref().or(spec.cgroup.as_ref()) {
+                if let Some(cg) = cgroup.as_ref().or(spec.cgroup.as_ref())
+                    && !cg.is_empty()
+                {
                     self.known(at, "cgroup", cg);
                 }
                 let set = if self.scope.in_backdrop {
@@ -105,7 +107,9 @@ impl Validator<'_> {
                 {
                     self.invalid(at, "payload", format!("= {payload:?} is not running here; start it with run_payload earlier in this step or in the backdrop"));
                 }
-                if let Some(cg) = cgroup {
+                if let Some(cg) = cgroup
+                    && !cg.is_empty()
+                {
                     self.known(at, "cgroup", cg);
                 }
             }
