@@ -43,7 +43,17 @@ pub fn apply(
                 op: index,
             })
             .map(|_| Done),
-        Op::WatchSnapshot { .. } => Err(watch_unsupported()),
+        Op::WatchSnapshot { symbol } => match watch_unsupported() {
+            Some(why) => Err(why),
+            None => ex
+                .tx
+                .request(HostRequest::Watch {
+                    step: owner,
+                    op: index,
+                    symbol: symbol.clone(),
+                })
+                .map(Value),
+        },
         Op::ReadKernelHot(r) => read_request(owner, index, AccessKind::ReadHot, r)
             .and_then(|req| ex.tx.request(req))
             .map(Value),
@@ -262,19 +272,16 @@ fn write_request(
     })
 }
 
-/// Why `watch_snapshot` cannot run: QEMU has no hardware watchpoints for us,
-/// and the host protocol has no watch request yet.
-fn watch_unsupported() -> String {
+/// Why `watch_snapshot` cannot run here, if it cannot: QEMU gives us no
+/// hardware debug registers. Other backends are asked (and may still refuse).
+fn watch_unsupported() -> Option<String> {
     let cmdline = sys::read_all("/proc/cmdline").unwrap_or_default();
     let cmdline = core::str::from_utf8(&cmdline).unwrap_or("");
-    match crate::cmdline::param(cmdline, "schedtape.backend") {
-        Some("qemu") => "watch_snapshot is unsupported on the QEMU backend (it needs hardware \
-                         debug registers; use the KVM backend)"
-            .into(),
-        _ => {
-            "watch_snapshot is not supported by this build yet (no host watchpoint request)".into()
-        }
-    }
+    (crate::cmdline::param(cmdline, "schedtape.backend") == Some("qemu")).then(|| {
+        "watch_snapshot is unsupported on the QEMU backend (it needs hardware debug \
+         registers; use the KVM backend)"
+            .into()
+    })
 }
 
 fn set_cpuset(ex: &mut Executor<'_>, cgroup: &str, cpus: Option<CpuList>) {
