@@ -220,3 +220,48 @@ fn cpusets_weights_quotas_and_wakeups_hold() {
         "FutexPingPong recorded only {wakes} wake latencies"
     );
 }
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn rerun_from_a_trace_repeats_its_scenario_and_notes_the_source() {
+    let base = run_scenario("smoke", &[]);
+    assert_eq!(base.code(), Some(0), "{}", base.stderr());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("again.trace");
+    let output = std::process::Command::new(env!("CARGO"))
+        .current_dir(e2e::root())
+        .args([
+            "run", "--quiet", "-p", "xtask", "--", "run", "--repeat", "2", "--from",
+        ])
+        .arg(&base.trace)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let original = std::fs::read(&base.trace).unwrap();
+    let original = trace_format::file::Trace::open(&original)
+        .unwrap()
+        .meta()
+        .clone();
+    for n in 1..=2 {
+        let bytes = std::fs::read(dir.path().join(format!("again-{n}.trace"))).unwrap();
+        let trace = trace_format::file::Trace::open(&bytes).unwrap();
+        assert_eq!(
+            trace.meta().scenario,
+            original.scenario,
+            "run {n} repeats the scenario"
+        );
+        assert_ne!(trace.meta().run_id, original.run_id);
+        assert!(
+            trace
+                .meta()
+                .notes
+                .iter()
+                .any(|n| n.starts_with("re-run of run")),
+            "{:?}",
+            trace.meta().notes
+        );
+    }
+}

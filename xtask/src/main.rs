@@ -6,6 +6,7 @@ mod guest;
 mod identity;
 mod initramfs;
 mod kernel;
+mod rerun;
 mod scenario_run;
 mod scheduler;
 mod stage;
@@ -33,9 +34,14 @@ enum Cmd {
         cmd: kernel::KernelCmd,
     },
     /// Run something in a VM and record a trace.
+    ///
+    /// `cargo xtask run --from B.trace [options]` re-runs an archived trace.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Run {
         #[command(subcommand)]
-        what: RunWhat,
+        what: Option<RunWhat>,
+        #[command(flatten)]
+        args: Box<scenario_run::RunArgs>,
     },
     /// Measure the project against its goals.
     Bench {
@@ -60,7 +66,7 @@ enum RunWhat {
     ///
     /// Exit status: 0 ran and every verdict passed, 1 a verdict failed, 2 bad input
     /// (nothing ran), 3 infrastructure failure (no kernel, VM died, guest did not finish).
-    Scenario(scenario_run::RunArgs),
+    Scenario(Box<scenario_run::RunArgs>),
 }
 
 fn main() -> ExitCode {
@@ -77,8 +83,10 @@ fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Cmd::Kernel { cmd } => kernel::run(cmd),
         Cmd::Run {
-            what: RunWhat::Scenario(args),
+            what: Some(RunWhat::Scenario(args)),
+            ..
         } => Ok(scenario_run::run(&args)),
+        Cmd::Run { what: None, args } => Ok(scenario_run::run(&args)),
         Cmd::Test(args) => test_cmd::run(&args),
         Cmd::Bench {
             what: BenchWhat::Boot(args),

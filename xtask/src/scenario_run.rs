@@ -44,7 +44,15 @@ pub enum BackendChoice {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A scenario name from fixtures/scenarios, or a path to a TOML file.
-    pub scenario: String,
+    #[arg(required_unless_present = "from")]
+    pub scenario: Option<String>,
+    /// Re-run the scenario, topology and settings archived in this trace (with
+    /// `--kernel`/`--scheduler` to change those); the new trace notes what changed.
+    #[arg(long, conflicts_with = "scenario")]
+    pub from: Option<PathBuf>,
+    /// Run this many times; traces get `-1`, `-2`, … before their extension.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
     /// Kernel to boot: a bzImage, a vmlinux, or a directory holding them (default: the cached build).
     #[arg(long)]
     pub kernel: Option<PathBuf>,
@@ -109,9 +117,12 @@ fn infra(e: anyhow::Error) -> Failure {
 
 fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     let root = workspace_root();
-    let mut scenario = load_scenario(&root, args).map_err(Failure::BadInput)?;
+    let archived = match &args.from {
+        Some(path) => Some(crate::rerun::archived(path).map_err(Failure::BadInput)?),
+        None => None,
+    };
+    let mut scenario = load_scenario(&root, args, archived.as_ref()).map_err(Failure::BadInput)?;
     crate::scheduler::apply(&mut scenario, &args.sched).map_err(Failure::BadInput)?;
-    let backend = choose_backend(args.backend);
 
     let mut kernel = resolve(&ResolveOpts {
         kernel: args.kernel.clone(),
@@ -144,7 +155,58 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.trace", scenario.name)));
     let intro = load_introspection(&kernel, &scenario);
-    let meta = build_meta(&scenario, &kernel, &intro, &boot);
+    let mut worst = EXIT_PASS;
+    for round in 1..=args.repeat {
+        let output = if args.repeat == 1 {
+            output.clone()
+        } else {
+            numbered(&output, round)
+        };
+        let mut meta = build_meta(&scenario, &kernel, &intro, &boot);
+        if let (Some(old), Some(path)) = (&archived, &args.from) {
+            meta.notes.extend(crate::rerun::notes(path, old, &meta));
+        }
+        if args.repeat > 1 {
+            eprintln!("run {round} of {}", args.repeat);
+        }
+        let code = record_one(
+            args,
+            &scenario,
+            &kernel,
+            &boot,
+            &intro,
+            initrd.clone(),
+            meta,
+            output,
+        )?;
+        worst = worst.max(code);
+    }
+    Ok(worst)
+}
+
+/// `out.trace` → `out-3.trace`.
+fn numbered(path: &Path, round: u32) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
+    let name = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!("{stem}-{round}.{ext}"),
+        None => format!("{stem}-{round}"),
+    };
+    path.with_file_name(name)
+}
+
+/// Boots once, records `output`, judges it; returns the exit status.
+#[allow(clippy::too_many_arguments, reason = "the pieces one run is made of")]
+fn record_one(
+    args: &RunArgs,
+    scenario: &Scenario,
+    kernel: &KernelImage,
+    boot: &BootPlan,
+    intro: &Introspection,
+    initrd: PathBuf,
+    meta: Meta,
+    output: PathBuf,
+) -> Result<u8, Failure> {
+    let backend = choose_backend(args.backend);
     let topo = scenario.topology;
     let scenario_ns = scenario.duration_ns.saturating_add(scenario.settle_ns);
     let stop = Arc::new(AtomicBool::new(false));
@@ -185,17 +247,17 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
                 memory_mib: args.memory,
                 accel,
                 runtime_dir: runtime_dir(),
-                kernel_hz: kernel_hz(&kernel),
+                kernel_hz: kernel_hz(kernel),
             };
             let launch =
                 || QemuVm::launch(&config, prepare).map_err(|e| BackendError(e.to_string()));
-            record_with(launch, options, Some(intro.options), progress)
+            record_with(launch, options, Some(intro.options.clone()), progress)
         }
         Chosen::Kvm => {
-            let config = kvm_config(&boot, initrd, topo, args.memory);
+            let config = kvm_config(boot, initrd, topo, args.memory);
             let launch =
                 || KvmVm::launch(&config, prepare).map_err(|e| BackendError(e.to_string()));
-            record_with(launch, options, Some(intro.options), progress)
+            record_with(launch, options, Some(intro.options.clone()), progress)
         }
     }
     .map_err(|e| infra(e.into()))?;
@@ -327,23 +389,16 @@ fn secs(d: Duration) -> String {
 }
 
 /// Loads `NAME` from fixtures/scenarios or a path, applies overrides, validates.
-fn load_scenario(root: &Path, args: &RunArgs) -> Result<Scenario> {
-    let as_path = PathBuf::from(&args.scenario);
-    let path = if as_path.extension().is_some() || as_path.components().count() > 1 {
-        as_path
-    } else {
-        root.join("fixtures/scenarios")
-            .join(format!("{}.toml", args.scenario))
+/// With `--from`, the archived trace's scenario is used as is.
+fn load_scenario(root: &Path, args: &RunArgs, archived: Option<&Meta>) -> Result<Scenario> {
+    let (mut scenario, path) = match (archived, &args.scenario) {
+        (Some(meta), _) => (meta.scenario.clone(), args.from.clone().unwrap_or_default()),
+        (None, Some(name)) => {
+            let path = scenario_path(root, name)?;
+            (Scenario::load(&path).map_err(|e| anyhow!("{e}"))?, path)
+        }
+        (None, None) => return Err(anyhow!("give a scenario name or file, or --from TRACE")),
     };
-    if !path.is_file() {
-        let known = known_scenarios(root).join(", ");
-        return Err(anyhow!(
-            "no scenario {:?} (looked for {}); known: {known}",
-            args.scenario,
-            path.display()
-        ));
-    }
-    let mut scenario = Scenario::load(&path).map_err(|e| anyhow!("{e}"))?;
     if let Some(t) = &args.topology {
         scenario.topology = t
             .parse::<Topology>()
@@ -353,6 +408,24 @@ fn load_scenario(root: &Path, args: &RunArgs) -> Result<Scenario> {
         return Err(anyhow!("scenario {} is invalid: {e}", path.display()));
     }
     Ok(scenario)
+}
+
+/// `NAME` in fixtures/scenarios, or a path.
+fn scenario_path(root: &Path, name: &str) -> Result<PathBuf> {
+    let as_path = PathBuf::from(name);
+    let path = if as_path.extension().is_some() || as_path.components().count() > 1 {
+        as_path
+    } else {
+        root.join("fixtures/scenarios").join(format!("{name}.toml"))
+    };
+    if !path.is_file() {
+        let known = known_scenarios(root).join(", ");
+        return Err(anyhow!(
+            "no scenario {name:?} (looked for {}); known: {known}",
+            path.display()
+        ));
+    }
+    Ok(path)
 }
 
 fn known_scenarios(root: &Path) -> Vec<String> {
