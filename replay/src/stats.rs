@@ -3,7 +3,10 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use trace_format::record::Record;
+
 use crate::load::LoadedTrace;
+use crate::runqueue::RunQueues;
 use crate::metric::{Metric, cgroup_label, extract, step_label};
 use crate::text::{number, secs, table};
 
@@ -19,7 +22,9 @@ pub fn stats(out: &mut impl Write, loaded: &LoadedTrace, json: bool) -> Result<(
     let mut header = vec!["step", "span", "cgroup"];
     header.extend(Metric::ALL.iter().map(|m| m.name()));
     let mut t = table(&header);
-    for step in &run.steps {
+    // Samples outside any step (final samples after the last step ends) cover
+    // too little time for rates to mean anything; `--json` still has them.
+    for step in run.steps.iter().filter(|s| s.step.is_some()) {
         for group in &step.groups {
             let mut row = vec![
                 step_label(step),
@@ -35,6 +40,13 @@ pub fn stats(out: &mut impl Write, loaded: &LoadedTrace, json: bool) -> Result<(
     } else {
         writeln!(out, "{t}")?;
     }
+    let mut run_queues = RunQueues::default();
+    for timed in trace.records().flatten() {
+        if let Record::Snapshot(s) = &timed.record {
+            run_queues.push(s);
+        }
+    }
+    run_queues.write(out)?;
     if !trace.recovery().is_clean() {
         writeln!(
             out,
