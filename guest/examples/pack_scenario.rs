@@ -15,6 +15,11 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2);
     });
+    // The guest trusts /scenario.bin: check it here, as xtask does.
+    if let Err(e) = sc.validate() {
+        eprintln!("{input}: {e}");
+        std::process::exit(2);
+    }
     let bytes = postcard::to_allocvec(&sc).expect("a scenario always serialises");
     std::fs::write(output, &bytes).unwrap_or_else(|e| {
         eprintln!("cannot write {output}: {e}");

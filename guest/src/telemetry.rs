@@ -99,13 +99,19 @@ impl Slot {
         self.wake_hist.iter().for_each(|b| b.store(0, Relaxed));
     }
 
-    /// Marks `cpu` as seen (cheap when already marked).
-    pub fn note_cpu(&self, cpu: usize) {
+    /// Marks `cpu` as seen (cheap when already marked); true when newly marked.
+    pub fn note_cpu(&self, cpu: usize) -> bool {
+        let Some(word) = self.cpus_seen.get(cpu / 64) else {
+            return false;
+        };
+        let bit = 1u64 << (cpu % 64);
+        word.load(Relaxed) & bit == 0 && word.fetch_or(bit, Relaxed) & bit == 0
+    }
+
+    /// Takes back a mark [`Slot::note_cpu`] just made (the worker moved meanwhile).
+    pub fn unnote_cpu(&self, cpu: usize) {
         if let Some(word) = self.cpus_seen.get(cpu / 64) {
-            let bit = 1u64 << (cpu % 64);
-            if word.load(Relaxed) & bit == 0 {
-                word.fetch_or(bit, Relaxed);
-            }
+            word.fetch_and(!(1u64 << (cpu % 64)), Relaxed);
         }
     }
 
@@ -153,10 +159,11 @@ mod tests {
     #[test]
     fn cpus_and_wakes() {
         let s = slot();
-        s.note_cpu(1);
-        s.note_cpu(1);
-        s.note_cpu(65);
-        s.note_cpu(100_000);
+        assert!(s.note_cpu(1));
+        assert!(!s.note_cpu(1));
+        assert!(s.note_cpu(65) && s.note_cpu(3));
+        assert!(!s.note_cpu(100_000));
+        s.unnote_cpu(3);
         let mut m = [0; CPU_WORDS];
         s.take_cpus(&mut m);
         assert_eq!(m[..2], [0b10, 0b10]);

@@ -38,11 +38,15 @@ pub enum Metric {
     WakeP50Us,
     /// Wake-up latency 99th percentile (log2 bucket upper bound), µs.
     WakeP99Us,
+    /// Voluntary context switches (the worker blocked) per second.
+    VoluntaryPerS,
+    /// Timeslices run (schedstat) per second.
+    TimeslicesPerS,
 }
 
 impl Metric {
     /// Every metric, in display order.
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 11] = [
         Metric::Workers,
         Metric::IterationsPerS,
         Metric::CpuSharePct,
@@ -52,6 +56,8 @@ impl Metric {
         Metric::PreemptionsPerS,
         Metric::WakeP50Us,
         Metric::WakeP99Us,
+        Metric::VoluntaryPerS,
+        Metric::TimeslicesPerS,
     ];
 
     /// Short column name.
@@ -66,13 +72,19 @@ impl Metric {
             Metric::PreemptionsPerS => "preempt/s",
             Metric::WakeP50Us => "wake p50 µs",
             Metric::WakeP99Us => "wake p99 µs",
+            Metric::VoluntaryPerS => "sleeps/s",
+            Metric::TimeslicesPerS => "slices/s",
         }
     }
 
     /// Which direction is an improvement.
     pub fn polarity(self) -> Polarity {
         match self {
-            Metric::Workers | Metric::CpuSharePct | Metric::CpuUtil => Polarity::Neutral,
+            Metric::Workers
+            | Metric::CpuSharePct
+            | Metric::CpuUtil
+            | Metric::VoluntaryPerS
+            | Metric::TimeslicesPerS => Polarity::Neutral,
             Metric::IterationsPerS => Polarity::HigherIsBetter,
             Metric::WaitPct
             | Metric::MigrationsPerS
@@ -100,6 +112,10 @@ impl Metric {
             }
             Metric::WakeP50Us => group.wake_quantile_ns(0.5).map(|v| v as f64 / 1e3),
             Metric::WakeP99Us => group.wake_quantile_ns(0.99).map(|v| v as f64 / 1e3),
+            Metric::VoluntaryPerS => {
+                (ns > 0).then(|| group.voluntary_switches as f64 * 1e9 / ns as f64)
+            }
+            Metric::TimeslicesPerS => (ns > 0).then(|| group.timeslices as f64 * 1e9 / ns as f64),
         }
     }
 }
@@ -170,7 +186,7 @@ pub fn default_floor(metric: Metric) -> f64 {
         Metric::CpuUtil => 0.01,
         Metric::WaitPct => 2.0,
         Metric::MigrationsPerS => 5.0,
-        Metric::PreemptionsPerS => 10.0,
+        Metric::PreemptionsPerS | Metric::VoluntaryPerS | Metric::TimeslicesPerS => 10.0,
         Metric::WakeP50Us | Metric::WakeP99Us => 50.0,
     }
 }

@@ -6,8 +6,8 @@ use anyhow::Result;
 use trace_format::record::Record;
 
 use crate::load::LoadedTrace;
-use crate::runqueue::RunQueues;
 use crate::metric::{Metric, cgroup_label, extract, step_label};
+use crate::runqueue::RunQueues;
 use crate::text::{number, secs, table};
 
 /// Prints one table row per (step, cgroup), or every value as JSON.

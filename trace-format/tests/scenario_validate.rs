@@ -460,6 +460,33 @@ fn cpuset_range_resolves_empty() {
 }
 
 #[test]
+fn workers_pct_on_a_cpuset_with_no_cpus() {
+    let def = CgroupDef::new("a")
+        .cpuset(CpusetSpec::range(0.0, 0.1))
+        .work(WorkSpec::new(WorkType::SpinWait).workers_pct(50));
+    assert_err(
+        &with_def(def),
+        &[
+            STEP0,
+            "works[0]: workers_pct = 50 of a cpuset with no CPUs would start no workers",
+        ],
+    );
+}
+
+#[test]
+fn workers_and_pct_both_set_on_a_cpuset_with_no_cpus() {
+    let def = CgroupDef::new("a")
+        .cpuset(CpusetSpec::range(0.0, 0.1))
+        .work(spin(2).workers_pct(50));
+    let sc = with_def(def);
+    assert_err(
+        &sc,
+        &[STEP0, "workers = 2 and workers_pct = 50 are both set"],
+    );
+    assert_err(&sc, &[STEP0, "cpuset is unusable: it resolves to no CPUs"]);
+}
+
+#[test]
 fn cpuset_disjoint_zero_parts() {
     let def = CgroupDef::new("a")
         .cpuset(CpusetSpec::Disjoint { index: 0, of: 0 })

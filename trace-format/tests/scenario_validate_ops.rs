@@ -357,3 +357,25 @@ fn backdrop_errors_name_the_backdrop() {
     sc.backdrop.cgroups[0].cpu_weight = Some(0);
     assert_err(&sc, &["backdrop, cgroup \"bg\"", "cpu.weight = 0"]);
 }
+
+#[test]
+fn empty_payload_cgroup_means_the_runners() {
+    let mut sc = base();
+    sc.payloads.push(PayloadSpec::new("p", "/bin/true"));
+    sc.steps[0].ops = vec![
+        Op::RunPayload {
+            payload: "p".into(),
+            args: vec![],
+            cgroup: Some(String::new()),
+        },
+        Op::WaitPayload {
+            payload: "p".into(),
+            cgroup: Some(String::new()),
+        },
+        Op::KillPayload {
+            payload: "p".into(),
+            cgroup: Some(String::new()),
+        },
+    ];
+    sc.validate().unwrap();
+}

@@ -22,6 +22,7 @@ use super::transport::Transport;
 use super::{cgroupfs, sys};
 use crate::errno;
 use crate::lines::LineBuf;
+use crate::payload_pick::{self, place};
 
 /// Where payload binaries are packed.
 pub const DIR: &str = "/payloads";
@@ -66,14 +67,6 @@ pub struct Payloads {
     pub list: Vec<Payload>,
 }
 
-/// `cgroup "a"` or `the runner's cgroup`.
-pub fn place(cgroup: Option<&str>) -> String {
-    match cgroup {
-        Some(c) => format!("cgroup {c:?}"),
-        None => "the runner's cgroup".to_string(),
-    }
-}
-
 fn pid_of(pid: u32) -> Option<Pid> {
     Pid::from_raw(i32::try_from(pid).ok()?)
 }
@@ -104,9 +97,8 @@ impl Payloads {
         owner: StepRef,
     ) -> Result<u32, String> {
         let name = &spec.name;
-        if let Some(p) = self.list.iter().find(|p| {
-            !p.claimed && p.status.is_none() && p.name == *name && p.cgroup.as_deref() == cgroup
-        }) {
+        if let Some(i) = payload_pick::running_in(&self.copies(), name, cgroup) {
+            let p = &self.list[i];
             return Err(format!(
                 "payload {name:?} is already running in {} (pid {}, started by {}); kill or wait for it first, or start the copy in another cgroup",
                 place(cgroup),
@@ -197,31 +189,19 @@ impl Payloads {
     /// The one unclaimed payload `name` (in `cgroup` when given; `""` is the
     /// runner's cgroup), running or exited but not yet waited for.
     pub fn find(&self, name: &str, cgroup: Option<&str>) -> Result<usize, String> {
-        let want = cgroup.map(|c| (!c.is_empty()).then_some(c));
-        let hits: Vec<usize> = (0..self.list.len())
-            .filter(|&i| {
-                let p = &self.list[i];
-                !p.claimed && p.name == name && want.is_none_or(|w| p.cgroup.as_deref() == w)
+        payload_pick::find(&self.copies(), name, cgroup)
+    }
+
+    fn copies(&self) -> Vec<payload_pick::Copy<'_>> {
+        self.list
+            .iter()
+            .map(|p| payload_pick::Copy {
+                name: &p.name,
+                cgroup: p.cgroup.as_deref(),
+                claimed: p.claimed,
+                running: p.status.is_none(),
             })
-            .collect();
-        match (hits.as_slice(), want) {
-            ([i], _) => Ok(*i),
-            ([], Some(w)) => Err(format!("payload {name:?} is not running in {}", place(w))),
-            ([], None) => Err(format!(
-                "payload {name:?} is not running (never started, or already waited for or killed)"
-            )),
-            (many, _) => {
-                let places: Vec<String> = many
-                    .iter()
-                    .map(|&i| place(self.list[i].cgroup.as_deref()))
-                    .collect();
-                Err(format!(
-                    "payload {name:?} has {} running copies (in {}); name the cgroup to pick one",
-                    many.len(),
-                    places.join(", ")
-                ))
-            }
-        }
+            .collect()
     }
 
     /// Records a reaped payload's exit; false when `pid` is no payload.

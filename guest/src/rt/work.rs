@@ -234,14 +234,18 @@ impl<'a> Runner<'a> {
             }
             self.cpu = cpu;
         }
-        self.slot.note_cpu(cpu);
+        // A move between reading the CPU and marking it could put the mark in a
+        // later sample interval than the visit: take such a fresh mark back.
+        if self.slot.note_cpu(cpu) && rustix::thread::sched_getcpu() != cpu {
+            self.slot.unnote_cpu(cpu);
+        }
     }
 
     /// Spins for `ns` of wall time, noting the CPU as it goes.
     fn spin_for(&mut self, ns: u64) {
         let end = sys::now_ns().saturating_add(ns);
         while sys::now_ns() < end {
-            for _ in 0..16 {
+            for _ in 0..256 {
                 black_box(0u64);
             }
             self.note_cpu();

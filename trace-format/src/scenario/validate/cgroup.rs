@@ -3,7 +3,7 @@
 use alloc::format;
 
 use super::{Problem, Validator, range_err};
-use crate::scenario::cgroup::{CgroupDef, CpuMax, CpusetSpec};
+use crate::scenario::cgroup::{CgroupDef, CpuMax, CpusetError, CpusetSpec};
 use crate::scenario::topology::CpuList;
 use crate::scenario::work::{
     AffinityIntent, MAX_COMM_LEN, MAX_WORKERS, SchedPolicy, WorkSpec, WorkType,
@@ -28,6 +28,24 @@ impl Validator<'_> {
             .cpuset
             .as_ref()
             .and_then(|s| self.cpuset(at, "cpuset", s));
+        if let Some(spec) = &def.cpuset
+            && self.topo_ok
+            && matches!(
+                spec.resolve(&self.sc.topology),
+                Err(CpusetError::Empty { .. })
+            )
+        {
+            // A percentage of no CPUs is no workers: say so, not just "empty cpuset".
+            for (i, w) in def.works.iter().enumerate() {
+                if let (None, Some(p)) = (w.workers, w.workers_pct) {
+                    self.invalid(
+                        &format!("{at}, works[{i}]"),
+                        "workers_pct",
+                        format!("= {p} of a cpuset with no CPUs would start no workers; widen the cpuset or set workers"),
+                    );
+                }
+            }
+        }
         if let Some(mems) = &def.cpuset_mems {
             if mems.is_empty() {
                 self.err(
