@@ -175,6 +175,9 @@ pub struct Evidence {
     pub decode_errors: u64,
 }
 
+/// Shortest span over which a busy CPU must have switched tasks at least once.
+const SWITCH_STALL_MIN_NS: u64 = 1_000_000_000;
+
 /// Walks every record of `trace`.
 pub fn walk(trace: &Trace<'_>, stall_min_interval: u64) -> Evidence {
     let mut w = Walker::new(trace.meta(), stall_min_interval);
@@ -198,6 +201,8 @@ struct Walker<'m> {
     rounds: BTreeMap<u32, (usize, usize)>,
     labeler: StepLabeler,
     prev_snapshot: Option<(u64, Vec<CpuRow>)>,
+    /// The snapshot switch counts are compared against (at least 1 s back).
+    prev_switch_snapshot: Option<(u64, Vec<CpuRow>)>,
     ev: Evidence,
 }
 
@@ -213,6 +218,7 @@ impl<'m> Walker<'m> {
             rounds: BTreeMap::new(),
             labeler: StepLabeler::default(),
             prev_snapshot: None,
+            prev_switch_snapshot: None,
             ev: Evidence::default(),
         }
     }
@@ -461,29 +467,41 @@ impl<'m> Walker<'m> {
         } else {
             RowFields(self.ev.snapshot_fields.0 & s.fields.0)
         };
+        // rq.clock must move between any two snapshots of a busy CPU.
         if let Some((prev_ts, prev)) = &self.prev_snapshot
             && ts.saturating_sub(*prev_ts) >= self.stall_min_interval
         {
             self.ev.snapshot_pairs += 1;
             for (cpu, (a, b)) in prev.iter().zip(&s.rows).enumerate() {
                 let busy = a.nr_running.min(b.nr_running);
-                let what = if s.fields.has(RowFields::CLOCK) && busy >= 1 && a.clock == b.clock {
-                    Some("rq.clock")
-                } else if s.fields.has(RowFields::NR_SWITCHES)
-                    && busy >= 2
-                    && a.nr_switches == b.nr_switches
-                {
-                    Some("nr_switches")
-                } else {
-                    None
-                };
-                if let Some(what) = what {
+                if s.fields.has(RowFields::CLOCK) && busy >= 1 && a.clock == b.clock {
                     self.ev.stalls.push(Stall {
                         cpu,
                         from_ns: *prev_ts,
                         to_ns: ts,
                         nr_running: busy,
-                        what,
+                        what: "rq.clock",
+                    });
+                }
+            }
+        }
+        // A CPU with two runnable tasks may legitimately run one for a whole
+        // (possibly long) slice, so switches are checked over a longer span.
+        if let Some((prev_ts, prev)) = &self.prev_switch_snapshot
+            && ts.saturating_sub(*prev_ts) >= SWITCH_STALL_MIN_NS.max(self.stall_min_interval)
+        {
+            for (cpu, (a, b)) in prev.iter().zip(&s.rows).enumerate() {
+                let busy = a.nr_running.min(b.nr_running);
+                if s.fields.has(RowFields::NR_SWITCHES)
+                    && busy >= 2
+                    && a.nr_switches == b.nr_switches
+                {
+                    self.ev.stalls.push(Stall {
+                        cpu,
+                        from_ns: *prev_ts,
+                        to_ns: ts,
+                        nr_running: busy,
+                        what: "nr_switches",
                     });
                 }
             }
@@ -494,6 +512,11 @@ impl<'m> Walker<'m> {
             .is_none_or(|(p, _)| ts.saturating_sub(*p) >= self.stall_min_interval)
         {
             self.prev_snapshot = Some((ts, s.rows.clone()));
+        }
+        if self.prev_switch_snapshot.as_ref().is_none_or(|(p, _)| {
+            ts.saturating_sub(*p) >= SWITCH_STALL_MIN_NS.max(self.stall_min_interval)
+        }) {
+            self.prev_switch_snapshot = Some((ts, s.rows.clone()));
         }
     }
 }
