@@ -272,23 +272,7 @@ impl Builder {
                 r.groups.len() - 1
             }
         };
-        let g = &mut r.groups[at].1;
-        g.samples += 1;
-        g.iterations = g.iterations.saturating_add(s.iterations);
-        g.run_ns = g.run_ns.saturating_add(s.run_ns);
-        g.wait_ns = g.wait_ns.saturating_add(s.wait_ns);
-        g.timeslices = g.timeslices.saturating_add(u64::from(s.timeslices));
-        g.migrations = g.migrations.saturating_add(u64::from(s.migrations));
-        g.voluntary_switches = g
-            .voluntary_switches
-            .saturating_add(u64::from(s.voluntary_switches));
-        g.involuntary_switches = g
-            .involuntary_switches
-            .saturating_add(u64::from(s.involuntary_switches));
-        if let Some(w) = &s.wake {
-            g.wake.merge(&w.hist);
-            g.wake_max_ns = g.wake_max_ns.max(w.max_ns);
-        }
+        r.groups[at].1.add_sample(s);
     }
 
     fn finish(self) -> Vec<Segment> {

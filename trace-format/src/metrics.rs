@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Log2Hist, Record, StepOutcome, StepRef, Timed};
+use crate::record::{Log2Hist, Record, StepOutcome, StepRef, Timed, WorkerSample};
 
 /// Summaries of a whole run, one entry per step that started.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -72,6 +72,26 @@ pub struct WorkerTotals {
 }
 
 impl GroupMetrics {
+    /// Adds one worker sample's counters (not the per-worker totals).
+    pub fn add_sample(&mut self, s: &WorkerSample) {
+        self.samples += 1;
+        self.iterations = self.iterations.saturating_add(s.iterations);
+        self.run_ns = self.run_ns.saturating_add(s.run_ns);
+        self.wait_ns = self.wait_ns.saturating_add(s.wait_ns);
+        self.timeslices = self.timeslices.saturating_add(u64::from(s.timeslices));
+        self.migrations = self.migrations.saturating_add(u64::from(s.migrations));
+        self.voluntary_switches = self
+            .voluntary_switches
+            .saturating_add(u64::from(s.voluntary_switches));
+        self.involuntary_switches = self
+            .involuntary_switches
+            .saturating_add(u64::from(s.involuntary_switches));
+        if let Some(w) = &s.wake {
+            self.wake.merge(&w.hist);
+            self.wake_max_ns = self.wake_max_ns.max(w.max_ns);
+        }
+    }
+
     /// Iterations per second of step time.
     pub fn iterations_per_s(&self, step_ns: u64) -> Option<f64> {
         per_second(self.iterations as f64, step_ns)
@@ -180,22 +200,7 @@ impl MetricsBuilder {
                         BTreeMap::new(),
                     )
                 });
-                g.samples += 1;
-                g.iterations = g.iterations.saturating_add(s.iterations);
-                g.run_ns = g.run_ns.saturating_add(s.run_ns);
-                g.wait_ns = g.wait_ns.saturating_add(s.wait_ns);
-                g.timeslices = g.timeslices.saturating_add(u64::from(s.timeslices));
-                g.migrations = g.migrations.saturating_add(u64::from(s.migrations));
-                g.voluntary_switches = g
-                    .voluntary_switches
-                    .saturating_add(u64::from(s.voluntary_switches));
-                g.involuntary_switches = g
-                    .involuntary_switches
-                    .saturating_add(u64::from(s.involuntary_switches));
-                if let Some(w) = &s.wake {
-                    g.wake.merge(&w.hist);
-                    g.wake_max_ns = g.wake_max_ns.max(w.max_ns);
-                }
+                g.add_sample(s);
                 let t = per_worker.entry(s.worker).or_insert_with(|| WorkerTotals {
                     worker: s.worker,
                     ..WorkerTotals::default()
