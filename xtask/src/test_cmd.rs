@@ -49,8 +49,21 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
         prepare_e2e()?;
         // The kernel is cached now: introspection tests must not skip.
         let offsets = ["test", "-p", "vmm", "--test", "introspect_kernel"];
+        // The long KVM freeze test: 1,000 freeze/thaw cycles of 8 vCPUs.
+        let freeze = [
+            "test",
+            "-p",
+            "vmm",
+            "--test",
+            "kvm_freeze",
+            "--",
+            "--ignored",
+        ];
         let e2e = ["test", "-p", "e2e", "--", "--ignored", "--test-threads=1"];
-        if !cargo("introspection offsets", &offsets, true)? || !cargo("end-to-end", &e2e, true)? {
+        if !cargo("introspection offsets", &offsets, true)?
+            || !cargo("KVM freeze cycles", &freeze, true)?
+            || !cargo("end-to-end", &e2e, true)?
+        {
             return Ok(ExitCode::FAILURE);
         }
     }
