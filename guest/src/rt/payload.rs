@@ -14,10 +14,11 @@ use alloc::vec::Vec;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::{Signal, WaitOptions};
 use trace_format::record::{ConsoleLine, ConsoleSource, Record, StepRef};
 use trace_format::scenario::PayloadSpec;
 
+use super::sys::{cstr, pid_of, pointers};
 use super::transport::Transport;
 use super::{cgroupfs, sys};
 use crate::errno;
@@ -65,26 +66,6 @@ pub struct Payload {
 #[derive(Debug, Default)]
 pub struct Payloads {
     pub list: Vec<Payload>,
-}
-
-fn pid_of(pid: u32) -> Option<Pid> {
-    Pid::from_raw(i32::try_from(pid).ok()?)
-}
-
-/// `s` as a NUL-terminated byte string.
-fn cstr(s: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(s.len() + 1);
-    v.extend_from_slice(s.as_bytes());
-    v.push(0);
-    v
-}
-
-fn pointers(strings: &[Vec<u8>]) -> Vec<*const u8> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(core::iter::once(core::ptr::null()))
-        .collect()
 }
 
 impl Payloads {

@@ -18,7 +18,7 @@ use core::fmt;
 use rustix::fd::{AsFd, FromRawFd, OwnedFd};
 use rustix::fs::{CWD, Mode, OFlags, SeekFrom};
 use rustix::io::Errno;
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::{Signal, WaitOptions};
 use trace_format::record::{
     ConsoleLine, ConsoleSource, OpOutcome, Record, SchedulerEvent, SchedulerEventKind,
 };
@@ -26,6 +26,7 @@ use trace_format::scenario::{Scenario, SchedulerSpec, StagedScheduler};
 
 use super::executor::Executor;
 use super::sys;
+use super::sys::{cstr, pid_of, pointers};
 use super::transport::Transport;
 use crate::errno;
 use crate::lines::LineBuf;
@@ -317,25 +318,6 @@ fn wait_disabled(timeout_ns: u64) -> Result<(), String> {
             Some(_) => sys::sleep_ns(POLL_NS),
         }
     }
-}
-
-fn pid_of(pid: u32) -> Option<Pid> {
-    Pid::from_raw(i32::try_from(pid).ok()?)
-}
-
-fn cstr(s: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(s.len() + 1);
-    v.extend_from_slice(s.as_bytes());
-    v.push(0);
-    v
-}
-
-fn pointers(strings: &[Vec<u8>]) -> Vec<*const u8> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(core::iter::once(core::ptr::null()))
-        .collect()
 }
 
 /// Forks and execs `l`, then waits until sched_ext runs it; returns its PID.

@@ -202,3 +202,25 @@ pub fn reboot() -> ! {
     let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
     exit(1)
 }
+
+/// A PID from the `u32` the records use; `None` for values the kernel never gives.
+pub fn pid_of(pid: u32) -> Option<rustix::process::Pid> {
+    rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)
+}
+
+/// `s` as a NUL-terminated byte string, for exec.
+pub fn cstr(s: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(s.len() + 1);
+    v.extend_from_slice(s.as_bytes());
+    v.push(0);
+    v
+}
+
+/// A NULL-terminated pointer array over `strings`, as execve wants (argv, envp).
+pub fn pointers(strings: &[Vec<u8>]) -> Vec<*const u8> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(core::iter::once(core::ptr::null()))
+        .collect()
+}

@@ -11,11 +11,12 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 use rustix::mm::{MapFlags, ProtFlags};
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::{Signal, WaitOptions};
 use rustix::thread::futex;
 use trace_format::record::StepRef;
 use trace_format::scenario::{CpuList, WorkSpec, WorkType};
 
+use super::sys::pid_of;
 use super::{cgroupfs, sys, work};
 use crate::sample::SampleState;
 use crate::telemetry::{STATE_FAILED, STATE_RUNNING, STATE_STARTING, Slot, stage_name};
@@ -111,10 +112,6 @@ pub struct Workers {
     pub pool: Pool,
     pub list: Vec<Worker>,
     next_id: u32,
-}
-
-fn pid_of(pid: u32) -> Option<Pid> {
-    Pid::from_raw(i32::try_from(pid).ok()?)
 }
 
 impl Workers {
