@@ -2,16 +2,24 @@
 //!
 //! The meta frame carries everything needed to understand and repeat a run: the
 //! full scenario, the kernel and scheduler identities, the topology and backend.
-//! New fields go at the end of a struct, and `schema_version` is bumped.
+//! New fields go at the end of a struct, and `schema_version` is bumped; the
+//! old shape is kept (as in [`v1`]) so older traces still open.
+//!
+//! Schema 2 added `Scenario::thresholds`.
+
+mod v1;
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use crate::file::ReadError;
 use crate::scenario::{Scenario, Topology};
 
 /// Version of the meta and record schema this crate writes.
-pub const SCHEMA_VERSION: u16 = 1;
+pub const SCHEMA_VERSION: u16 = 2;
+/// Oldest schema this crate reads.
+pub const OLDEST_SCHEMA_VERSION: u16 = 1;
 
 /// Everything known about a run before its first record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +45,21 @@ pub struct Meta {
     pub snapshot_interval_ns: u64,
     /// Things the reader should know, e.g. which snapshot fields this kernel lacks.
     pub notes: Vec<String>,
+}
+
+impl Meta {
+    /// Decodes a meta frame body of any schema from [`OLDEST_SCHEMA_VERSION`]
+    /// to [`SCHEMA_VERSION`]; `schema_version` keeps the number in the file.
+    pub fn decode(body: &[u8]) -> Result<Meta, ReadError> {
+        // The schema version is the first field, whatever the schema.
+        let (schema, _) = postcard::take_from_bytes::<u16>(body).map_err(ReadError::MetaDecode)?;
+        match schema {
+            1 => postcard::from_bytes::<v1::MetaV1>(body).map(Meta::from),
+            SCHEMA_VERSION => postcard::from_bytes::<Meta>(body),
+            _ => return Err(ReadError::UnsupportedSchema { schema }),
+        }
+        .map_err(ReadError::MetaDecode)
+    }
 }
 
 /// Which guest kernel ran.

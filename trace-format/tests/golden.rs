@@ -170,3 +170,51 @@ fn small_trace_is_byte_identical() {
     }
     report(failures);
 }
+
+/// `small-schema1.trace` is `small.trace` as written before schema 2 (no
+/// scenario thresholds). It must keep opening, with every record intact.
+#[test]
+fn schema_1_trace_still_reads() {
+    let old = std::fs::read(golden_dir().join("small-schema1.trace")).unwrap();
+    let t = Trace::open(&old).unwrap_or_else(|e| panic!("schema 1 trace does not open: {e}"));
+    assert!(t.recovery().is_clean(), "{:?}", t.recovery());
+    let meta = t.meta();
+    assert_eq!(meta.schema_version, 1);
+    assert_eq!(meta.scenario.thresholds, None);
+    let want = trace_format::scenario::Scenario {
+        thresholds: None,
+        ..test_scenario()
+    };
+    assert_eq!(meta.scenario, want);
+    assert_eq!(meta.writer, test_meta().writer);
+    assert_eq!(meta.notes, test_meta().notes);
+    let got: Vec<Timed> = t.records().collect::<Result<_, _>>().unwrap();
+    let want: Vec<Timed> = small_trace_records()
+        .into_iter()
+        .map(|(ts_ns, record)| Timed { ts_ns, record })
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// A meta declaring a schema this reader does not know is a clear error.
+#[test]
+fn unknown_schema_is_a_clear_error() {
+    let mut meta = test_meta();
+    meta.schema_version = trace_format::meta::SCHEMA_VERSION + 1;
+    let bytes = trace_format::file::TraceWriter::new(Vec::new(), &meta)
+        .unwrap()
+        .finish()
+        .unwrap();
+    let err = Trace::open(&bytes).unwrap_err();
+    assert_eq!(
+        err,
+        trace_format::file::ReadError::UnsupportedSchema {
+            schema: trace_format::meta::SCHEMA_VERSION + 1
+        }
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("schema 3") && text.contains("1 to 2"),
+        "{text}"
+    );
+}

@@ -13,7 +13,7 @@ use super::layout::{
     take_frame, to_usize,
 };
 use super::recovery::{ChunkDamage, ChunkInfo, DamageReason, Recovery, locate};
-use crate::meta::Meta;
+use crate::meta::{Meta, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 use crate::metrics::RunMetrics;
 use crate::record::{RecordKind, Timed};
 
@@ -38,6 +38,12 @@ pub enum ReadError {
     /// The meta frame is intact but does not decode (schema mismatch).
     #[error("meta does not decode: {0}")]
     MetaDecode(postcard::Error),
+    /// The meta declares a schema this reader does not know.
+    #[error(
+        "trace schema {schema} is not readable here (this reader reads schemas \
+         {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}; a newer schedtape may read it)"
+    )]
+    UnsupportedSchema { schema: u16 },
     /// No chunk with this number.
     #[error("no chunk {0}")]
     NoSuchChunk(usize),
@@ -88,7 +94,7 @@ impl<'a> Trace<'a> {
                 FrameError::Incomplete => ReadError::MetaTruncated,
                 FrameError::BadLength | FrameError::Crc => ReadError::MetaCorrupt,
             })?;
-        let meta = postcard::from_bytes::<Meta>(body).map_err(ReadError::MetaDecode)?;
+        let meta = Meta::decode(body)?;
         let layout = locate(bytes, FILE_HEADER_LEN.saturating_add(used));
         Ok(Trace {
             bytes,

@@ -19,7 +19,9 @@ use super::op::Op;
 use super::topology::Topology;
 use super::units::{NS_PER_MS, NS_PER_SEC};
 use super::validate::ScenarioError;
-use super::{Backdrop, HoldSpec, PayloadSpec, Scenario, SchedulerSpec, StagedScheduler, Step};
+use super::{
+    Backdrop, HoldSpec, PayloadSpec, Scenario, SchedulerSpec, StagedScheduler, Step, ThresholdsSpec,
+};
 
 /// Builds a [`Scenario`]; start with [`Scenario::builder`].
 #[derive(Debug, Clone)]
@@ -113,6 +115,12 @@ impl ScenarioBuilder {
 
     pub fn step(mut self, step: Step) -> Self {
         self.sc.steps.push(step);
+        self
+    }
+
+    /// Judging thresholds over replay's defaults.
+    pub fn thresholds(mut self, spec: ThresholdsSpec) -> Self {
+        self.sc.thresholds = Some(spec);
         self
     }
 

@@ -8,6 +8,7 @@
 mod builder;
 mod cgroup;
 mod op;
+mod thresholds;
 #[cfg(feature = "std")]
 mod toml;
 mod topology;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use builder::ScenarioBuilder;
 pub use cgroup::{CgroupDef, CpuMax, CpusetError, CpusetSpec};
 pub use op::{IrqSelector, KernelRead, KernelWrite, Op, OpKind, SpawnPlacement};
+pub use thresholds::{DiffLimits, Ppm, ThresholdsSpec, VERDICT_NAMES, VerdictLimits};
 #[cfg(feature = "std")]
 pub use toml::ScenarioFileError;
 pub use topology::{CpuList, CpuLocation, MAX_CPUS, Topology, TopologyParseError};
@@ -77,6 +79,9 @@ pub struct Scenario {
     #[serde(default)]
     pub backdrop: Backdrop,
     pub steps: Vec<Step>,
+    /// Judging thresholds over replay's defaults (`[thresholds]`; new in schema 2).
+    #[serde(default)]
+    pub thresholds: Option<ThresholdsSpec>,
 }
 
 impl Scenario {
@@ -102,6 +107,7 @@ impl Scenario {
             payloads: Vec::new(),
             backdrop: Backdrop::default(),
             steps: Vec::new(),
+            thresholds: None,
         }
     }
 

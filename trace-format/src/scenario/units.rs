@@ -302,3 +302,29 @@ pub mod opt_bytes {
         d.deserialize_any(V)
     }
 }
+
+/// Serde helper: optional duration; `u64` ns in binary formats, `"10s"` in TOML.
+pub mod opt_duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(ns) if s.is_human_readable() => s.serialize_some(&format_duration(*ns)),
+            v => v.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        if !d.is_human_readable() {
+            return Option::<u64>::deserialize(d);
+        }
+        /// One duration, through [`duration`]'s human-readable form.
+        struct Human(u64);
+        impl<'de> Deserialize<'de> for Human {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                duration::deserialize(d).map(Human)
+            }
+        }
+        Option::<Human>::deserialize(d).map(|h| h.map(|Human(ns)| ns))
+    }
+}

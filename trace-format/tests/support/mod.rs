@@ -7,11 +7,27 @@ use trace_format::meta::{
     Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION, SchedulerIdentity,
 };
 use trace_format::record::*;
-use trace_format::scenario::{Scenario, Topology};
+use trace_format::scenario::{DiffLimits, Ppm, Scenario, ThresholdsSpec, Topology, VerdictLimits};
 
 /// The scenario stored in test metas. Fix here when `Scenario` changes.
+/// Its thresholds pin the on-wire form of that section in `small.trace`.
 pub fn test_scenario() -> Scenario {
-    Scenario::default()
+    Scenario {
+        thresholds: Some(ThresholdsSpec {
+            verdicts: VerdictLimits {
+                fairness_max_ratio: Some(Ppm(1_500_000)),
+                max_gap_ns: Some(250_000_000),
+                skip: vec!["runqueue-stall".into()],
+                ..VerdictLimits::default()
+            },
+            diff: DiffLimits {
+                noise_pct: Some(Ppm(2_000_000)),
+                min_runs: Some(4),
+                ..DiffLimits::default()
+            },
+        }),
+        ..Scenario::default()
+    }
 }
 
 /// The topology stored in test metas.

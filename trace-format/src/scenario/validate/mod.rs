@@ -5,6 +5,7 @@
 
 mod cgroup;
 mod ops;
+mod thresholds;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
@@ -267,6 +268,7 @@ impl Validator<'_> {
                 }
             }
         }
+        self.thresholds();
     }
 
     fn topology(&mut self) {
