@@ -71,6 +71,16 @@ fn smoke_runs_every_step_with_progressing_workers() {
             "worker {w} made no progress: {progress:?}"
         );
     }
+    // The live verdicts are recorded too, just before End.
+    let verdicts = pick(&records, |r| match r {
+        Record::Verdict(v) => Some(v.name.clone()),
+        _ => None,
+    });
+    assert_eq!(verdicts, replay::verdict::NAMES, "{}", run.stderr());
+    assert!(matches!(
+        records.iter().rev().nth(1).map(|t| &t.record),
+        Some(Record::Verdict(_))
+    ));
     assert!(matches!(
         records.last().map(|t| &t.record),
         Some(Record::End(RunOutcome::Completed))

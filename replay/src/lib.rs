@@ -1,8 +1,9 @@
 //! The work behind the `replay` binary: loading traces, extracting metrics,
 //! judging runs and comparing them, and rendering every command.
 //!
-//! [`verdict::judge`] is the live verdict `cargo xtask run` calls at the end
-//! of a run; `replay judge` recomputes the same verdicts offline.
+//! [`verdict::judge_with`] is the live verdict `cargo xtask run` calls at the
+//! end of a run (and records in the trace); `replay judge` recomputes the
+//! same verdicts offline.
 pub mod args;
 pub mod bisect;
 pub mod check;
@@ -22,20 +23,24 @@ pub mod thresholds;
 pub mod validate;
 pub mod verdict;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use args::{Args, Command, Knobs};
 use compare::{Run, Sided};
 use thresholds::Thresholds;
+use trace_format::scenario::ThresholdsSpec;
 
 /// Exit status for "the tool itself failed" (unreadable file, bad arguments).
 pub const EXIT_ERROR: u8 = 2;
 
-/// Thresholds from `--thresholds`, then the command-line knobs on top.
-pub fn thresholds(k: &Knobs) -> Result<Thresholds> {
-    let mut t = Thresholds::load_or_default(k.thresholds.as_deref())?;
+/// Thresholds for a comparison: the defaults, then those archived in the
+/// scenario of `reference` (the baseline, so both sides are judged alike),
+/// then `--thresholds FILE`, then the command-line knobs.
+pub fn thresholds(k: &Knobs, reference: Option<&Path>) -> Result<Thresholds> {
+    let spec = reference.and_then(scenario_thresholds);
+    let mut t = Thresholds::resolve(spec.as_ref(), k.thresholds.as_deref())?;
     if let Some(v) = k.noise {
         t.diff.noise_pct = v;
     }
@@ -49,6 +54,14 @@ pub fn thresholds(k: &Knobs) -> Result<Thresholds> {
         t.diff.min_runs = v.max(1);
     }
     Ok(t)
+}
+
+/// The thresholds archived in a trace's scenario; `None` when it sets none
+/// or cannot be read (the command then reports the unreadable trace itself).
+pub fn scenario_thresholds(path: &Path) -> Option<ThresholdsSpec> {
+    let loaded = load::LoadedTrace::open(path).ok()?;
+    let trace = loaded.trace().ok()?;
+    trace.meta().scenario.thresholds.clone()
 }
 
 /// The two sides of `replay diff` from its three spellings.
@@ -99,7 +112,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             color,
         } => {
             let (a, b) = diff_sides(traces, after, side_a, side_b)?;
-            let t = thresholds(knobs)?;
+            let t = thresholds(knobs, a.first().map(PathBuf::as_path))?;
             let intervals = compare::needs_intervals(a.len(), b.len(), &t.diff);
             let load = |paths: &[PathBuf]| -> Result<Vec<Run>> {
                 paths.iter().map(|p| Run::load(p, intervals)).collect()
@@ -118,7 +131,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             json,
             knobs,
         } => {
-            let code = match thresholds(knobs) {
+            let code = match thresholds(knobs, baseline.first().map(PathBuf::as_path)) {
                 Ok(t) => check::run(&mut out, baseline, traces, &t, *json),
                 Err(e) => {
                     eprintln!("replay: cannot judge: {e:#}");
@@ -133,8 +146,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             json,
             knobs,
         } => {
-            let t = thresholds(knobs)?;
-            let b = bisect::bisect(bisect::candidates(inputs)?, baseline, &t)?;
+            let candidates = bisect::candidates(inputs)?;
+            let reference = baseline
+                .first()
+                .or_else(|| candidates.first().and_then(|c| c.traces.first()));
+            let t = thresholds(knobs, reference.map(PathBuf::as_path))?;
+            let b = bisect::bisect(candidates, baseline, &t)?;
             bisect::render(&mut out, &b, *json)?;
         }
         Command::Judge {
@@ -142,8 +159,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             thresholds,
             json,
         } => {
-            let verdicts = verdict::judge_file(trace, thresholds.as_deref())?;
-            verdict::render(&mut out, &verdicts, *json)?;
+            let (verdicts, recorded) = verdict::judge_file_recorded(trace, thresholds.as_deref())?;
+            verdict::render_with_recorded(&mut out, &verdicts, &recorded, *json)?;
             if verdict::any_failed(&verdicts) {
                 return Ok(ExitCode::FAILURE);
             }

@@ -160,8 +160,10 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
                 d.records, d.reason
             )),
             Record::Verdict(v) => timeline.push(format!(
-                "{at}  verdict {}: {:?} — {}",
-                v.name, v.outcome, v.detail
+                "{at}  verdict {}: {} — {}",
+                v.name,
+                crate::verdict::outcome_word(v.outcome),
+                v.detail
             )),
             Record::End(o) => {
                 outcome = Some(o.clone());

@@ -1,5 +1,6 @@
-//! Judging thresholds: defaults in code, overridable by a TOML file
-//! (`--thresholds FILE`). Every field is optional in the file.
+//! Judging thresholds: built-in defaults, then the thresholds a scenario
+//! carries (archived in its traces), then a TOML file (`--thresholds FILE`).
+//! Each layer replaces only the keys it sets; every key is optional.
 //!
 //! ```toml
 //! [verdicts]
@@ -17,7 +18,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use trace_format::scenario::{NS_PER_MS, format_duration, parse_duration};
+use trace_format::scenario::{
+    NS_PER_MS, ThresholdsSpec, VERDICT_NAMES, format_duration, parse_duration,
+};
 
 use crate::metric::{Metric, default_floor};
 
@@ -128,10 +131,23 @@ impl Thresholds {
         Self::parse(&text).with_context(|| format!("thresholds {}", path.display()))
     }
 
-    /// Parses thresholds from TOML text.
+    /// Parses thresholds from TOML text (over the built-in defaults).
     pub fn parse(text: &str) -> Result<Self> {
         let t: Thresholds = toml::from_str(text)?;
-        let d = &t.diff;
+        t.check()?;
+        Ok(t)
+    }
+
+    /// Checks the values a file can get wrong.
+    fn check(&self) -> Result<()> {
+        for name in &self.verdicts.skip {
+            anyhow::ensure!(
+                VERDICT_NAMES.contains(&name.as_str()),
+                "verdicts.skip: {name:?} names no verdict; use one of {}",
+                VERDICT_NAMES.join(", ")
+            );
+        }
+        let d = &self.diff;
         anyhow::ensure!(
             d.alpha > 0.0 && d.alpha < 1.0,
             "diff.alpha = {} must be in (0, 1)",
@@ -145,12 +161,86 @@ impl Thresholds {
             d.min_runs >= 1 && d.min_intervals >= 1,
             "minimum sample counts must be at least 1"
         );
-        Ok(t)
+        Ok(())
     }
 
     /// Loads `path` when given, else the defaults.
     pub fn load_or_default(path: Option<&Path>) -> Result<Self> {
-        path.map_or_else(|| Ok(Self::default()), Self::load)
+        Self::resolve(None, path)
+    }
+
+    /// Defaults, then `scenario`'s thresholds, then the keys set in the
+    /// thresholds file `file`: the precedence every judging command uses.
+    pub fn resolve(scenario: Option<&ThresholdsSpec>, file: Option<&Path>) -> Result<Self> {
+        let mut t = Thresholds::default();
+        if let Some(spec) = scenario {
+            t.apply(spec);
+        }
+        let Some(path) = file else {
+            return Ok(t);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read thresholds {}", path.display()))?;
+        t.overlay(&text)
+            .with_context(|| format!("thresholds {}", path.display()))
+    }
+
+    /// These thresholds with every key a scenario sets replaced.
+    pub fn apply(&mut self, spec: &ThresholdsSpec) {
+        let (s, v) = (&spec.verdicts, &mut self.verdicts);
+        let set = |to: &mut f64, from: Option<trace_format::scenario::Ppm>| {
+            if let Some(x) = from {
+                *to = x.as_f64();
+            }
+        };
+        set(&mut v.fairness_max_ratio, s.fairness_max_ratio);
+        set(
+            &mut v.weight_share_tolerance_pct,
+            s.weight_share_tolerance_pct,
+        );
+        v.fairness_min_samples = s.fairness_min_samples.unwrap_or(v.fairness_min_samples);
+        v.max_gap = s.max_gap_ns.unwrap_or(v.max_gap);
+        v.wake_p99_max = s.wake_p99_max_ns.unwrap_or(v.wake_p99_max);
+        v.wake_min_count = s.wake_min_count.unwrap_or(v.wake_min_count);
+        v.stall_min_interval = s.stall_min_interval_ns.unwrap_or(v.stall_min_interval);
+        if !s.skip.is_empty() {
+            v.skip.clone_from(&s.skip);
+        }
+        let (s, d) = (&spec.diff, &mut self.diff);
+        set(&mut d.alpha, s.alpha);
+        set(&mut d.noise_pct, s.noise_pct);
+        set(&mut d.interval_noise_pct, s.interval_noise_pct);
+        let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        d.min_runs = s.min_runs.map_or(d.min_runs, count);
+        d.min_intervals = s.min_intervals.map_or(d.min_intervals, count);
+    }
+
+    /// These thresholds with the keys that thresholds-file `text` sets
+    /// replaced (tables merge key by key; a list such as `skip` replaces).
+    pub fn overlay(&self, text: &str) -> Result<Self> {
+        // Parsed alone first: errors then carry the file's line and column.
+        Self::parse(text)?;
+        let file: toml::Table = toml::from_str(text)?;
+        let mut merged = match toml::Value::try_from(self)? {
+            toml::Value::Table(t) => t,
+            _ => anyhow::bail!("thresholds do not serialize as a table"),
+        };
+        merge(&mut merged, file);
+        let t: Thresholds = toml::Value::Table(merged).try_into()?;
+        t.check()?;
+        Ok(t)
+    }
+}
+
+/// Copies every key of `over` into `base`, recursing into tables both have.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
@@ -188,5 +278,46 @@ mod tests {
         assert!(Thresholds::parse("[diff]\nalpha = 2.0\n").is_err());
         let round = toml::to_string(&Thresholds::default()).unwrap();
         assert_eq!(Thresholds::parse(&round).unwrap(), Thresholds::default());
+        let e = Thresholds::parse("[verdicts]\nskip = [\"nope\"]\n").unwrap_err();
+        assert!(e.to_string().contains("\"nope\" names no verdict"), "{e}");
+    }
+
+    #[test]
+    fn scenario_then_file_precedence() {
+        use trace_format::scenario::{DiffLimits, Ppm, VerdictLimits};
+        let spec = ThresholdsSpec {
+            verdicts: VerdictLimits {
+                fairness_max_ratio: Some(Ppm(1_500_000)),
+                max_gap_ns: Some(250 * NS_PER_MS),
+                skip: vec!["runqueue-stall".into()],
+                ..VerdictLimits::default()
+            },
+            diff: DiffLimits {
+                alpha: Some(Ppm(10_000)),
+                min_runs: Some(3),
+                ..DiffLimits::default()
+            },
+        };
+        let mut t = Thresholds::default();
+        t.apply(&spec);
+        assert_eq!(t.verdicts.fairness_max_ratio, 1.5);
+        assert_eq!(t.verdicts.max_gap, 250 * NS_PER_MS);
+        assert_eq!(t.verdicts.skip, ["runqueue-stall"]);
+        assert_eq!(t.verdicts.wake_p99_max, 20 * NS_PER_MS);
+        assert_eq!((t.diff.alpha, t.diff.min_runs), (0.01, 3));
+        assert_eq!(t.diff.noise_pct, 1.0);
+
+        let file = "[verdicts]\nmax_gap = \"1s\"\nskip = []\n[diff]\nfloors = { wait-pct = 4.0 }\n";
+        let o = t.overlay(file).unwrap();
+        assert_eq!(o.verdicts.max_gap, 1_000 * NS_PER_MS, "the file wins");
+        assert_eq!(o.verdicts.fairness_max_ratio, 1.5, "unset in the file");
+        assert!(o.verdicts.skip.is_empty(), "a list replaces");
+        assert_eq!(o.diff.alpha, 0.01);
+        assert_eq!(o.diff.floor(Metric::WaitPct), 4.0);
+        assert_eq!(o.diff.floor(Metric::MigrationsPerS), 5.0);
+        let e = t.overlay("[verdicts]\nbogus = 1\n").unwrap_err();
+        assert!(format!("{e:#}").contains("bogus"), "{e:#}");
+        // An empty file changes nothing.
+        assert_eq!(t.overlay("").unwrap(), t);
     }
 }

@@ -153,6 +153,135 @@ fn judge_thresholds_file_overrides_and_skips() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no_such_key"));
 }
 
+/// The scenario's own `[thresholds]` change a verdict; `--thresholds` keys
+/// override them and leave the rest in force.
+#[test]
+fn judge_uses_scenario_thresholds_and_the_file_overrides_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let noisy = Synth {
+        noise: 0.3,
+        ..cpuset_synth()
+    };
+    let plain = trace(dir.path(), "plain.trace", noisy.clone());
+    let v = verdicts(&replay(&["judge", "--json", s(&plain)]));
+    assert_eq!(outcome(&v, "fairness-spread"), "pass", "{v:?}");
+
+    let strict = format!(
+        "{CPUSET_SCENARIO}\n[thresholds.verdicts]\nfairness_max_ratio = 1.0001\nskip = [\"runqueue-stall\"]\n"
+    );
+    let t = trace(
+        dir.path(),
+        "strict.trace",
+        Synth {
+            scenario: Some(strict),
+            ..noisy
+        },
+    );
+    let o = replay(&["judge", "--json", s(&t)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v = verdicts(&o);
+    assert_eq!(outcome(&v, "fairness-spread"), "fail", "{v:?}");
+    assert!(v.iter().all(|x| x.0 != "runqueue-stall"), "{v:?}");
+
+    let th = dir.path().join("t.toml");
+    std::fs::write(&th, "[verdicts]\nfairness_max_ratio = 10.0\n").unwrap();
+    let o = replay(&["judge", "--json", "--thresholds", s(&th), s(&t)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let v = verdicts(&o);
+    assert_eq!(outcome(&v, "fairness-spread"), "pass", "{v:?}");
+    assert!(
+        v.iter().all(|x| x.0 != "runqueue-stall"),
+        "the scenario's skip stays: {v:?}"
+    );
+}
+
+/// `check` (and `diff`, `bisect`) take the baseline's scenario thresholds.
+#[test]
+fn check_uses_the_baseline_scenario_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = include_str!("../../fixtures/scenarios/smoke.toml");
+    let picky = format!("{smoke}\n[thresholds.diff]\nmin_intervals = 100\n");
+    let base = trace(
+        dir.path(),
+        "base.trace",
+        Synth {
+            noise: 0.02,
+            scenario: Some(picky),
+            ..Synth::default()
+        },
+    );
+    let good = trace(
+        dir.path(),
+        "good.trace",
+        Synth {
+            noise: 0.02,
+            seed: 9,
+            ..Synth::default()
+        },
+    );
+    let o = replay(&["check", "--baseline", s(&base), s(&good)]);
+    assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+    let th = dir.path().join("t.toml");
+    std::fs::write(&th, "[diff]\nmin_intervals = 5\n").unwrap();
+    let o = replay(&[
+        "check",
+        "--thresholds",
+        s(&th),
+        "--baseline",
+        s(&base),
+        s(&good),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+/// Verdicts recorded at run time are shown beside the recomputed ones.
+#[test]
+fn judge_shows_verdicts_recorded_at_run_time() {
+    use trace_format::record::{Verdict, VerdictOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let at_run = |name: &str, outcome| Verdict {
+        name: name.into(),
+        outcome,
+        detail: "at run time".into(),
+    };
+    let t = trace(
+        dir.path(),
+        "rec.trace",
+        Synth {
+            recorded: vec![
+                at_run("not-starved", VerdictOutcome::Pass),
+                at_run("fairness-spread", VerdictOutcome::Fail),
+            ],
+            ..cpuset_synth()
+        },
+    );
+    let o = replay(&["judge", "--json", s(&t)]);
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {rows}"))
+    };
+    assert_eq!(row("not-starved")["recorded"], "pass");
+    assert_eq!(row("fairness-spread")["outcome"], "pass");
+    assert_eq!(row("fairness-spread")["recorded"], "fail");
+    assert_eq!(row("weight-share")["recorded"], Value::Null);
+    let text = stdout(&replay(&["judge", s(&t)]));
+    assert!(text.contains("recorded at run time"), "{text}");
+    assert!(text.contains("1 verdict(s) differ"), "{text}");
+    let shown = stdout(&replay(&["show", s(&t)]));
+    assert!(shown.contains("verdict fairness-spread: FAIL"), "{shown}");
+
+    // Without recorded verdicts the output is as before.
+    let plain = trace(dir.path(), "plain.trace", cpuset_synth());
+    let o = replay(&["judge", "--json", s(&plain)]);
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(rows[0].get("recorded").is_none(), "{rows}");
+}
+
 /// Writes `n` runs with jitter and the given speed; returns their paths.
 fn runs(dir: &Path, prefix: &str, n: u64, speed: f64) -> Vec<PathBuf> {
     let salt = u64::try_from(prefix.len() * 1000 + prefix.bytes().map(usize::from).sum::<usize>())

@@ -414,3 +414,33 @@ fn codec_v1_chunks_read_masks_as_stored() {
     // The V2 wire forms: as is, unchanged → empty, then [0, 2] XOR [8].
     assert_eq!(masks, vec![vec![8], vec![], vec![8, 2]]);
 }
+
+/// `closing_tail` mid-stream: the bytes so far plus the tail are a clean
+/// trace of the records so far, and the writer carries on to the same file
+/// `finish` alone would have produced.
+#[test]
+fn closing_tail_previews_a_clean_trace() {
+    let records = realistic_stream(3, 4, 2);
+    let (head, rest) = records.split_at(records.len() / 2);
+    let mut w = TraceWriter::new(Vec::new(), &test_meta()).unwrap();
+    for (ts, r) in head {
+        w.append(*ts, r).unwrap();
+    }
+    // The tail first: it flushes the open chunk into the sink.
+    let tail = w.closing_tail().unwrap();
+    let mut preview = w.sink().clone();
+    preview.extend(tail);
+    let trace = Trace::open(&preview).unwrap();
+    assert!(trace.recovery().is_clean(), "{:?}", trace.recovery());
+    assert_eq!(read_all(&preview).len(), head.len());
+    let mut expected = MetricsBuilder::new();
+    for (ts, r) in head {
+        expected.observe_parts(*ts, r);
+    }
+    assert_eq!(trace.metrics(), expected.finish());
+    for (ts, r) in rest {
+        w.append(*ts, r).unwrap();
+    }
+    let bytes = w.finish().unwrap();
+    assert_eq!(read_all(&bytes).len(), records.len());
+}

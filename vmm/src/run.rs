@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use trace_format::file::{TraceWriter, WriteError};
+use trace_format::file::{Sink, Trace, TraceWriter, WriteError};
 use trace_format::meta::Meta;
 use trace_format::proto::{GuestMsg, HostMsg, HostRequest, PROTOCOL_VERSION};
 use trace_format::record::{
     AccessKind, ConsoleLine, ConsoleSource, DropReport, KernelAccess, Record, RunOutcome,
-    SnapshotTrigger, StepRef,
+    SnapshotTrigger, StepRef, Verdict,
 };
 use trace_format::ring::{
     self, Consumer, Direction, Geometry, MAX_FRAME, Popped, Producer, RingError,
@@ -66,7 +66,17 @@ pub struct RunReport {
     /// Frames lost in transport (dropped by the guest or failing checks).
     pub dropped: u64,
     pub console_tail: String,
+    /// What the [`Judge`] returned, as recorded before `End`.
+    pub verdicts: Vec<Verdict>,
+    /// Why the run could not be judged, when a judge was given.
+    pub judge_error: Option<String>,
 }
+
+/// Judges a finished run before its `End` is written. It sees the trace as
+/// written so far (every record but `End`, read as a cleanly closed file) and
+/// the outcome; the verdicts it returns become `Verdict` records just before
+/// `End`. The recorder never judges itself: the caller brings the rules.
+pub type Judge<'a> = Box<dyn FnOnce(&Trace<'_>, &RunOutcome) -> Vec<Verdict> + 'a>;
 
 /// Failures that leave no usable trace.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +108,18 @@ pub fn record_with<V: Vm>(
     launch: impl FnOnce() -> Result<V, BackendError>,
     options: RunOptions,
     introspect: Option<IntrospectOptions>,
+    progress: impl FnMut(Progress),
+) -> Result<RunReport, RunError> {
+    record_judged(launch, options, introspect, None, progress)
+}
+
+/// [`record_with`], and when `judge` is given its verdicts are written into
+/// the trace just before `End` (see [`Judge`]).
+pub fn record_judged<V: Vm>(
+    launch: impl FnOnce() -> Result<V, BackendError>,
+    options: RunOptions,
+    introspect: Option<IntrospectOptions>,
+    judge: Option<Judge<'_>>,
     mut progress: impl FnMut(Progress),
 ) -> Result<RunReport, RunError> {
     let path = options.output.display().to_string();
@@ -135,6 +157,8 @@ pub fn record_with<V: Vm>(
                 bytes,
                 dropped: 0,
                 console_tail: String::new(),
+                verdicts: Vec::new(),
+                judge_error: None,
             });
         }
     };
@@ -152,6 +176,20 @@ pub fn record_with<V: Vm>(
         .as_ref()
         .map_or(0, |(ts, _)| *ts)
         .max(session.host_ts());
+    let (verdicts, judge_error) = match judge {
+        None => (Vec::new(), None),
+        Some(judge) => match judge_before_end(&mut writer, &options.output, &outcome, judge) {
+            Ok(verdicts) => (verdicts, None),
+            Err(e) => {
+                let message = format!("cannot judge the run: {e}");
+                let _ = session.note(&mut writer, &message);
+                (Vec::new(), Some(message))
+            }
+        },
+    };
+    for v in &verdicts {
+        let _ = writer.append(ts, &Record::Verdict(v.clone()));
+    }
     let _ = writer.append(ts, &Record::End(outcome.clone()));
     let records = writer.records_written();
     let bytes = writer.bytes_written();
@@ -167,7 +205,25 @@ pub fn record_with<V: Vm>(
         bytes,
         dropped: session.dropped,
         console_tail: session.tail.text(),
+        verdicts,
+        judge_error,
     })
+}
+
+/// Runs `judge` over the trace so far: the file as written (after flushing
+/// the open chunk) plus the index and trailer the writer would close it with.
+fn judge_before_end<S: Sink>(
+    writer: &mut TraceWriter<S>,
+    path: &std::path::Path,
+    outcome: &RunOutcome,
+    judge: Judge<'_>,
+) -> Result<Vec<Verdict>, String> {
+    let tail = writer.closing_tail().map_err(|e| e.to_string())?;
+    let mut bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    bytes.extend_from_slice(&tail);
+    let trace = Trace::open(&bytes).map_err(|e| e.to_string())?;
+    Ok(judge(&trace, outcome))
 }
 
 /// State of one recording in progress.

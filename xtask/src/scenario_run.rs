@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, ValueEnum};
+use replay::thresholds::Thresholds;
 use trace_format::meta::{Backend, Meta, SCHEMA_VERSION};
 use trace_format::record::RunOutcome;
 use trace_format::scenario::{Scenario, Topology};
@@ -14,7 +15,7 @@ use vmm::backend::BackendError;
 use vmm::introspect;
 use vmm::kvm::{KvmConfig, KvmVm};
 use vmm::qemu::{Accel, QemuConfig, QemuVm, SmpLayout, detect_accel};
-use vmm::run::{IntrospectOptions, Progress, RunOptions, prepare_window, record_with};
+use vmm::run::{IntrospectOptions, Judge, Progress, RunOptions, prepare_window, record_judged};
 
 use crate::initramfs::Initramfs;
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
@@ -76,7 +77,8 @@ pub struct RunArgs {
     /// Boot this program as /init instead of the guest executor (for debugging).
     #[arg(long)]
     pub init: Option<PathBuf>,
-    /// Verdict thresholds (TOML, as `replay judge --thresholds`); defaults otherwise.
+    /// Verdict thresholds (TOML, as `replay judge --thresholds`), over the
+    /// scenario's `[thresholds]` and the built-in defaults.
     #[arg(long)]
     pub thresholds: Option<PathBuf>,
     /// Boot without KASLR (the vmlinux through PVH, `nokaslr`); default: the
@@ -123,6 +125,9 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     };
     let mut scenario = load_scenario(&root, args, archived.as_ref()).map_err(Failure::BadInput)?;
     crate::scheduler::apply(&mut scenario, &args.sched).map_err(Failure::BadInput)?;
+    // Checked before anything boots: a bad thresholds file is bad input.
+    let thresholds = Thresholds::resolve(scenario.thresholds.as_ref(), args.thresholds.as_deref())
+        .map_err(Failure::BadInput)?;
 
     let mut kernel = resolve(&ResolveOpts {
         kernel: args.kernel.clone(),
@@ -172,6 +177,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         let code = record_one(
             args,
             &scenario,
+            &thresholds,
             &kernel,
             &boot,
             &intro,
@@ -199,6 +205,7 @@ fn numbered(path: &Path, round: u32) -> PathBuf {
 fn record_one(
     args: &RunArgs,
     scenario: &Scenario,
+    thresholds: &Thresholds,
     kernel: &KernelImage,
     boot: &BootPlan,
     intro: &Introspection,
@@ -236,6 +243,11 @@ fn record_one(
     let prepare = |w: &vmm::backend::GuestWindow| {
         let _ = prepare_window(w);
     };
+    // Completed runs are judged before `End`, so the verdicts go into the trace.
+    let judge: Judge<'_> = Box::new(|trace, outcome| match outcome {
+        RunOutcome::Completed => replay::verdict::judge_with(trace, &thresholds.verdicts),
+        _ => Vec::new(),
+    });
     let report = match backend {
         Chosen::Qemu(accel) => {
             let config = QemuConfig {
@@ -251,13 +263,25 @@ fn record_one(
             };
             let launch =
                 || QemuVm::launch(&config, prepare).map_err(|e| BackendError(e.to_string()));
-            record_with(launch, options, Some(intro.options.clone()), progress)
+            record_judged(
+                launch,
+                options,
+                Some(intro.options.clone()),
+                Some(judge),
+                progress,
+            )
         }
         Chosen::Kvm => {
             let config = kvm_config(boot, initrd, topo, args.memory);
             let launch =
                 || KvmVm::launch(&config, prepare).map_err(|e| BackendError(e.to_string()));
-            record_with(launch, options, Some(intro.options.clone()), progress)
+            record_judged(
+                launch,
+                options,
+                Some(intro.options.clone()),
+                Some(judge),
+                progress,
+            )
         }
     }
     .map_err(|e| infra(e.into()))?;
@@ -276,7 +300,7 @@ fn record_one(
         eprintln!("warning: {} frames were lost in transport", report.dropped);
     }
     match &report.outcome {
-        RunOutcome::Completed => Ok(judge(&output, args.thresholds.as_deref())),
+        RunOutcome::Completed => Ok(verdict_status(&output, &report)),
         other => {
             eprintln!("run did not complete: {}", describe(other));
             let tail: Vec<&str> = report.console_tail.lines().rev().take(15).collect();
@@ -353,21 +377,18 @@ fn kvm_config(boot: &BootPlan, initrd: PathBuf, topology: Topology, memory_mib: 
     }
 }
 
-/// Evaluates the verdicts on the closed trace (the same code as `replay judge`).
-fn judge(trace: &Path, thresholds: Option<&Path>) -> u8 {
-    match replay::verdict::judge_file(trace, thresholds) {
-        Ok(verdicts) => {
-            let _ = replay::verdict::render(&mut std::io::stderr(), &verdicts, false);
-            if replay::verdict::any_failed(&verdicts) {
-                EXIT_VERDICT_FAILED
-            } else {
-                EXIT_PASS
-            }
-        }
-        Err(e) => {
-            eprintln!("warning: cannot judge {}: {e:#}", trace.display());
-            EXIT_PASS
-        }
+/// Prints the verdicts judged before `End` (the same code as `replay judge`,
+/// and now in the trace) and maps them to the exit status.
+fn verdict_status(trace: &Path, report: &vmm::run::RunReport) -> u8 {
+    if let Some(e) = &report.judge_error {
+        eprintln!("warning: {} was not judged: {e}", trace.display());
+        return EXIT_PASS;
+    }
+    let _ = replay::verdict::render(&mut std::io::stderr(), &report.verdicts, false);
+    if replay::verdict::any_failed(&report.verdicts) {
+        EXIT_VERDICT_FAILED
+    } else {
+        EXIT_PASS
     }
 }
 
@@ -493,7 +514,7 @@ pub(crate) struct BootPlan {
 /// vmlinux through PVH with `nokaslr`. Falls back to whichever image exists.
 pub(crate) fn boot_plan(kernel: &KernelImage, kaslr: bool) -> BootPlan {
     let base = "quiet schedtape.backend=qemu";
-    let pvh = kernel.vmlinux.as_ref().filter(|_| kernel.pvh);
+    let pvh = kernel.pvh_image.as_ref().filter(|_| kernel.pvh);
     match (kaslr, &kernel.bzimage, pvh) {
         (true, Some(bz), _) => BootPlan {
             image: bz.clone(),

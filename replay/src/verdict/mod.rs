@@ -9,22 +9,14 @@ use std::path::Path;
 
 use anyhow::Result;
 use trace_format::file::Trace;
-use trace_format::record::{Verdict, VerdictOutcome};
+use trace_format::record::{Record, RecordKind, Timed, Verdict, VerdictOutcome};
 
 use crate::load::LoadedTrace;
 use crate::text::table;
 use crate::thresholds::{Thresholds, VerdictThresholds};
 
-/// Every verdict, in evaluation order.
-pub const NAMES: [&str; 7] = [
-    "not-starved",
-    "cpuset-isolation",
-    "fairness-spread",
-    "weight-share",
-    "max-sched-gap",
-    "wake-latency-p99",
-    "runqueue-stall",
-];
+/// Every verdict, in evaluation order (the names a scenario's `skip` takes).
+pub const NAMES: [&str; 7] = trace_format::scenario::VERDICT_NAMES;
 
 /// Judges a run with the default thresholds.
 pub fn judge(trace: &Trace<'_>) -> Vec<Verdict> {
@@ -55,12 +47,39 @@ pub fn judge_with(trace: &Trace<'_>, t: &VerdictThresholds) -> Vec<Verdict> {
     out
 }
 
-/// Opens `path` and judges it, with thresholds from `thresholds` when given.
-/// This is the one call `cargo xtask run` needs after closing a trace.
+/// Opens `path` and judges it with its scenario's thresholds, overridden
+/// by the file `thresholds` when given.
 pub fn judge_file(path: &Path, thresholds: Option<&Path>) -> Result<Vec<Verdict>> {
-    let t = Thresholds::load_or_default(thresholds)?;
+    Ok(judge_file_recorded(path, thresholds)?.0)
+}
+
+/// [`judge_file`], plus the verdicts recorded in the trace at run time.
+pub fn judge_file_recorded(
+    path: &Path,
+    thresholds: Option<&Path>,
+) -> Result<(Vec<Verdict>, Vec<Verdict>)> {
     let loaded = LoadedTrace::open(path)?;
-    Ok(judge_with(&loaded.trace()?, &t.verdicts))
+    let trace = loaded.trace()?;
+    let t = Thresholds::resolve(trace.meta().scenario.thresholds.as_ref(), thresholds)?;
+    Ok((judge_with(&trace, &t.verdicts), recorded(&trace)))
+}
+
+/// The `Verdict` records a trace holds (written at the end of the run).
+pub fn recorded(trace: &Trace<'_>) -> Vec<Verdict> {
+    let counts = trace.kind_counts();
+    if counts.get(RecordKind::Verdict.index()) == Some(&0) {
+        return Vec::new();
+    }
+    trace
+        .records()
+        .filter_map(|r| match r {
+            Ok(Timed {
+                record: Record::Verdict(v),
+                ..
+            }) => Some(v),
+            _ => None,
+        })
+        .collect()
 }
 
 /// True when any verdict failed.
@@ -79,29 +98,74 @@ pub fn outcome_word(o: VerdictOutcome) -> &'static str {
 
 /// Prints verdicts as a table (or JSON lines of name, outcome, detail).
 pub fn render(out: &mut impl Write, verdicts: &[Verdict], json: bool) -> Result<()> {
+    render_with_recorded(out, verdicts, &[], json)
+}
+
+/// Prints recomputed verdicts beside those `recorded` at run time: a
+/// "recorded at run time" column (JSON: `recorded`, null when absent) and a
+/// `skipped` row for a recorded verdict that was not recomputed. Without
+/// recorded verdicts this is [`render`].
+pub fn render_with_recorded(
+    out: &mut impl Write,
+    verdicts: &[Verdict],
+    recorded: &[Verdict],
+    json: bool,
+) -> Result<()> {
+    let at_run = |name: &str| recorded.iter().find(|r| r.name == name);
+    let mut rows: Vec<(&str, &str, Option<&Verdict>, &str)> = verdicts
+        .iter()
+        .map(|v| {
+            let word = outcome_word(v.outcome);
+            (v.name.as_str(), word, at_run(&v.name), v.detail.as_str())
+        })
+        .collect();
+    for r in recorded {
+        if !verdicts.iter().any(|v| v.name == r.name) {
+            rows.push((r.name.as_str(), "skipped", Some(r), r.detail.as_str()));
+        }
+    }
     if json {
-        let rows: Vec<serde_json::Value> = verdicts
+        let rows: Vec<serde_json::Value> = rows
             .iter()
-            .map(|v| {
-                serde_json::json!({
-                    "name": v.name,
-                    "outcome": outcome_word(v.outcome).to_lowercase(),
-                    "detail": v.detail,
-                })
+            .map(|(name, outcome, rec, detail)| {
+                let mut row = serde_json::json!({
+                    "name": name,
+                    "outcome": outcome.to_lowercase(),
+                    "detail": detail,
+                });
+                if !recorded.is_empty() {
+                    row["recorded"] = rec.map(|r| outcome_word(r.outcome).to_lowercase()).into();
+                }
+                row
             })
             .collect();
         serde_json::to_writer_pretty(&mut *out, &rows)?;
         writeln!(out)?;
         return Ok(());
     }
-    let mut t = table(&["verdict", "outcome", "detail"]);
-    for v in verdicts {
-        t.add_row(vec![
-            v.name.clone(),
-            outcome_word(v.outcome).to_string(),
-            v.detail.clone(),
-        ]);
+    if recorded.is_empty() {
+        let mut t = table(&["verdict", "outcome", "detail"]);
+        for (name, outcome, _, detail) in rows {
+            t.add_row(vec![name, outcome, detail]);
+        }
+        writeln!(out, "{t}")?;
+        return Ok(());
+    }
+    let mut t = table(&["verdict", "outcome", "recorded at run time", "detail"]);
+    for (name, outcome, rec, detail) in rows {
+        let then = rec.map_or("-", |r| outcome_word(r.outcome));
+        t.add_row(vec![name, outcome, then, detail]);
     }
     writeln!(out, "{t}")?;
+    let differ = verdicts
+        .iter()
+        .filter(|v| at_run(&v.name).is_some_and(|r| r.outcome != v.outcome))
+        .count();
+    if differ > 0 {
+        writeln!(
+            out,
+            "{differ} verdict(s) differ from the run-time outcome (thresholds changed?)"
+        )?;
+    }
     Ok(())
 }

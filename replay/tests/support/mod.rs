@@ -30,6 +30,8 @@ pub struct Synth {
     /// Write run-queue snapshots every 200 ms; CPU 1's clock stops when `stall`.
     pub snapshots: bool,
     pub stall: bool,
+    /// Verdict records written just before `End`, as a live run writes them.
+    pub recorded: Vec<Verdict>,
 }
 
 impl Default for Synth {
@@ -44,6 +46,7 @@ impl Default for Synth {
             starve: false,
             snapshots: false,
             stall: false,
+            recorded: Vec::new(),
         }
     }
 }
@@ -262,6 +265,9 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
                 outcome: StepOutcome::Completed,
             },
         ));
+    }
+    for v in &s.recorded {
+        out.push((t, Record::Verdict(v.clone())));
     }
     out.push((t, Record::End(RunOutcome::Completed)));
     out

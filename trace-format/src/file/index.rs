@@ -82,4 +82,15 @@ impl Summary {
             metrics: self.metrics.finish(),
         }
     }
+
+    /// [`Summary::into_index`] of the records so far, keeping the summary.
+    pub fn to_index(&self, chunks: Vec<ChunkEntry>) -> Index {
+        Index {
+            chunks,
+            kind_counts: self.kind_counts.to_vec(),
+            outcome: self.outcome.clone(),
+            drops: self.drops,
+            metrics: self.metrics.snapshot(),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::codec::Encoder;
-use super::index::{ChunkEntry, Summary};
+use super::index::{ChunkEntry, Index, Summary};
 use super::layout::{
     CODEC_DELTA_V2, ChunkHeader, FileHeader, INDEX_SYNC, Trailer, put_frame, put_varint, to_u64,
     varint_len,
@@ -290,7 +290,25 @@ impl<S: Sink> TraceWriter<S> {
         self.flush_chunk()?;
         let index =
             core::mem::take(&mut self.summary).into_index(core::mem::take(&mut self.chunks));
-        let body = postcard::to_allocvec(&index).map_err(WriteError::Encode)?;
+        let tail = self.index_and_trailer(&index)?;
+        self.write(&tail)?;
+        self.sink_flush()?;
+        Ok(self.sink)
+    }
+
+    /// Flushes the open chunk and returns the index frame and trailer that
+    /// [`TraceWriter::finish`] would write now, without writing them: the
+    /// bytes written so far plus these read as a cleanly closed trace. Lets a
+    /// caller look at the run (e.g. judge it) before appending its last records.
+    pub fn closing_tail(&mut self) -> Result<Vec<u8>, WriteError> {
+        self.flush_chunk()?;
+        let index = self.summary.to_index(self.chunks.clone());
+        self.index_and_trailer(&index)
+    }
+
+    /// The index frame and trailer for `index` at the current offset.
+    fn index_and_trailer(&self, index: &Index) -> Result<Vec<u8>, WriteError> {
+        let body = postcard::to_allocvec(index).map_err(WriteError::Encode)?;
         let mut frame = Vec::with_capacity(body.len() + 16);
         frame.extend_from_slice(&INDEX_SYNC.to_le_bytes());
         put_frame(&mut frame, &body);
@@ -300,9 +318,7 @@ impl<S: Sink> TraceWriter<S> {
                 .map_err(|_| WriteError::TooLarge { len: frame.len() })?,
         };
         frame.extend_from_slice(&trailer.encode());
-        self.write(&frame)?;
-        self.sink_flush()?;
-        Ok(self.sink)
+        Ok(frame)
     }
 
     /// Records appended so far, including those in the open chunk.
