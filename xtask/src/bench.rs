@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use trace_format::scenario::Scenario;
 use vmm::backend::{ConsoleEvent, Vm};
-use vmm::qemu::{Accel, BootTuning, QemuConfig, QemuVm, detect_accel};
+use vmm::qemu::{Accel, BootTuning, Machine, QemuConfig, QemuVm, detect_accel};
 
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
 use crate::scenario_run::{boot_plan, kernel_hz, pack_initramfs, runtime_dir, smp_layout};
@@ -184,7 +184,7 @@ fn sides(
             } else {
                 ("kaslr", "KASLR")
             };
-            let via = if kernel.pvh && Some(&plan.image) == kernel.vmlinux.as_ref() {
+            let via = if kernel.pvh && Some(&plan.image) == kernel.pvh_image.as_ref() {
                 " via PVH"
             } else {
                 ""
@@ -383,7 +383,8 @@ fn print_header(
                     |b| b.display().to_string(),
                 );
                 println!(
-                    "{label}: -M pc -nodefaults -bios {bios}; kernel args +\"{} {}\"",
+                    "{label}: -M {} -nodefaults -bios {bios}; kernel args +\"{} {}\"",
+                    Machine::for_layout(&config.smp).name(),
                     t.cmdline(),
                     config.cmdline
                 );

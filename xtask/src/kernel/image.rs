@@ -51,6 +51,9 @@ pub struct KernelImage {
     pub vmlinux: Option<PathBuf>,
     /// The vmlinux has a PVH entry note.
     pub pvh: bool,
+    /// What boots through PVH: for the cache, a copy of the vmlinux without
+    /// debug info (QEMU reads ~20 MB per launch instead of ~110 MB); else the vmlinux.
+    pub pvh_image: Option<PathBuf>,
     pub config: ConfigSource,
     /// Required options the config lacks (empty when the config is unknown).
     pub missing: Vec<MissingOption>,
@@ -61,11 +64,14 @@ pub struct KernelImage {
 impl KernelImage {
     /// The image to boot: the vmlinux through PVH (no decompression) when it can, else the bzImage.
     pub fn boot_image(&self) -> &Path {
-        match (&self.vmlinux, &self.bzimage) {
+        match (&self.pvh_image, &self.bzimage) {
             (Some(v), _) if self.pvh => v,
             (_, Some(b)) => b,
             (Some(v), None) => v,
-            (None, None) => unreachable!("a KernelImage always has an image"),
+            (None, None) => self
+                .vmlinux
+                .as_deref()
+                .expect("a KernelImage always has an image"),
         }
     }
 
@@ -118,8 +124,41 @@ pub fn resolve(opts: &ResolveOpts) -> Result<KernelImage> {
         }
     };
     let mut image = from_parts(Some(dir.join("bzImage")), Some(dir.join("vmlinux")))?;
+    if image.pvh {
+        image.pvh_image = Some(stripped_copy(&dir));
+    }
     image.cache_dir = Some(dir);
     Ok(image)
+}
+
+/// `vmlinux.boot` in a cache entry: the vmlinux without debug sections, made
+/// once with `objcopy --strip-debug` (the same ELF loads and runs; symbols
+/// and DWARF are still read from the full vmlinux). Falls back to the vmlinux.
+fn stripped_copy(dir: &Path) -> PathBuf {
+    let full = dir.join("vmlinux");
+    let boot = dir.join("vmlinux.boot");
+    if boot.is_file() {
+        return boot;
+    }
+    let tmp = dir.join(format!("vmlinux.boot.{}", std::process::id()));
+    let made = std::process::Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(&full)
+        .arg(&tmp)
+        .status()
+        .is_ok_and(|s| s.success())
+        && matches!(detect(&tmp), Ok(ImageKind::Vmlinux { pvh: true }))
+        && fs::rename(&tmp, &boot).is_ok();
+    if made {
+        boot
+    } else {
+        let _ = fs::remove_file(&tmp);
+        eprintln!(
+            "note: could not strip {} (objcopy from binutils); booting it whole",
+            full.display()
+        );
+        full
+    }
 }
 
 /// A user's kernel: a bzImage or vmlinux file, or a directory (build tree or cache entry).
@@ -159,6 +198,7 @@ fn from_parts(bzimage: Option<PathBuf>, vmlinux: Option<PathBuf>) -> Result<Kern
     let missing = text.as_deref().map(check::check_config).unwrap_or_default();
     Ok(KernelImage {
         bzimage,
+        pvh_image: vmlinux.clone().filter(|_| pvh),
         vmlinux,
         pvh,
         config,
