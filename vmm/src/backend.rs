@@ -51,6 +51,13 @@ pub trait Vm {
     fn kill(&mut self);
     /// The backend as recorded in the trace.
     fn describe(&self) -> trace_format::meta::Backend;
+    /// Waits up to `timeout` for the guest to signal that records are waiting
+    /// (the ring doorbell); true when it did. Backends without a doorbell
+    /// just sleep `timeout`, so callers keep polling the ring either way.
+    fn wait_for_guest(&mut self, timeout: Duration) -> bool {
+        std::thread::sleep(timeout);
+        false
+    }
     /// Guest-physical RAM, for kernel introspection; `None` where the backend
     /// cannot share it.
     fn guest_memory(&self) -> Option<GuestMemory> {

@@ -21,6 +21,10 @@ use crate::console::{ConsoleSignal, ConsoleTail};
 use crate::introspect::Layout;
 use crate::introspect::live::{Access, Live};
 
+/// Longest wait between ring polls when the guest is quiet; the console,
+/// watchdog and stop requests are checked at least this often.
+const POLL_INTERVAL: Duration = Duration::from_millis(2);
+
 /// What to record and when to give up.
 #[derive(Debug)]
 pub struct RunOptions {
@@ -364,7 +368,9 @@ impl<V: Vm> Session<V> {
                 }
             }
             if !busy {
-                std::thread::sleep(Duration::from_millis(2));
+                // Returns early when the guest rings the doorbell (KVM), else
+                // sleeps the whole poll interval.
+                self.vm.wait_for_guest(POLL_INTERVAL);
             }
         }
     }

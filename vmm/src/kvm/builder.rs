@@ -21,8 +21,9 @@ use super::arch::boot::{self, ZeroPageInputs};
 use super::arch::cpuid::{CpuTopology, vcpu_entries};
 use super::arch::layout::*;
 use super::arch::{mptable, regs};
-use super::devices::Devices;
+use super::devices::doorbell::Doorbell;
 use super::devices::serial::Serial;
+use super::devices::{DOORBELL_PORT, Devices};
 use super::vstate::vcpu::{self, BootEntry, Control};
 use super::vstate::vm;
 use super::{KvmConfig, KvmError, KvmVm};
@@ -147,9 +148,13 @@ fn write(mem: &GuestMemoryMmap, gpa: u64, bytes: &[u8]) -> Result<(), KvmError> 
         .map_err(|e| KvmError::Layout(format!("writing {} bytes at {gpa:#x}: {e}", bytes.len())))
 }
 
-/// Creates the VM, loads everything, and starts the vCPU threads.
+/// Creates the VM, loads everything, and starts the vCPU threads. With
+/// `doorbell`, registers the ring doorbell's ioeventfd and, when that works,
+/// names its port on the command line (`schedtape.doorbell=`); otherwise the
+/// guest is not told and the host polls.
 pub fn build(
     config: &KvmConfig,
+    doorbell: bool,
     prepare: impl FnOnce(&crate::backend::GuestWindow),
 ) -> Result<KvmVm, KvmError> {
     let start = Instant::now();
@@ -163,6 +168,11 @@ pub fn build(
     }
     let kvm = Kvm::new().map_err(|e| KvmError::Open(e.to_string()))?;
     let vm = Arc::new(vm::create_vm(&kvm)?);
+    let doorbell = if doorbell {
+        Doorbell::register(&vm, DOORBELL_PORT)
+    } else {
+        Doorbell::unregistered(DOORBELL_PORT, "the doorbell was not asked for")
+    };
 
     let (ram, ram_regions, mem) = guest_ram(mem_size)?;
     let window_len = usize::try_from(WINDOW_SIZE).expect("4 MiB fits usize");
@@ -200,10 +210,13 @@ pub fn build(
         None => None,
     };
     let mut cmdline = Cmdline::new(CMDLINE_MAX).map_err(|e| KvmError::Cmdline(e.to_string()))?;
-    let full = format!(
+    let mut full = format!(
         "{} schedtape.ring={window_gpa:#x},{WINDOW_SIZE:#x}",
         config.cmdline.trim()
     );
+    if let Some(port) = doorbell.port() {
+        full.push_str(&format!(" schedtape.doorbell={port:#x}"));
+    }
     cmdline
         .insert_str(full.trim())
         .map_err(|e| KvmError::Cmdline(e.to_string()))?;
@@ -319,6 +332,7 @@ pub fn build(
         console_line: Vec::new(),
         watches: Default::default(),
         next_watch: 0,
+        doorbell,
     })
 }
 

@@ -3,7 +3,7 @@
 //! - [`arch`]: layout constants and pure writers (boot params, e820, page tables,
 //!   GDT, MP table, ACPI MADT/SRAT/FADT, CPUID topology), testable without KVM.
 //! - [`vstate`]: the VM and the vCPU threads with the freeze rendezvous.
-//! - [`devices`]: 16550 UARTs, i8042 reset, boot-timer and report ports.
+//! - [`devices`]: 16550 UARTs, i8042 reset, boot-timer, report and doorbell ports.
 //! - [`builder`]: composes them into a running [`KvmVm`].
 //! - [`probe`](mod@probe): tells hardware KVM from emulated KVM, for `--backend auto`, and
 //!   whether hardware write watchpoints are reported.
@@ -32,6 +32,7 @@ use vm_memory::GuestMemoryMmap;
 use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm, WatchHit, WatchId};
 use crate::introspect::{GuestMemory, Region};
 use devices::Devices;
+use devices::doorbell::Doorbell;
 pub use vstate::vcpu::VmExit;
 use vstate::vcpu::{Control, HwWatch, VcpuReply, VcpuRequest};
 use vstate::vm::KvmIoctlError;
@@ -103,6 +104,8 @@ pub struct KvmVm {
     /// Loaded watchpoints: address per debug register.
     watches: HwWatch,
     next_watch: u32,
+    /// The ring doorbell's ioeventfd, or why there is none.
+    doorbell: Doorbell,
 }
 
 impl std::fmt::Debug for KvmVm {
@@ -117,11 +120,21 @@ impl std::fmt::Debug for KvmVm {
 
 impl KvmVm {
     /// Builds the VM, lets `prepare` initialise the window, then starts the vCPUs.
+    /// The ring doorbell is registered where KVM allows (else the host polls).
     pub fn launch(
         config: &KvmConfig,
         prepare: impl FnOnce(&GuestWindow),
     ) -> Result<Self, KvmError> {
-        builder::build(config, prepare)
+        builder::build(config, true, prepare)
+    }
+
+    /// [`KvmVm::launch`] without the doorbell's ioeventfd: the polling fallback
+    /// taken when registration fails (guest doorbell writes exit and are ignored).
+    pub fn launch_polling(
+        config: &KvmConfig,
+        prepare: impl FnOnce(&GuestWindow),
+    ) -> Result<Self, KvmError> {
+        builder::build(config, false, prepare)
     }
 
     /// Guest RAM as vm-memory sees it (tests and loaders); introspection uses
@@ -182,6 +195,27 @@ impl KvmVm {
     /// Time since the VMM started building the VM.
     pub fn uptime(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// The doorbell port, when guest writes to it signal the host in the kernel.
+    pub fn doorbell_port(&self) -> Option<u16> {
+        self.doorbell.port()
+    }
+
+    /// Why there is no in-kernel doorbell (the host then polls the ring).
+    pub fn doorbell_error(&self) -> Option<&str> {
+        self.doorbell.error()
+    }
+
+    /// True when the guest rang the doorbell since the last
+    /// [`Vm::wait_for_guest`] (which drains it); does not drain.
+    pub fn doorbell_pending(&self) -> bool {
+        self.doorbell.pending()
+    }
+
+    /// Doorbell writes that exited to userspace (zero while the ioeventfd serves them).
+    pub fn doorbell_exits(&self) -> u64 {
+        self.devices().doorbell_exits
     }
 
     /// Hardware watchpoint hits dropped because they were not polled in time.
@@ -336,6 +370,12 @@ impl Vm for KvmVm {
 
     fn describe(&self) -> trace_format::meta::Backend {
         trace_format::meta::Backend::Kvm
+    }
+
+    /// Sleeps on the doorbell's eventfd (drained on wake-up); a plain sleep
+    /// when it could not be registered.
+    fn wait_for_guest(&mut self, timeout: Duration) -> bool {
+        self.doorbell.wait(timeout)
     }
 
     fn guest_memory(&self) -> Option<GuestMemory> {

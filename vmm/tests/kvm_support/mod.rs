@@ -99,15 +99,23 @@ pub fn launch(topology: Topology) -> KvmVm {
 
 /// [`launch`] with the PVH entry (`pvh`) or the 64-bit boot-protocol entry.
 pub fn launch_variant(topology: Topology, pvh: bool) -> KvmVm {
-    let config = KvmConfig {
+    KvmVm::launch(&config(topology, pvh), |_| {}).expect("launch the test guest")
+}
+
+/// [`launch`] without the doorbell's ioeventfd (the polling fallback).
+pub fn launch_polling(topology: Topology) -> KvmVm {
+    KvmVm::launch_polling(&config(topology, true), |_| {}).expect("launch the test guest")
+}
+
+fn config(topology: Topology, pvh: bool) -> KvmConfig {
+    KvmConfig {
         kernel: test_guest_variant(pvh).to_path_buf(),
         initrd: None,
         cmdline: format!("ncpus={}", topology.cpus()),
         topology,
         memory_mib: 64,
         stop_at_boot_mark: false,
-    };
-    KvmVm::launch(&config, |_| {}).expect("launch the test guest")
+    }
 }
 
 pub fn counter(vm: &KvmVm, s: Syms, cpu: u32) -> u64 {
@@ -128,11 +136,25 @@ pub fn cpus_up(vm: &KvmVm, s: Syms) -> u32 {
         .expect("read cpus_up")
 }
 
-/// Sets `guest_ctl.command` (1: halt, 2: reset).
+/// Sets `guest_ctl.command` (1: halt, 2: reset, 3: ring the doorbell once).
 pub fn command(vm: &KvmVm, s: Syms, cmd: u32) {
     vm.ram()
         .write_obj(cmd, GuestAddress(s.guest_ctl))
         .expect("write command");
+}
+
+/// `guest_ctl.command` as the guest left it (a ring resets 3 to 0).
+pub fn pending_command(vm: &KvmVm, s: Syms) -> u32 {
+    vm.ram()
+        .read_obj(GuestAddress(s.guest_ctl))
+        .expect("read command")
+}
+
+/// `guest_ctl.rings`: how often the guest rang the doorbell.
+pub fn rings(vm: &KvmVm, s: Syms) -> u32 {
+    vm.ram()
+        .read_obj(GuestAddress(s.guest_ctl + 12))
+        .expect("read rings")
 }
 
 /// Polls `f` until it holds or `timeout` passes.

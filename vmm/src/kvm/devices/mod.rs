@@ -1,6 +1,7 @@
 //! Port-mapped devices: two 16550 UARTs, the i8042 reset line, the boot-timer
-//! port, a report port for test guests, the ACPI PM1 registers, and the queue
-//! of hardware watchpoint hits.
+//! port, a report port for test guests, the ring doorbell, the ACPI PM1
+//! registers, and the queue of hardware watchpoint hits.
+pub mod doorbell;
 pub mod serial;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,11 @@ pub const I8042_COMMAND: u16 = 0x64;
 pub const BOOT_TIMER_PORT: u16 = 0x440;
 /// Report port: 32-bit writes are logged per vCPU (test guests report CPUID here).
 pub const REPORT_PORT: u16 = 0x444;
+/// Ring doorbell: a guest write of any width and value tells the host that
+/// records are waiting. Served in the kernel by an ioeventfd
+/// ([`doorbell::Doorbell`]); writes that still exit (registration failed) are
+/// counted and otherwise ignored, and the host polls.
+pub const DOORBELL_PORT: u16 = 0x448;
 
 /// ACPI PM1a event block (status, enable: 2 bytes each), as the FADT says.
 pub const PM1A_EVT_BLK: u16 = 0x600;
@@ -68,6 +74,8 @@ pub struct Devices {
     pub watch_hits: std::collections::VecDeque<WatchHit>,
     /// Hits dropped because nobody polled.
     pub watch_hits_dropped: u64,
+    /// Doorbell writes that exited to userspace (none while the ioeventfd is registered).
+    pub doorbell_exits: u64,
 }
 
 impl Devices {
@@ -82,6 +90,7 @@ impl Devices {
             watch_ids: [None; 4],
             watch_hits: std::collections::VecDeque::new(),
             watch_hits_dropped: 0,
+            doorbell_exits: 0,
         }
     }
 
@@ -127,6 +136,7 @@ impl Devices {
                 let word = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
                 self.reports.entry(cpu).or_default().push(word);
             }
+            DOORBELL_PORT => self.doorbell_exits += 1,
             _ => {}
         }
         PortAction::None
@@ -173,6 +183,12 @@ mod tests {
         assert_eq!(d.io_out(0, I8042_COMMAND, &[0xfe]), PortAction::Reset);
         d.io_out(3, REPORT_PORT, &7u32.to_le_bytes());
         d.io_out(0, BOOT_TIMER_PORT, &[1]);
+        assert_eq!(d.io_out(1, DOORBELL_PORT, &[1]), PortAction::None);
+        assert_eq!(
+            d.io_out(0, DOORBELL_PORT, &1u32.to_le_bytes()),
+            PortAction::None
+        );
+        assert_eq!(d.doorbell_exits, 2);
         assert_eq!(
             (d.com1.output.as_slice(), d.com2.output.as_slice()),
             (&b"x"[..], &b"y"[..])
