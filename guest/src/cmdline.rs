@@ -1,4 +1,5 @@
-//! The kernel command line: where the host put the ring window.
+//! The kernel command line: where the host put the ring window, and the
+//! optional doorbell port that wakes the host after a batch of records.
 
 /// The `schedtape.ring=<gpa>,<size>` parameter: a guest-physical window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,18 @@ pub fn ring_param(cmdline: &str) -> Result<Option<RingParam>, &'static str> {
         return Err("schedtape.ring: size is 0");
     }
     Ok(Some(RingParam { gpa, size }))
+}
+
+/// The `schedtape.doorbell=<port>` parameter (an x86 I/O port; the KVM
+/// backend adds it); `Ok(None)` when absent.
+pub fn doorbell_param(cmdline: &str) -> Result<Option<u16>, &'static str> {
+    let Some(value) = param(cmdline, "schedtape.doorbell") else {
+        return Ok(None);
+    };
+    parse_u64(value)
+        .and_then(|p| u16::try_from(p).ok())
+        .map(Some)
+        .ok_or("schedtape.doorbell: bad port")
 }
 
 /// The value of the last `key=value` argument of a command line.
@@ -67,5 +80,22 @@ mod tests {
             Some("qemu")
         );
         assert_eq!(param("schedtape.backendx=1", "schedtape.backend"), None);
+    }
+
+    #[test]
+    fn finds_the_doorbell() {
+        let line = "console=ttyS0 schedtape.ring=0x4000000,0x400000 schedtape.doorbell=0x448\n";
+        assert_eq!(doorbell_param(line), Ok(Some(0x448)));
+        assert_eq!(doorbell_param("schedtape.doorbell=1096"), Ok(Some(0x448)));
+        assert_eq!(doorbell_param("console=ttyS0 quiet"), Ok(None));
+        assert_eq!(doorbell_param("schedtape.doorbellx=0x448"), Ok(None));
+        // The last one wins, as for every parameter.
+        assert_eq!(
+            doorbell_param("schedtape.doorbell=0x448 schedtape.doorbell=0x80"),
+            Ok(Some(0x80))
+        );
+        assert!(doorbell_param("schedtape.doorbell=0x10000").is_err());
+        assert!(doorbell_param("schedtape.doorbell=").is_err());
+        assert!(doorbell_param("schedtape.doorbell=port").is_err());
     }
 }

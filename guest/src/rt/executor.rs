@@ -63,13 +63,13 @@ pub fn main() -> ! {
     let start = sys::now_ns();
     let notes = mount_all();
     ensure_console();
-    let (mut tx, ring_note) = Transport::open(start);
+    let (mut tx, ring_notes) = Transport::open(start);
     let release = rustix::system::uname()
         .release()
         .to_string_lossy()
         .into_owned();
     tx.hello(release);
-    for n in ring_note.into_iter().chain(notes) {
+    for n in ring_notes.into_iter().chain(notes) {
         tx.console(n);
     }
     let outcome = match load_scenario() {
@@ -320,6 +320,7 @@ impl Executor<'_> {
             self.service();
             let next_round = rounds.map_or(u64::MAX, |t| t.next);
             let now = self.tx.now();
+            self.tx.flush();
             self.payloads
                 .idle(sleep_for(now, &[end, self.sample_tick.next, next_round]));
         }
@@ -334,6 +335,7 @@ impl Executor<'_> {
             if now >= deadline {
                 return Ok(());
             }
+            self.tx.flush();
             self.payloads.idle(sleep_for(now, &[deadline]));
         }
     }
@@ -537,6 +539,7 @@ impl Executor<'_> {
                 self.sample_where(|_| true);
             }
             let now = self.tx.now();
+            self.tx.flush();
             self.payloads
                 .idle(sleep_for(now, &[self.time_up_ns, self.sample_tick.next]));
         }

@@ -1,5 +1,6 @@
 //! Thin system-call helpers: process control rustix keeps private (fork,
-//! exit, sched_setscheduler), clocks, sleeping, and whole-file reads/writes.
+//! exit, sched_setscheduler), I/O port access (ioperm), clocks, sleeping, and
+//! whole-file reads/writes.
 
 use alloc::vec::Vec;
 use core::arch::asm;
@@ -15,6 +16,7 @@ const SYS_SCHED_SETSCHEDULER: usize = 144;
 const SYS_CLONE: usize = 56;
 const SYS_EXIT_GROUP: usize = 231;
 const SYS_EXECVE: usize = 59;
+const SYS_IOPERM: usize = 173;
 const SIGCHLD: usize = 17;
 
 static IN_WORKER: AtomicBool = AtomicBool::new(false);
@@ -95,6 +97,38 @@ pub fn sched_setscheduler(pid: u32, policy: u32, priority: u32) -> Result<()> {
             lateout("rcx") _, lateout("r11") _, options(nostack));
     }
     ret(raw).map(|_| ())
+}
+
+/// One x86 I/O port this thread may write: constructed only once `ioperm(2)`
+/// granted it, so `out` cannot fault.
+#[derive(Debug)]
+pub struct IoPort(u16);
+
+impl IoPort {
+    /// Asks the kernel for access to `port` (needs CAP_SYS_RAWIO and a kernel
+    /// with `CONFIG_X86_IOPL_IOPERM`; ENOSYS without it).
+    pub fn claim(port: u16) -> Result<IoPort> {
+        let raw: isize;
+        // SAFETY: ioperm(from, num, turn_on) takes three integers and only
+        // changes this thread's I/O permission bitmap.
+        unsafe {
+            asm!("syscall",
+                inlateout("rax") SYS_IOPERM as isize => raw,
+                in("rdi") usize::from(port), in("rsi") 1usize, in("rdx") 1usize,
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ret(raw).map(|_| IoPort(port))
+    }
+
+    /// One `out` of a byte to the port.
+    pub fn write_u8(&self, value: u8) {
+        // SAFETY: `claim` obtained permission for exactly this port, so the
+        // instruction does not fault; it touches no memory and no flags.
+        unsafe {
+            asm!("out dx, al", in("dx") self.0, in("al") value,
+                options(nomem, nostack, preserves_flags));
+        }
+    }
 }
 
 /// `CLOCK_MONOTONIC`, ns.

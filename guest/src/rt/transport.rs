@@ -7,6 +7,12 @@
 //! retried with 1 ms sleeps for a bounded time, then the frame is dropped and
 //! the ring's drop counter (which the host reports) counts it. Frames lost for
 //! other reasons (too large to encode) are reported in a later `Record::Drop`.
+//!
+//! With `schedtape.doorbell=<port>` as well (the KVM backend's ioeventfd), the
+//! executor rings that port once per batch — before it sleeps, waits for a
+//! reply or for ring space, and after `Goodbye` — so the host wakes at once
+//! instead of at its next poll. The host polls anyway; without the port (or
+//! when `ioperm(2)` refuses it) nothing else changes.
 
 use alloc::string::String;
 use alloc::vec;
@@ -19,7 +25,7 @@ use trace_format::record::{ConsoleLine, ConsoleSource, DropReport, Record};
 use trace_format::ring::{Consumer, Direction, MAX_FRAME, Popped, Producer, RawMem};
 
 use super::sys;
-use crate::cmdline::{RingParam, ring_param};
+use crate::cmdline::{RingParam, doorbell_param, ring_param};
 use crate::{text, wire};
 
 /// How long a sample may wait for ring space before it is dropped.
@@ -53,6 +59,10 @@ pub struct Transport {
     next_id: u32,
     /// Replies received but not yet claimed: (request id, result).
     replies: Vec<(u32, Result<u64, String>)>,
+    /// The host's doorbell port, when the kernel let us write it.
+    doorbell: Option<sys::IoPort>,
+    /// Frames pushed since the doorbell last rang.
+    unrung: bool,
 }
 
 impl core::fmt::Debug for Transport {
@@ -60,23 +70,47 @@ impl core::fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("ring", &matches!(self.link, Link::Ring(_)))
             .field("lost", &self.lost)
+            .field("doorbell", &self.doorbell)
             .finish_non_exhaustive()
     }
 }
 
 impl Transport {
-    /// Attaches to the ring named on the command line, else uses the console.
-    /// Also returns a note for the trace when something went wrong.
-    pub fn open(start_ns: u64) -> (Transport, Option<String>) {
+    /// Attaches to the ring named on the command line, else uses the console,
+    /// and claims the doorbell port when one is named. Also returns notes for
+    /// the trace when something went wrong.
+    pub fn open(start_ns: u64) -> (Transport, Vec<String>) {
         let cmdline = sys::read_all("/proc/cmdline").unwrap_or_default();
         let cmdline = core::str::from_utf8(&cmdline).unwrap_or("");
-        let (link, note) = match ring_param(cmdline) {
-            Ok(None) => (Link::Console, None),
+        let mut notes = Vec::new();
+        let link = match ring_param(cmdline) {
+            Ok(None) => Link::Console,
             Ok(Some(p)) => match attach(p) {
-                Ok(ring) => (Link::Ring(ring), None),
-                Err(e) => (Link::Console, Some(e)),
+                Ok(ring) => Link::Ring(ring),
+                Err(e) => {
+                    notes.push(e);
+                    Link::Console
+                }
             },
-            Err(e) => (Link::Console, Some(String::from(e))),
+            Err(e) => {
+                notes.push(String::from(e));
+                Link::Console
+            }
+        };
+        let doorbell = match (&link, doorbell_param(cmdline)) {
+            (Link::Console, _) | (_, Ok(None)) => None,
+            (_, Ok(Some(port))) => sys::IoPort::claim(port)
+                .inspect_err(|e| {
+                    notes.push(alloc::format!(
+                        "doorbell port {port:#x} unusable (ioperm: {}); the host polls the ring",
+                        crate::errno::describe(e.raw_os_error())
+                    ));
+                })
+                .ok(),
+            (_, Err(e)) => {
+                notes.push(alloc::format!("{e}; the host polls the ring"));
+                None
+            }
         };
         let t = Transport {
             link,
@@ -87,8 +121,10 @@ impl Transport {
             stop: None,
             next_id: 1,
             replies: Vec::new(),
+            doorbell,
+            unrung: false,
         };
-        (t, note)
+        (t, notes)
     }
 
     /// True when records go to the host ring (not the console).
@@ -114,6 +150,13 @@ impl Transport {
     /// The last message, after `End`.
     pub fn goodbye(&mut self) {
         self.send_msg(&GuestMsg::Goodbye);
+        self.flush();
+    }
+
+    /// Rings the doorbell if frames were pushed since it last rang: call
+    /// once a batch is out, before sleeping or waiting on the host.
+    pub fn flush(&mut self) {
+        ring_doorbell(self.doorbell.as_ref(), &mut self.unrung);
     }
 
     /// Sends a record stamped now.
@@ -216,6 +259,7 @@ impl Transport {
             };
             ids.push((id, self.send_request(&msg)));
         }
+        self.flush();
         let deadline = sys::now_ns().saturating_add(REPLY_PATIENCE_NS);
         let mut out: Vec<Option<Result<u64, String>>> = ids
             .iter()
@@ -287,8 +331,12 @@ impl Transport {
         let need = u64::try_from((len + 8 + 7) & !7).unwrap_or(u64::MAX);
         let deadline = sys::now_ns().saturating_add(patience_ns);
         while ring.up.free() < need.saturating_mul(2) && sys::now_ns() < deadline {
+            // The host may be asleep on a full ring: wake it (once) to drain.
+            ring_doorbell(self.doorbell.as_ref(), &mut self.unrung);
             sys::sleep_ns(1_000_000);
         }
+        // Even a dropped frame counts: the host should see the drop counter.
+        self.unrung = true;
         ring.up.push(&self.buf[..len]).is_ok()
     }
 
@@ -304,6 +352,14 @@ impl Transport {
             self.lost = 0;
         }
     }
+}
+
+/// One `out` to the doorbell when anything was pushed since the last one.
+fn ring_doorbell(doorbell: Option<&sys::IoPort>, unrung: &mut bool) {
+    if let (Some(port), true) = (doorbell, *unrung) {
+        port.write_u8(1);
+    }
+    *unrung = false;
 }
 
 fn attach(p: RingParam) -> Result<Ring, String> {
