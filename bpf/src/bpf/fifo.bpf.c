@@ -92,51 +92,17 @@ s32 BPF_PROG(fifo_init)
 	return scx_bpf_create_dsq(SHARED_DSQ, -1);
 }
 
-/*
- * Kernel strings are copied a word at a time: bpf_probe_read_kernel_str needs
- * CONFIG_BPF_EVENTS, which the project kernel leaves out, while loads through
- * a bpf_rdonly_cast() pointer are fault-safe and always allowed.
- */
-static bool has_zero_byte(u64 v)
-{
-	return ((v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL) != 0;
-}
-
-static u64 kernel_word(u64 addr)
-{
-	struct rb_node *w = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct rb_node));
-
-	return w->__rb_parent_color;
-}
-
-/* One bpf_loop callback per destination: the verifier needs constant bounds. */
-#define DEFINE_COPY(dst)                                                   \
-	static long copy_##dst(u64 i, void *ctx)                           \
-	{                                                                  \
-		u64 v;                                                     \
-		if (i >= sizeof(dst) / 8 - 1)                              \
-			return 1;                                          \
-		v = kernel_word(*(u64 *)ctx + i * 8);                      \
-		((u64 *)dst)[i] = v;                                       \
-		return has_zero_byte(v);                                   \
-	}
-DEFINE_COPY(exit_reason)
-DEFINE_COPY(exit_msg)
-DEFINE_COPY(exit_dump)
-
+/* Like UEI_RECORD in scx's headers: the kernel strings are copied with
+ * bpf_probe_read_kernel_str, so loading this scheduler also checks that the
+ * kernel offers the helper (CONFIG_BPF_EVENTS). */
 SEC("struct_ops/fifo_exit")
 void BPF_PROG(fifo_exit, struct scx_exit_info *ei)
 {
-	u64 src;
-
 	exit_kind = ei->kind;
 	exit_code = ei->exit_code;
-	src = (u64)ei->reason;
-	bpf_loop(sizeof(exit_reason) / 8, copy_exit_reason, &src, 0);
-	src = (u64)ei->msg;
-	bpf_loop(sizeof(exit_msg) / 8, copy_exit_msg, &src, 0);
-	src = (u64)ei->dump;
-	bpf_loop(sizeof(exit_dump) / 8, copy_exit_dump, &src, 0);
+	bpf_probe_read_kernel_str(exit_reason, sizeof(exit_reason), ei->reason);
+	bpf_probe_read_kernel_str(exit_msg, sizeof(exit_msg), ei->msg);
+	bpf_probe_read_kernel_str(exit_dump, sizeof(exit_dump), ei->dump);
 	exited = true;
 }
 

@@ -63,12 +63,6 @@ struct scx_exit_info {
 	char *dump;
 } CORE;
 
-/* Any kernel struct whose first member is an 8-byte scalar serves to read
- * kernel memory a word at a time through bpf_rdonly_cast() (see fifo.bpf.c). */
-struct rb_node {
-	unsigned long __rb_parent_color;
-} CORE;
-
 /* Function-pointer members are filled with the programs placed in them. */
 struct sched_ext_ops {
 	s32 (*select_cpu)(struct task_struct *p, s32 prev_cpu, u64 wake_flags);
@@ -92,6 +86,5 @@ void scx_bpf_dispatch(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flag
 bool scx_bpf_consume(u64 dsq_id) __ksym;
 s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
 			   bool *is_idle) __ksym;
-void *bpf_rdonly_cast(const void *obj__ign, u32 btf_id) __ksym;
 
 #endif

@@ -27,6 +27,10 @@ pub const REQUIRED: &[Required] = &[
         why: "loading BPF schedulers",
     },
     Required {
+        name: "BPF_EVENTS",
+        why: "bpf_probe_read_kernel_str and bpf_printk, which sched_ext schedulers call",
+    },
+    Required {
         name: "DEBUG_INFO_BTF",
         why: "sched_ext and libbpf need kernel BTF",
     },
