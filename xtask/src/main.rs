@@ -2,6 +2,7 @@
 mod bench;
 mod bench_introspect;
 mod bench_vmm;
+mod bundle;
 mod guest;
 mod identity;
 mod initramfs;
@@ -43,6 +44,8 @@ enum Cmd {
         #[command(flatten)]
         args: Box<scenario_run::RunArgs>,
     },
+    /// Gather what a run needs on a machine without Rust (this program, /init, the kernel).
+    Bundle(bundle::BundleArgs),
     /// Measure the project against its goals.
     Bench {
         #[command(subcommand)]
@@ -88,6 +91,7 @@ fn run(args: Args) -> Result<ExitCode> {
         } => Ok(scenario_run::run(&args)),
         Cmd::Run { what: None, args } => Ok(scenario_run::run(&args)),
         Cmd::Test(args) => test_cmd::run(&args),
+        Cmd::Bundle(args) => bundle::run(&args).map(|()| ExitCode::SUCCESS),
         Cmd::Bench {
             what: BenchWhat::Boot(args),
         } => bench::boot(&args),
@@ -100,8 +104,13 @@ fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-/// The workspace this xtask belongs to.
+/// The workspace this xtask belongs to: `$SCHEDTAPE_ROOT`, else the tree it
+/// was built in, else (a binary carried to another machine) the current directory.
 fn workspace_root() -> std::path::PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    let built_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built_in = built_in.parent().unwrap_or(built_in).to_path_buf();
+    std::env::var_os("SCHEDTAPE_ROOT")
+        .map(std::path::PathBuf::from)
+        .or_else(|| (!built_in.join("fixtures").is_dir()).then(|| std::env::current_dir().ok())?)
+        .unwrap_or(built_in)
 }

@@ -102,9 +102,5 @@ fn print_image(image: &KernelImage) {
 
 /// `fixtures/kernel/schedtape.config` in this workspace.
 pub fn fragment_path() -> PathBuf {
-    let xtask = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask
-        .parent()
-        .unwrap_or(xtask)
-        .join("fixtures/kernel/schedtape.config")
+    crate::workspace_root().join("fixtures/kernel/schedtape.config")
 }

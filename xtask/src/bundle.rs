@@ -1,0 +1,98 @@
+//! `cargo xtask bundle`: what a run needs on a machine without a Rust toolchain
+//! (a lent hardware-KVM box, say), small enough to carry: this program without
+//! debug info, the guest `/init`, and the kernel (bzImage, the vmlinux without
+//! DWARF, its .config). Run it there from a copy of the source tree, which holds
+//! the scenarios and the kernel fragment.
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::kernel::{BuildOpts, ConfigSource, ResolveOpts, resolve};
+use crate::{guest, workspace_root};
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// Directory to fill (created; files in it are replaced).
+    #[arg(short, long, default_value = "target/bundle")]
+    pub output: PathBuf,
+    /// Kernel to bundle: a bzImage, a vmlinux, or a directory holding them (default: the cached build).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+}
+
+pub fn run(args: &BundleArgs) -> Result<()> {
+    let root = workspace_root();
+    let out = root.join(&args.output);
+    let kdir = out.join("kernel");
+    fs::create_dir_all(&kdir).with_context(|| format!("cannot create {}", kdir.display()))?;
+
+    let kernel = resolve(&ResolveOpts {
+        kernel: args.kernel.clone(),
+        build: BuildOpts::default(),
+        build_if_missing: true,
+    })?;
+    if let Some(bz) = &kernel.bzimage {
+        copy(bz, &kdir.join("bzImage"))?;
+    }
+    if let Some(v) = &kernel.vmlinux {
+        strip_into(v, &kdir.join("vmlinux"))?;
+    }
+    if let ConfigSource::File(config) = &kernel.config {
+        copy(config, &kdir.join(".config"))?;
+    }
+    let init = guest::build(&root)?;
+    copy(&init, &out.join("schedtape-init"))?;
+    let me = std::env::current_exe().context("cannot find this program")?;
+    strip_into(&me, &out.join("xtask"))?;
+
+    let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
+    eprintln!("bundle in {} ({:.1} MB):", out.display(), dir_mb(&out));
+    eprintln!(
+        "  on the other machine, from a copy of this tree:\n  \
+         {0}/xtask run scenario smoke --init {0}/schedtape-init --kernel {0}/kernel --backend kvm",
+        rel(&out)
+    );
+    eprintln!(
+        "  (its vmlinux has no DWARF: run-queue snapshots are off; add the full vmlinux with --vmlinux for them)"
+    );
+    Ok(())
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    fs::copy(from, to)
+        .map(drop)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
+}
+
+/// `objcopy --strip-debug FROM TO`: the same program or kernel without debug sections.
+fn strip_into(from: &Path, to: &Path) -> Result<()> {
+    let status = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("cannot run objcopy (install binutils)")?;
+    if !status.success() {
+        bail!("objcopy --strip-debug {} failed: {status}", from.display());
+    }
+    Ok(())
+}
+
+fn dir_mb(dir: &Path) -> f64 {
+    fn walk(dir: &Path) -> u64 {
+        fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+    }
+    walk(dir) as f64 / 1e6
+}
