@@ -26,12 +26,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use builder::ScenarioBuilder;
 pub use cgroup::{CgroupDef, CpuMax, CpusetError, CpusetSpec};
 pub use op::{IrqSelector, KernelRead, KernelWrite, Op, OpKind, SpawnPlacement};
-pub use thresholds::{DiffLimits, Ppm, ThresholdsSpec, VERDICT_NAMES, VerdictLimits};
+pub use thresholds::{DiffLimits, ThresholdsSpec, VERDICT_NAMES, VerdictLimits};
 #[cfg(feature = "std")]
 pub use toml::ScenarioFileError;
 pub use topology::{CpuList, CpuLocation, MAX_CPUS, Topology, TopologyParseError};
 pub use units::{
-    Fraction, FractionError, NS_PER_MS, NS_PER_SEC, NS_PER_US, format_duration, parse_bytes,
+    Fraction, FractionError, NS_PER_MS, NS_PER_SEC, NS_PER_US, Ppm, format_duration, parse_bytes,
     parse_duration,
 };
 pub use validate::{MAX_SNAPSHOT_WATCHES, Problem, ScenarioError};

@@ -89,57 +89,125 @@ impl Fraction {
     }
 }
 
+/// Display, serde and TOML reading shared by the parts-per-million types:
+/// `value` millionths, written as the shortest exact decimal.
+fn fmt_millionths(value: u32, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let (int, frac) = (value / 1_000_000, value % 1_000_000);
+    if frac == 0 {
+        return write!(f, "{int}");
+    }
+    let digits = format!("{frac:06}");
+    write!(f, "{int}.{}", digits.trim_end_matches('0'))
+}
+
+/// An integer in binary formats, a float in human-readable ones.
+fn serialize_millionths<S: Serializer>(value: u32, s: S) -> Result<S::Ok, S::Error> {
+    if s.is_human_readable() {
+        s.serialize_f64(f64::from(value) / 1e6)
+    } else {
+        s.serialize_u32(value)
+    }
+}
+
+/// Reads what [`serialize_millionths`] wrote; in human-readable formats any
+/// number goes through `parse`, whose error becomes the message.
+fn deserialize_millionths<'de, D: Deserializer<'de>, T>(
+    d: D,
+    from_raw: fn(u32) -> T,
+    expecting: &'static str,
+    parse: fn(f64) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    if !d.is_human_readable() {
+        return u32::deserialize(d).map(from_raw);
+    }
+    struct V<T> {
+        expecting: &'static str,
+        parse: fn(f64) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            #[allow(clippy::cast_precision_loss)] // only range-checked
+            self.visit_f64(v as f64)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            #[allow(clippy::cast_precision_loss)] // only range-checked
+            self.visit_f64(v as f64)
+        }
+    }
+    d.deserialize_any(V { expecting, parse })
+}
+
 impl fmt::Display for Fraction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (int, frac) = (self.0 / 1_000_000, self.0 % 1_000_000);
-        if frac == 0 {
-            return write!(f, "{int}");
-        }
-        let digits = format!("{frac:06}");
-        write!(f, "{int}.{}", digits.trim_end_matches('0'))
+        fmt_millionths(self.0, f)
     }
 }
 
 impl Serialize for Fraction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_f64(self.as_f64())
-        } else {
-            s.serialize_u32(self.0)
-        }
+        serialize_millionths(self.0, s)
     }
 }
 
 impl<'de> Deserialize<'de> for Fraction {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if !d.is_human_readable() {
-            return u32::deserialize(d).map(Fraction);
+        deserialize_millionths(d, Fraction, "a fraction between 0 and 1, e.g. 0.5", |v| {
+            Fraction::from_f64(v)
+                .map_err(|e| format!("fraction {v} {e}; use a value between 0 and 1"))
+        })
+    }
+}
+
+/// A non-negative decimal in parts per million (`2.5` is `Ppm(2_500_000)`):
+/// an integer in the binary form, a number in TOML. No NaN can exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ppm(pub u32);
+
+impl Ppm {
+    /// Largest value: 4294.967295.
+    pub const MAX: Ppm = Ppm(u32::MAX);
+
+    /// `f` rounded to the nearest ppm; `None` when negative, not finite or above [`Ppm::MAX`].
+    pub fn from_f64(f: f64) -> Option<Ppm> {
+        if !f.is_finite() || f < 0.0 || f > Self::MAX.as_f64() {
+            return None;
         }
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Fraction;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a fraction between 0 and 1, e.g. 0.5")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Fraction, E> {
-                Fraction::from_f64(v).map_err(|e| {
-                    E::custom(format!("fraction {v} {e}; use a value between 0 and 1"))
-                })
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Fraction, E> {
-                match v {
-                    0 => Ok(Fraction::ZERO),
-                    1 => Ok(Fraction::ONE),
-                    _ => Err(E::custom(format!(
-                        "fraction {v} is out of range; use a value between 0 and 1"
-                    ))),
-                }
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Fraction, E> {
-                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
-            }
-        }
-        d.deserialize_any(V)
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        // f is in 0.0..=4294.967295, so the rounded product fits in u32.
+        let ppm = (f * 1e6 + 0.5).min(f64::from(u32::MAX)) as u32;
+        Some(Ppm(ppm))
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.0) / 1e6
+    }
+}
+
+impl fmt::Display for Ppm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_millionths(self.0, f)
+    }
+}
+
+impl Serialize for Ppm {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_millionths(self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ppm {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_millionths(d, Ppm, "a non-negative number, e.g. 1.5", |v| {
+            Ppm::from_f64(v)
+                .ok_or_else(|| format!("{v} is out of range 0..={}; use e.g. 1.5", Ppm::MAX))
+        })
     }
 }
 

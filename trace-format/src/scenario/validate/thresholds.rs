@@ -5,7 +5,8 @@ use alloc::format;
 use alloc::string::String;
 
 use super::{Problem, Validator};
-use crate::scenario::thresholds::{DiffLimits, Ppm, VERDICT_NAMES, VerdictLimits};
+use crate::scenario::thresholds::{DiffLimits, VERDICT_NAMES, VerdictLimits};
+use crate::scenario::units::Ppm;
 
 const AT: &str = "scenario";
 
