@@ -15,6 +15,12 @@ const IIR_FIFO: u8 = 0xc0;
 const LSR_THRE_TEMT: u8 = 0x60;
 const MSR_DCD_DSR_CTS: u8 = 0xb0;
 
+/// The modem status in loopback: the modem outputs drive the inputs
+/// (DTR→DSR, RTS→CTS, OUT1→RI, OUT2→DCD), no deltas.
+fn loopback_msr(mcr: u8) -> u8 {
+    ((mcr & 0x01) << 5) | ((mcr & 0x02) << 3) | ((mcr & 0x0c) << 4)
+}
+
 /// One UART; `irq` pulses its interrupt line.
 pub struct Serial {
     ier: u8,
@@ -108,7 +114,7 @@ impl Serial {
             3 => self.lcr,
             4 => self.mcr,
             5 => LSR_THRE_TEMT,
-            6 if self.mcr & MCR_LOOP != 0 => (self.mcr & 0x0f) << 4,
+            6 if self.mcr & MCR_LOOP != 0 => loopback_msr(self.mcr),
             6 => MSR_DCD_DSR_CTS,
             7 => self.scr,
             _ => 0xff,
@@ -144,5 +150,59 @@ mod tests {
         s.write(0, b'i');
         assert_eq!(pulses.load(Ordering::Relaxed), 2);
         assert_eq!(s.output, b"hi");
+    }
+
+    #[test]
+    fn loopback_maps_modem_outputs_to_inputs() {
+        let mut s = Serial::new(Box::new(|| {}));
+        // Linux's 8250 loopback check: RTS|OUT2 must read back as DCD|CTS.
+        s.write(4, MCR_LOOP | 0x0a);
+        assert_eq!(s.read(6) & 0xf0, 0x90);
+        s.write(4, MCR_LOOP | 0x01); // DTR -> DSR
+        assert_eq!(s.read(6), 0x20);
+        s.write(4, MCR_LOOP | 0x04); // OUT1 -> RI
+        assert_eq!(s.read(6), 0x40);
+        // Nothing is transmitted in loopback.
+        s.write(0, b'x');
+        assert!(s.output.is_empty());
+        s.write(4, 0x08);
+        assert_eq!(s.read(6), MSR_DCD_DSR_CTS);
+    }
+
+    #[test]
+    fn linux_8250_startup_sees_a_working_thre_interrupt() {
+        // serial8250_do_startup's two THRE tests (UART_BUG_THRE, UART_BUG_TXEN)
+        // and then a transmit that ends with the driver masking THRI.
+        let pulses = Arc::new(AtomicU32::new(0));
+        let p = Arc::clone(&pulses);
+        let mut s = Serial::new(Box::new(move || {
+            p.fetch_add(1, Ordering::Relaxed);
+        }));
+        s.write(2, 0x01); // FIFO on
+        s.write(1, IER_THRI);
+        let iir1 = s.read(2);
+        s.write(1, 0);
+        s.write(1, IER_THRI);
+        let iir = s.read(2);
+        s.write(1, 0);
+        assert_eq!((iir1 & IIR_NONE, iir & IIR_NONE), (0, 0), "THRE reasserts");
+        assert_eq!(iir1 & 0x0f, IIR_THRI);
+        s.write(1, IER_THRI);
+        let lsr = s.read(5);
+        let iir = s.read(2);
+        s.write(1, 0);
+        assert!(lsr & 0x40 != 0 && iir & IIR_NONE == 0, "no TXEN bug");
+        assert_eq!(pulses.load(Ordering::Relaxed), 3);
+        // uart_start_tx: enable THRI -> interrupt -> IIR says THRE -> write -> again.
+        s.write(1, 0x05); // RDI | RLSI ...
+        s.write(1, 0x07); // ... | THRI
+        assert_eq!(pulses.load(Ordering::Relaxed), 4);
+        assert_eq!(s.read(2), IIR_FIFO | IIR_THRI);
+        s.write(0, b'a');
+        assert_eq!(pulses.load(Ordering::Relaxed), 5);
+        assert_eq!(s.read(2), IIR_FIFO | IIR_THRI);
+        s.write(1, 0x05); // buffer empty: THRI off
+        assert_eq!(s.read(2), IIR_FIFO | IIR_NONE);
+        assert_eq!(s.output, b"a");
     }
 }
