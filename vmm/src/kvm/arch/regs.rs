@@ -26,14 +26,19 @@ pub const DATA_SEL: u16 = 0x10;
 /// Selector of the TSS.
 pub const TSS_SEL: u16 = 0x18;
 
-/// The boot GDT: null, code (64-bit, or 32-bit for PVH), data, TSS.
+/// The boot GDT: null, code (64-bit, or 32-bit for PVH), data, TSS. The PVH
+/// ABI asks for a busy 32-bit TSS with base 0 and limit 0x67.
 pub fn gdt(long_mode: bool) -> [u64; 4] {
-    let code = if long_mode { 0xa09b } else { 0xc09b };
+    let (code, tss) = if long_mode {
+        (0xa09b, gdt_entry(0x808b, 0, 0xfffff))
+    } else {
+        (0xc09b, gdt_entry(0x008b, 0, 0x67))
+    };
     [
         0,
         gdt_entry(code, 0, 0xfffff),
         gdt_entry(0xc093, 0, 0xfffff),
-        gdt_entry(0x808b, 0, 0xfffff),
+        tss,
     ]
 }
 
@@ -116,7 +121,9 @@ pub fn boot_sregs(sregs: &mut kvm_sregs, long_mode: bool) {
     sregs.gs = data;
     sregs.ss = data;
     sregs.tr = segment(TSS_SEL, table[3]);
-    sregs.cr0 = (sregs.cr0 | CR0_PE | CR0_ET) & !CR0_PG;
+    // Protected mode and nothing else: KVM's reset value also has CD and NW
+    // (caches off), which the PVH ABI wants cleared ("all other writable bits").
+    sregs.cr0 = CR0_PE | CR0_ET;
     if long_mode {
         sregs.cr3 = PML4_ADDR;
         sregs.cr4 |= CR4_PAE;
@@ -183,16 +190,41 @@ mod tests {
     }
 
     #[test]
-    fn long_mode_sregs_enable_paging() {
-        let mut s = kvm_sregs::default();
+    fn entry_sregs_follow_the_boot_protocols() {
+        // Starting from KVM's reset CR0 (CD|NW|ET): caches end up enabled.
+        let reset = || kvm_sregs {
+            cr0: 0x6000_0010,
+            ..Default::default()
+        };
+        let mut s = reset();
         boot_sregs(&mut s, true);
-        assert_eq!(s.cr0 & (CR0_PE | CR0_PG), CR0_PE | CR0_PG);
+        assert_eq!(s.cr0, CR0_PG | CR0_ET | CR0_PE);
         assert_eq!(s.efer & (EFER_LME | EFER_LMA), EFER_LME | EFER_LMA);
+        assert_eq!(s.cr4 & CR4_PAE, CR4_PAE);
         assert_eq!(s.cr3, PML4_ADDR);
-        let mut p = kvm_sregs::default();
+        assert_eq!((s.cs.l, s.cs.db, s.cs.selector), (1, 0, CODE_SEL));
+        assert_eq!(boot_regs(0x1000, true, 0).rsi, ZERO_PAGE_ADDR);
+
+        let mut p = reset();
         boot_sregs(&mut p, false);
-        assert_eq!(p.cr0 & CR0_PG, 0);
+        assert_eq!(p.cr0, CR0_PE | CR0_ET, "PVH: PE, other writable bits clear");
+        assert_eq!((p.cr4, p.efer), (0, 0));
         assert_eq!((p.cs.db, p.cs.l), (1, 0));
-        assert_eq!(boot_regs(0x1000, false, 0x6000).rbx, 0x6000);
+        assert_eq!((p.cs.base, p.cs.limit), (0, 0xffff_ffff));
+        assert_eq!((p.ds.db, p.ds.base, p.ds.limit), (1, 0, 0xffff_ffff));
+        // PVH: a busy 32-bit TSS, base 0, limit 0x67.
+        assert_eq!(
+            (
+                p.tr.type_,
+                p.tr.s,
+                p.tr.present,
+                p.tr.base,
+                p.tr.limit,
+                p.tr.g
+            ),
+            (0xb, 0, 1, 0, 0x67, 0)
+        );
+        let r = boot_regs(0x1000, false, 0x6000);
+        assert_eq!((r.rbx, r.rip, r.rflags), (0x6000, 0x1000, 2));
     }
 }
