@@ -37,6 +37,7 @@ const BZIMAGE_ENTRY64: u64 = 0x200;
 pub struct LoadedKernel {
     pub entry: BootEntry,
     pub setup_header: Option<loader::bootparam::setup_header>,
+    /// First byte above the kernel (for a bzImage: above its decompression buffer).
     pub end: u64,
 }
 
@@ -69,6 +70,11 @@ pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel, K
         })
     } else {
         let r = BzImage::load(mem, None, &mut file, himem).map_err(|e| err(e.to_string()))?;
+        // What the kernel writes while it decompresses, not just what was loaded:
+        // the initramfs goes above it.
+        let end = r
+            .setup_header
+            .map_or(r.kernel_end, |h| boot::bzimage_end(&h, r.kernel_end));
         Ok(LoadedKernel {
             entry: BootEntry {
                 entry: r.kernel_load.0 + BZIMAGE_ENTRY64,
@@ -76,7 +82,7 @@ pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel, K
                 pvh_info: 0,
             },
             setup_header: r.setup_header,
-            end: r.kernel_end,
+            end,
         })
     }
 }
@@ -97,7 +103,11 @@ fn load_initrd(
         .checked_sub(size)
         .map(|a| a & !0xfff)
         .filter(|&a| a >= kernel_end);
-    let gpa = gpa.ok_or_else(|| err(format!("{size} bytes do not fit in guest RAM")))?;
+    let gpa = gpa.ok_or_else(|| {
+        err(format!(
+            "{size} bytes do not fit in guest RAM between the kernel (up to {kernel_end:#x}) and {top:#x}"
+        ))
+    })?;
     mem.write_slice(&data, GuestAddress(gpa))
         .map_err(|e| err(e.to_string()))?;
     Ok((gpa, size))
@@ -348,6 +358,47 @@ fn irq_pulse(vm: &Arc<VmFd>, irq: u32) -> Box<dyn FnMut() + Send> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file named `name` in some cache entry of the project kernel, if built.
+    fn cached_kernel_file(name: &str) -> Option<std::path::PathBuf> {
+        let home = std::env::var_os("HOME")?;
+        let dir = Path::new(&home).join(".cache/schedtape/kernels");
+        let found = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join(name))
+            .find(|p| p.exists());
+        if found.is_none() {
+            eprintln!("skipped: no cached {name} under {}", dir.display());
+        }
+        found
+    }
+
+    #[test]
+    fn a_cached_bzimage_loads_for_the_64bit_entry_with_its_buffer_reserved() {
+        let Some(bz) = cached_kernel_file("bzImage") else {
+            return;
+        };
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 256 << 20)]).unwrap();
+        let k = load_kernel(&mem, &bz).unwrap();
+        let hdr = k.setup_header.expect("a bzImage has a setup header");
+        assert!(k.entry.long_mode);
+        assert_eq!(k.entry.entry, u64::from(hdr.code32_start) + 0x200);
+        assert!(hdr.version >= 0x20c, "64-bit entry needs protocol 2.12+");
+        assert_ne!(hdr.xloadflags & 1, 0, "XLF_KERNEL_64");
+        assert!(k.end >= hdr.pref_address + u64::from(hdr.init_size));
+        // The initramfs lands above the decompression buffer, or does not load.
+        let dir = tempfile::tempdir().unwrap();
+        let initrd = dir.path().join("initrd");
+        std::fs::write(&initrd, vec![7u8; 1 << 20]).unwrap();
+        let (gpa, size) = load_initrd(&mem, &initrd, 256 << 20, k.end, 0x7fff_ffff).unwrap();
+        assert!(gpa >= k.end && gpa + size <= 256 << 20);
+        std::fs::write(&initrd, vec![7u8; 40 << 20]).unwrap();
+        let small = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let k = load_kernel(&small, &bz).unwrap();
+        assert!(load_initrd(&small, &initrd, 64 << 20, k.end, 0x7fff_ffff).is_err());
+    }
 
     #[test]
     fn loads_the_cached_vmlinux_through_its_pvh_note() {

@@ -49,6 +49,24 @@ pub fn e820_map(mem_size: u64, window: (u64, u64)) -> Vec<E820Entry> {
     map
 }
 
+/// The `kernel_alignment` the zero page gives a relocatable bzImage (16 MiB,
+/// as Firecracker does; at least what any x86-64 kernel asks for).
+pub const KERNEL_ALIGNMENT: u32 = 0x0100_0000;
+
+/// First byte above what a bzImage loaded at `hdr.code32_start` (ending at
+/// `loaded_end`) uses before it has picked its final place: its 64-bit entry
+/// copies the compressed kernel into a buffer of `init_size` bytes starting
+/// at the load address rounded up to [`KERNEL_ALIGNMENT`], or at the
+/// preferred address (`LOAD_PHYSICAL_ADDR`) if that is higher, and
+/// decompresses there when KASLR is off. Only the later KASLR choice avoids
+/// the initramfs, so the initramfs must start above this.
+pub fn bzimage_end(hdr: &setup_header, loaded_end: u64) -> u64 {
+    let load = u64::from(hdr.code32_start);
+    let aligned = load.next_multiple_of(u64::from(KERNEL_ALIGNMENT));
+    let buffer = aligned.max(hdr.pref_address);
+    loaded_end.max(buffer + u64::from(hdr.init_size))
+}
+
 /// Kernel-specific inputs of the zero page.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ZeroPageInputs {
@@ -80,7 +98,7 @@ pub fn zero_page(inputs: &ZeroPageInputs, e820: &[E820Entry]) -> Result<boot_par
     params.hdr.type_of_loader = 0xff; // "undefined" boot loader
     params.hdr.boot_flag = 0xaa55;
     params.hdr.header = 0x5372_6448; // "HdrS"
-    params.hdr.kernel_alignment = 0x0100_0000;
+    params.hdr.kernel_alignment = KERNEL_ALIGNMENT;
     params.hdr.cmd_line_ptr = inputs.cmdline_addr;
     params.hdr.cmdline_size = inputs.cmdline_len;
     if let Some((addr, size)) = inputs.initrd {
@@ -251,5 +269,26 @@ mod tests {
         assert_eq!(u64_at(&mm, 48), 0x10_0000);
         assert_eq!(u32_at(&mm, 72 + 16), E820_RESERVED);
         assert_eq!(pvh_module((1, 2)).len(), 32);
+    }
+
+    #[test]
+    fn bzimage_end_covers_the_decompression_buffer() {
+        // The project kernel's header: loaded at 1 MiB, 16 MiB preferred, 20 MiB init_size.
+        let hdr = setup_header {
+            code32_start: 0x10_0000,
+            pref_address: 0x100_0000,
+            init_size: 0x143_c000,
+            ..Default::default()
+        };
+        assert_eq!(bzimage_end(&hdr, 0x53_0000), 0x100_0000 + 0x143_c000);
+        // A compressed image reaching past the buffer keeps its own end.
+        assert_eq!(bzimage_end(&hdr, 0x300_0000), 0x300_0000);
+        // Without a preferred address the buffer starts at the aligned load address.
+        let low = setup_header {
+            code32_start: 0x10_0000,
+            init_size: 0x10_0000,
+            ..Default::default()
+        };
+        assert_eq!(bzimage_end(&low, 0x20_0000), 0x110_0000);
     }
 }
