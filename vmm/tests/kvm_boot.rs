@@ -74,6 +74,18 @@ fn boot_variant_and_check(topology: Topology, pvh: bool) {
             1 << topo.llc_shift(),
             "L3 sharing"
         );
+        // What Linux needs to find KVM (kvmclock, PV features): the
+        // hypervisor bit and the signature leaf; and no invariant TSC, so
+        // kvm-clock stays its clocksource across freezes.
+        assert_ne!(l1[2] & (1 << 31), 0, "vCPU {vcpu}: hypervisor bit");
+        let sig = r.cpuid[&(0x4000_0000, 0)];
+        assert_eq!(
+            [sig[1], sig[2], sig[3]],
+            [0x4b4d_564b, 0x564b_4d56, 0x4d],
+            "vCPU {vcpu}: KVMKVMKVM"
+        );
+        assert_ne!(r.cpuid[&(0x4000_0001, 0)][0] & (1 << 3), 0, "kvmclock");
+        assert_eq!(r.cpuid[&(0x8000_0007, 0)][3] & (1 << 8), 0, "invariant TSC");
     }
     guest_ids.sort_unstable();
     assert_eq!(guest_ids, (0..cpus).collect::<Vec<_>>());

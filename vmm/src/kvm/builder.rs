@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
-use kvm_ioctls::{Kvm, VmFd};
+use kvm_ioctls::{Cap, Kvm, VmFd};
 use linux_loader::loader::{
     self, Cmdline, KernelLoader, bzimage::BzImage, elf::Elf, elf::PvhBootCapability,
 };
@@ -18,7 +18,7 @@ use vm_memory::{
 
 use super::arch::acpi::{self, AcpiCpu};
 use super::arch::boot::{self, ZeroPageInputs};
-use super::arch::cpuid::{CpuTopology, vcpu_entries};
+use super::arch::cpuid::{CpuTopology, CpuidFeatures, vcpu_entries};
 use super::arch::layout::*;
 use super::arch::{mptable, regs};
 use super::devices::doorbell::Doorbell;
@@ -307,9 +307,12 @@ pub fn build(
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| KvmError::Open(format!("KVM_GET_SUPPORTED_CPUID: {e}")))?;
+    let features = CpuidFeatures {
+        tsc_deadline: kvm.check_extension(Cap::TscDeadlineTimer),
+    };
     let mut vcpus = Vec::new();
     for cpu in 0..topo.cpus() {
-        let entries = vcpu_entries(supported.as_slice(), &topo, cpu);
+        let entries = vcpu_entries(supported.as_slice(), &topo, cpu, features);
         let boot = (cpu == 0).then_some(kernel.entry);
         vcpus.push(vcpu::create(&vm, apic_ids[cpu as usize], &entries, boot)?);
     }

@@ -1,5 +1,7 @@
 //! CPUID entries that describe the synthetic topology: leaves 1, 4, 0xB and 0x1F
-//! (and AMD's 0x8000_0008/1D/1E), with APIC IDs derived the same way everywhere.
+//! (and AMD's 0x8000_0008/1D/1E), with APIC IDs derived the same way everywhere,
+//! plus the feature bits that `KVM_GET_SUPPORTED_CPUID` leaves to userspace
+//! ([`CpuidFeatures`]).
 use kvm_bindings::{KVM_CPUID_FLAG_SIGNIFCANT_INDEX, kvm_cpuid_entry2};
 use trace_format::scenario::Topology;
 
@@ -194,12 +196,39 @@ fn leaf_1f(topo: &CpuTopology, apic: u32) -> Vec<kvm_cpuid_entry2> {
     out
 }
 
+/// Leaf 1 ECX: the TSC-deadline mode of the LAPIC timer.
+pub const LEAF1_ECX_TSC_DEADLINE: u32 = 1 << 24;
+/// Leaf 1 ECX: "running under a hypervisor". Linux looks for the KVM signature
+/// leaves (0x4000_0000/1, so kvmclock and the PV features) only when it is set.
+pub const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
+/// Leaf 0x8000_0007 EDX: invariant TSC.
+pub const LEAF_80000007_EDX_INVTSC: u32 = 1 << 8;
+
+/// What the host offers beyond `KVM_GET_SUPPORTED_CPUID`, which by design
+/// reports neither the hypervisor bit nor TSC-deadline (see the kernel's
+/// Documentation/virt/kvm/api.rst, "KVM_GET_SUPPORTED_CPUID issues").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuidFeatures {
+    /// `KVM_CAP_TSC_DEADLINE_TIMER` (with the in-kernel LAPIC): advertise
+    /// TSC-deadline, so Linux need not calibrate the LAPIC timer against the PIT.
+    pub tsc_deadline: bool,
+}
+
 /// The CPUID table for logical CPU `cpu`: `base` (KVM's supported set) with the
-/// topology leaves replaced.
+/// topology leaves replaced and these feature bits fixed up:
+/// - leaf 1 ECX: hypervisor bit set (without it Linux never reads the KVM
+///   signature leaves: no kvmclock, no PV features, TSC calibrated against
+///   the PIT); TSC-deadline set exactly when `features` says KVM emulates it;
+/// - leaf 0x8000_0007 EDX: invariant TSC cleared, so the guest keeps kvm-clock
+///   as its clocksource (Linux prefers the raw TSC over kvm-clock when it is
+///   invariant, and the TSC runs on while the VM is frozen: only kvm-clock is
+///   restored at thaw, see [`crate::kvm::vstate::vm::set_clock`]). QEMU hides
+///   it by default for the same reason (it is not migratable).
 pub fn vcpu_entries(
     base: &[kvm_cpuid_entry2],
     topo: &CpuTopology,
     cpu: u32,
+    features: CpuidFeatures,
 ) -> Vec<kvm_cpuid_entry2> {
     let vendor = Vendor::of(base);
     let apic = topo.apic_id(cpu);
@@ -217,7 +246,14 @@ pub fn vcpu_entries(
             1 => {
                 e.ebx = (e.ebx & 0xffff) | (per_pkg_addressable << 16) | ((apic & 0xff) << 24);
                 e.edx |= 1 << 28; // HTT: the package has several logical CPUs
+                e.ecx |= LEAF1_ECX_HYPERVISOR;
+                if features.tsc_deadline {
+                    e.ecx |= LEAF1_ECX_TSC_DEADLINE;
+                } else {
+                    e.ecx &= !LEAF1_ECX_TSC_DEADLINE;
+                }
             }
+            0x8000_0007 => e.edx &= !LEAF_80000007_EDX_INVTSC,
             0x8000_0008 if vendor == Vendor::Amd => {
                 e.ecx = (e.ecx & !0xf0ff)
                     | (topo.package_shift() << 12)
@@ -255,7 +291,28 @@ mod tests {
         ext.flags = 0;
         let mut e8 = entry(0x8000_0008, 0, [0x3030, 0, 0x7007, 0]);
         e8.flags = 0;
-        vec![e0, e1, ext, e8, entry(4, 0, [0x1234, 0, 0, 0])]
+        // As mainline KVM reports them: no hypervisor or TSC-deadline bit in
+        // leaf 1, invariant TSC in 0x8000_0007, the KVM signature leaves.
+        let mut e7 = entry(0x8000_0007, 0, [0, 0, 0, 0x100]);
+        e7.flags = 0;
+        let mut sig = entry(
+            0x4000_0000,
+            0,
+            [0x4000_0001, 0x4b4d_564b, 0x564b_4d56, 0x4d],
+        );
+        sig.flags = 0;
+        let mut kvm = entry(0x4000_0001, 0, [0x0100_7efb, 0, 0, 0]);
+        kvm.flags = 0;
+        vec![
+            e0,
+            e1,
+            ext,
+            e7,
+            e8,
+            sig,
+            kvm,
+            entry(4, 0, [0x1234, 0, 0, 0]),
+        ]
     }
     const AMD: [u32; 3] = [0x6874_7541, 0x6974_6e65, 0x444d_4163];
     const INTEL: [u32; 3] = [0x756e_6547, 0x4965_6e69, 0x6c65_746e];
@@ -282,7 +339,7 @@ mod tests {
     fn topology_leaves_encode_1n2l4c2t() {
         let topo = CpuTopology::new(Topology::new(1, 2, 4, 2));
         let cpu = 11; // LLC 1, core 5 (1 in its LLC), thread 1
-        let e = vcpu_entries(&base(INTEL), &topo, cpu);
+        let e = vcpu_entries(&base(INTEL), &topo, cpu, CpuidFeatures::default());
         let apic = topo.apic_id(cpu);
         assert_eq!(apic, 0b1011); // LLC 1, core 1, thread 1
         assert_eq!(regs(&e, 0, 0)[0], 0x1f);
@@ -314,7 +371,7 @@ mod tests {
     #[test]
     fn single_llc_has_no_die_level_and_amd_leaves_follow() {
         let topo = CpuTopology::new(Topology::new(1, 1, 4, 1));
-        let e = vcpu_entries(&base(AMD), &topo, 3);
+        let e = vcpu_entries(&base(AMD), &topo, 3, CpuidFeatures::default());
         assert_eq!(regs(&e, 0x1f, 1), [2, 4, 0x201, 3]);
         assert_eq!(regs(&e, 0x1f, 2), [0, 0, 2, 3]);
         // ApicIdCoreIdSize (bits 15:12) and NC (7:0) replace the host's values.
@@ -329,7 +386,7 @@ mod tests {
         let t = Topology::new(2, 2, 2, 2);
         let topo = CpuTopology::new(t);
         for cpu in 0..topo.cpus() {
-            let e = vcpu_entries(&base(INTEL), &topo, cpu);
+            let e = vcpu_entries(&base(INTEL), &topo, cpu, CpuidFeatures::default());
             let apic = regs(&e, 0xb, 0)[3];
             let sharing = ((regs(&e, 4, 3)[0] >> 14) & 0xfff) + 1;
             let llc_of = |a: u32| a >> sharing.trailing_zeros();
@@ -339,5 +396,51 @@ mod tests {
             let loc = t.locate(cpu).unwrap();
             assert_eq!(peers, t.llc_cpus(loc.llc).0);
         }
+    }
+
+    #[test]
+    fn feature_bits_let_linux_find_kvm_and_keep_kvmclock() {
+        let topo = CpuTopology::new(Topology::new(1, 1, 2, 1));
+        for vendor in [INTEL, AMD] {
+            let plain = vcpu_entries(&base(vendor), &topo, 1, CpuidFeatures::default());
+            let l1 = regs(&plain, 1, 0);
+            assert_ne!(l1[2] & LEAF1_ECX_HYPERVISOR, 0, "hypervisor bit");
+            assert_eq!(
+                l1[2] & LEAF1_ECX_TSC_DEADLINE,
+                0,
+                "TSC-deadline without the cap"
+            );
+            // Everything else in leaf 1 ECX is KVM's.
+            assert_eq!(l1[2] & !LEAF1_ECX_HYPERVISOR, 0);
+            // The KVM signature and PV feature leaves pass through untouched.
+            assert_eq!(
+                regs(&plain, 0x4000_0000, 0),
+                [0x4000_0001, 0x4b4d_564b, 0x564b_4d56, 0x4d]
+            );
+            let sig: Vec<u8> = regs(&plain, 0x4000_0000, 0)[1..]
+                .iter()
+                .flat_map(|r| r.to_le_bytes())
+                .collect();
+            assert_eq!(&sig, b"KVMKVMKVM\0\0\0");
+            assert_eq!(regs(&plain, 0x4000_0001, 0)[0], 0x0100_7efb);
+            // Invariant TSC hidden: kvm-clock stays the clocksource.
+            assert_eq!(
+                regs(&plain, 0x8000_0007, 0)[3] & LEAF_80000007_EDX_INVTSC,
+                0
+            );
+
+            let deadline = CpuidFeatures { tsc_deadline: true };
+            let with = vcpu_entries(&base(vendor), &topo, 1, deadline);
+            let ecx = regs(&with, 1, 0)[2];
+            assert_eq!(
+                ecx & (LEAF1_ECX_HYPERVISOR | LEAF1_ECX_TSC_DEADLINE),
+                LEAF1_ECX_HYPERVISOR | LEAF1_ECX_TSC_DEADLINE
+            );
+        }
+        // A host that reports TSC-deadline without the cap does not get it.
+        let mut odd = base(INTEL);
+        odd[1].ecx |= LEAF1_ECX_TSC_DEADLINE;
+        let e = vcpu_entries(&odd, &topo, 0, CpuidFeatures::default());
+        assert_eq!(regs(&e, 1, 0)[2] & LEAF1_ECX_TSC_DEADLINE, 0);
     }
 }
