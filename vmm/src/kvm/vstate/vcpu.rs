@@ -45,8 +45,46 @@ pub enum VmExit {
     Error(String),
 }
 
-const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
-const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
+/// IA32_MISC_ENABLE.
+pub const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
+/// IA32_MISC_ENABLE bit 0: fast string operations (`rep movs`/`stos`).
+pub const MISC_ENABLE_FAST_STRING: u64 = 1;
+/// IA32_MTRR_DEF_TYPE.
+pub const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
+/// MTRRdefType: MTRRs enabled (E, bit 11), fixed ranges off, default type
+/// write-back (6), no variable ranges. Linux checks PAT requests for non-RAM
+/// mappings such as the ring window against the MTRRs (with MTRRs disabled or
+/// an uncached default they become UC-, which AMD's nested paging honours),
+/// and with an uncached default on Intel it trims RAM no MTRR covers as WB.
+pub const MTRR_DEF_TYPE_WB_ENABLED: u64 = (1 << 11) | 6;
+
+/// One MSR the boot state sets, and the error op when KVM refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootMsr {
+    pub index: u32,
+    pub data: u64,
+    pub refused: &'static str,
+}
+
+/// The MSRs every vCPU starts with, given KVM's reset IA32_MISC_ENABLE:
+/// fast strings on, KVM's other bits (BTS/PEBS unavailable, which describe
+/// the virtual PMU) kept as they are, and write-back MTRRs. The rest
+/// (SYSENTER, STAR/LSTAR/CSTAR, KERNEL_GS_BASE, SYSCALL_MASK) are already
+/// zero after KVM_CREATE_VCPU, and KVM synchronises the vCPUs' TSCs itself.
+pub fn boot_msrs(misc_enable: u64) -> [BootMsr; 2] {
+    [
+        BootMsr {
+            index: MSR_IA32_MISC_ENABLE,
+            data: misc_enable | MISC_ENABLE_FAST_STRING,
+            refused: "KVM_SET_MSRS refused IA32_MISC_ENABLE",
+        },
+        BootMsr {
+            index: MSR_MTRR_DEF_TYPE,
+            data: MTRR_DEF_TYPE_WB_ENABLED,
+            refused: "KVM_SET_MSRS refused IA32_MTRR_DEF_TYPE",
+        },
+    ]
+}
 const APIC_LVT_LINT0: usize = 0x350;
 const APIC_LVT_LINT1: usize = 0x360;
 const APIC_MODE_NMI: u32 = 4;
@@ -77,20 +115,37 @@ pub fn create(
         source: kvm_ioctls::Error::new(libc::E2BIG),
     })?;
     ioctl("KVM_SET_CPUID2", vcpu.set_cpuid2(&cpuid))?;
-    let msrs = Msrs::from_entries(&[
-        kvm_msr_entry {
-            index: MSR_IA32_MISC_ENABLE,
-            data: 1,
+    let mut misc = Msrs::from_entries(&[kvm_msr_entry {
+        index: MSR_IA32_MISC_ENABLE,
+        ..Default::default()
+    }])
+    .expect("one MSR fits");
+    let read = ioctl("KVM_GET_MSRS", vcpu.get_msrs(&mut misc))?;
+    let misc_enable = misc
+        .as_slice()
+        .first()
+        .filter(|_| read == 1)
+        .map(|e| e.data);
+    let wanted = boot_msrs(misc_enable.unwrap_or(0));
+    let entries: Vec<kvm_msr_entry> = wanted
+        .iter()
+        .map(|m| kvm_msr_entry {
+            index: m.index,
+            data: m.data,
             ..Default::default()
-        },
-        kvm_msr_entry {
-            index: MSR_MTRR_DEF_TYPE,
-            data: (1 << 11) | 6,
-            ..Default::default()
-        },
-    ])
-    .expect("two MSRs fit");
-    ioctl("KVM_SET_MSRS", vcpu.set_msrs(&msrs))?;
+        })
+        .collect();
+    let msrs = Msrs::from_entries(&entries).expect("two MSRs fit");
+    // KVM_SET_MSRS stops at the first MSR it refuses and returns how many it set.
+    let set = ioctl("KVM_SET_MSRS", vcpu.set_msrs(&msrs))?;
+    if let Some(refused) = wanted.get(set) {
+        return Err(KvmIoctlError {
+            op: refused.refused,
+            source: kvm_ioctls::Error::new(libc::EINVAL),
+        });
+    }
+    // FCW as after FNINIT. KVM_SET_FPU ignores `mxcsr`; KVM's reset state
+    // already holds 0x1f80 there, and it is set here only for clarity.
     let mut fpu = ioctl("KVM_GET_FPU", vcpu.get_fpu())?;
     fpu.fcw = 0x37f;
     fpu.mxcsr = 0x1f80;
@@ -523,6 +578,19 @@ fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devic
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_msrs_keep_kvms_misc_enable_bits_and_enable_wb_mtrrs() {
+        // KVM's reset value: BTS and PEBS unavailable (bits 11 and 12).
+        let m = boot_msrs(0x1800);
+        assert_eq!((m[0].index, m[0].data), (0x1a0, 0x1801));
+        assert_eq!((m[1].index, m[1].data), (0x2ff, 0x806));
+        // E set, FE clear, default type WB.
+        assert_eq!(m[1].data & (1 << 11), 1 << 11);
+        assert_eq!(m[1].data & (1 << 10), 0);
+        assert_eq!(m[1].data & 0xff, 6);
+        assert_eq!(boot_msrs(0)[0].data, 1);
+    }
 
     #[test]
     fn watch_registers_encode_write_only_four_byte_breakpoints() {
