@@ -76,20 +76,22 @@ pub fn syms() -> Syms {
 }
 
 pub fn syms_of(pvh: bool) -> Syms {
+    Syms {
+        percpu_counters: symbol(pvh, "percpu_counters"),
+        guest_ctl: symbol(pvh, "guest_ctl"),
+        pvh_pml4: symbol(pvh, "pvh_pml4"),
+    }
+}
+
+/// Address of the test guest's symbol `name` (with or without the PVH note).
+pub fn symbol(pvh: bool, name: &str) -> u64 {
     let bytes = std::fs::read(test_guest_variant(pvh)).expect("read test guest");
     let elf = goblin::elf::Elf::parse(&bytes).expect("parse test guest");
-    let find = |name: &str| {
-        elf.syms
-            .iter()
-            .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
-            .map(|s| s.st_value)
-            .unwrap_or_else(|| panic!("symbol {name} missing from the test guest"))
-    };
-    Syms {
-        percpu_counters: find("percpu_counters"),
-        guest_ctl: find("guest_ctl"),
-        pvh_pml4: find("pvh_pml4"),
-    }
+    elf.syms
+        .iter()
+        .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+        .map(|s| s.st_value)
+        .unwrap_or_else(|| panic!("symbol {name} missing from the test guest"))
 }
 
 /// Launches the test guest with `topology` (all its CPUs brought up).
@@ -136,7 +138,8 @@ pub fn cpus_up(vm: &KvmVm, s: Syms) -> u32 {
         .expect("read cpus_up")
 }
 
-/// Sets `guest_ctl.command` (1: halt, 2: reset, 3: ring the doorbell once).
+/// Sets `guest_ctl.command` (1: halt, 2: reset, 3: ring the doorbell once,
+/// 4: transmit a COM1 line driven by THRE interrupts).
 pub fn command(vm: &KvmVm, s: Syms, cmd: u32) {
     vm.ram()
         .write_obj(cmd, GuestAddress(s.guest_ctl))
