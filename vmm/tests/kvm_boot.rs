@@ -155,3 +155,26 @@ fn apic_id_gaps_follow_the_topology() {
     // 2 LLCs x 3 cores: APIC IDs 0,1,2,4,5,6.
     boot_and_check(Topology::new(1, 2, 3, 1));
 }
+
+#[test]
+fn a_triple_fault_ends_the_run() {
+    // Linux's `reboot=t`: an empty IDT, then an exception -> KVM_EXIT_SHUTDOWN.
+    if !kvm_available() {
+        return;
+    }
+    let s = syms();
+    let mut vm = launch(Topology::new(1, 1, 2, 1));
+    wait_all_up(&vm, s, 2);
+    command(&vm, s, 5);
+    let exit = vm.wait_exit(Duration::from_secs(20));
+    assert!(
+        matches!(exit, Some(VmExit::TripleFault { .. })),
+        "exit: {exit:?}"
+    );
+    assert!(vm.has_exited());
+    let lines = console(&mut vm);
+    assert!(
+        lines.iter().any(|l| l == "testguest: triple fault"),
+        "console: {lines:?}"
+    );
+}
