@@ -370,7 +370,9 @@ fn kvm_config(boot: &BootPlan, initrd: PathBuf, topology: Topology, memory_mib: 
     KvmConfig {
         kernel: boot.image.clone(),
         initrd: Some(initrd),
-        cmdline: format!("console=ttyS0 reboot=k panic=-1 {args}"),
+        // earlyprintk: a failure before the 8250 driver registers (the first boots
+        // on a new host) still reaches the console, and the panic detector.
+        cmdline: format!("console=ttyS0 earlyprintk=serial,ttyS0,115200 reboot=k panic=-1 {args}"),
         topology,
         memory_mib,
         stop_at_boot_mark: false,
@@ -684,7 +686,8 @@ mod backend_tests {
         );
         assert_eq!(
             c.cmdline,
-            "console=ttyS0 reboot=k panic=-1 quiet schedtape.backend=kvm nokaslr"
+            "console=ttyS0 earlyprintk=serial,ttyS0,115200 reboot=k panic=-1 quiet \
+             schedtape.backend=kvm nokaslr"
         );
         assert_eq!(c.kernel, PathBuf::from("/k/bzImage"));
         assert_eq!(c.initrd.as_deref(), Some(Path::new("/i.cpio")));
