@@ -2,45 +2,8 @@
 
 use trace_format::scenario::*;
 
-/// A valid scenario: 4 CPUs in 2 LLCs, a backdrop cgroup "bg", two steps.
-fn base() -> Scenario {
-    Scenario::builder("base")
-        .topology(Topology::parse("1n2l2c1t").unwrap())
-        .duration_ms(4_000)
-        .backdrop_cgroup(CgroupDef::new("bg").work(spin(1)))
-        .step(
-            Step::new()
-                .named("main")
-                .cgroup(CgroupDef::new("a").work(spin(2)))
-                .hold_frac(0.5),
-        )
-        .step(Step::new().named("second").hold_frac(0.5))
-        .build()
-}
-
-fn spin(n: u32) -> WorkSpec {
-    WorkSpec::new(WorkType::SpinWait).workers(n)
-}
-
-/// `base()` with `ops` on step 1 ("second").
-fn with_ops(ops: Vec<Op>) -> Scenario {
-    let mut sc = base();
-    sc.steps[1].ops = ops;
-    sc
-}
-
-/// Asserts validation fails with an error whose text contains every part.
-#[track_caller]
-fn assert_err(sc: &Scenario, parts: &[&str]) {
-    let first = sc.validate().expect_err("scenario should be rejected");
-    let all: Vec<String> = sc.validate_all().iter().map(ToString::to_string).collect();
-    assert!(all.contains(&first.to_string()));
-    assert!(
-        all.iter().any(|e| parts.iter().all(|p| e.contains(p))),
-        "no error contains all of {parts:?}; got:\n{}",
-        all.join("\n")
-    );
-}
+mod validate_common;
+use validate_common::*;
 
 // ---- ops and references ----
 
