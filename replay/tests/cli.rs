@@ -1,31 +1,7 @@
 //! The `replay` binary on traces made by the real writer.
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use support::Synth;
-
-fn replay(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_replay"))
-        .args(args)
-        .output()
-        .expect("run replay")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn trace(dir: &Path, name: &str, synth: Synth) -> PathBuf {
-    let path = dir.join(name);
-    support::write(&path, synth);
-    path
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
+use support::{Synth, replay, s, stdout, trace};
 
 #[test]
 fn show_lists_meta_steps_ops_and_counts() {

@@ -6,29 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::{CPUSET_SCENARIO, Synth};
-
-fn replay(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_replay"))
-        .args(args)
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("run replay")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn trace(dir: &Path, name: &str, synth: Synth) -> PathBuf {
-    let path = dir.join(name);
-    support::write(&path, synth);
-    path
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
+use support::{CPUSET_SCENARIO, Synth, replay, s, stdout, trace};
 
 fn cpuset_synth() -> Synth {
     Synth {

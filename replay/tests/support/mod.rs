@@ -4,7 +4,8 @@
     reason = "synthetic test values are small"
 )]
 #![allow(dead_code, reason = "each test binary uses a different part")]
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use trace_format::file::{ChunkLimits, TraceWriter};
 use trace_format::meta::{Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION};
@@ -294,4 +295,27 @@ pub fn bytes(synth: &Synth) -> Vec<u8> {
 /// Writes a synthetic trace to `path`.
 pub fn write(path: &Path, synth: Synth) {
     std::fs::write(path, bytes(&synth)).expect("write trace");
+}
+
+/// Runs the `replay` binary of the test build.
+pub fn replay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_replay"))
+        .args(args)
+        .output()
+        .expect("run replay")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Writes `synth` as `dir/name` and returns the path.
+pub fn trace(dir: &Path, name: &str, synth: Synth) -> PathBuf {
+    let path = dir.join(name);
+    write(&path, synth);
+    path
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
 }
