@@ -464,7 +464,8 @@ fn qemu_version() -> Result<String> {
         .to_string())
 }
 
-fn load_average() -> String {
+/// The host's 1, 5 and 15 minute load averages, for bench headers.
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())

@@ -112,7 +112,7 @@ pub fn run(args: &VmmArgs) -> Result<ExitCode> {
     println!(
         "  host: {} CPUs, load average {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_average()
+        crate::bench::load_average()
     );
 
     let ours = |_: ()| -> Result<Start> {
@@ -171,7 +171,7 @@ pub fn run(args: &VmmArgs) -> Result<ExitCode> {
         rows.push((cpus, ours, peer));
     }
     print_freeze(args, accel, &rows);
-    println!("host load average after: {}", load_average());
+    println!("host load average after: {}", crate::bench::load_average());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -600,12 +600,6 @@ fn print_freeze(args: &VmmArgs, accel: &str, rows: &[(u16, Freezes, Freezes)]) {
             ratio(us(pct(&ours.stop, 50)), us(pct(&peer.stop, 50)))
         );
     }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[cfg(test)]
