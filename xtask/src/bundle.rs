@@ -5,11 +5,11 @@
 //! the scenarios and the kernel fragment.
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::kernel::image::strip_debug;
 use crate::kernel::{BuildOpts, ConfigSource, ResolveOpts, resolve};
 use crate::{guest, workspace_root};
 
@@ -37,8 +37,13 @@ pub fn run(args: &BundleArgs) -> Result<()> {
     if let Some(bz) = &kernel.bzimage {
         copy(bz, &kdir.join("bzImage"))?;
     }
-    if let Some(v) = &kernel.vmlinux {
-        strip_into(v, &kdir.join("vmlinux"))?;
+    // The cache already keeps a stripped copy for PVH boots; strip anything else.
+    match (&kernel.pvh_image, &kernel.vmlinux) {
+        (Some(stripped), Some(full)) if stripped != full => {
+            copy(stripped, &kdir.join("vmlinux"))?;
+        }
+        (_, Some(full)) => strip_debug(full, &kdir.join("vmlinux"))?,
+        (_, None) => {}
     }
     if let ConfigSource::File(config) = &kernel.config {
         copy(config, &kdir.join(".config"))?;
@@ -46,7 +51,7 @@ pub fn run(args: &BundleArgs) -> Result<()> {
     let init = guest::build(&root)?;
     copy(&init, &out.join("schedtape-init"))?;
     let me = std::env::current_exe().context("cannot find this program")?;
-    strip_into(&me, &out.join("xtask"))?;
+    strip_debug(&me, &out.join("xtask"))?;
 
     let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
     eprintln!("bundle in {} ({:.1} MB):", out.display(), dir_mb(&out));
@@ -65,20 +70,6 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     fs::copy(from, to)
         .map(drop)
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
-}
-
-/// `objcopy --strip-debug FROM TO`: the same program or kernel without debug sections.
-fn strip_into(from: &Path, to: &Path) -> Result<()> {
-    let status = Command::new("objcopy")
-        .arg("--strip-debug")
-        .arg(from)
-        .arg(to)
-        .status()
-        .context("cannot run objcopy (install binutils)")?;
-    if !status.success() {
-        bail!("objcopy --strip-debug {} failed: {status}", from.display());
-    }
-    Ok(())
 }
 
 fn dir_mb(dir: &Path) -> f64 {

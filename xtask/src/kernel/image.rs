@@ -141,12 +141,7 @@ fn stripped_copy(dir: &Path) -> PathBuf {
         return boot;
     }
     let tmp = dir.join(format!("vmlinux.boot.{}", std::process::id()));
-    let made = std::process::Command::new("objcopy")
-        .arg("--strip-debug")
-        .arg(&full)
-        .arg(&tmp)
-        .status()
-        .is_ok_and(|s| s.success())
+    let made = strip_debug(&full, &tmp).is_ok()
         && matches!(detect(&tmp), Ok(ImageKind::Vmlinux { pvh: true }))
         && fs::rename(&tmp, &boot).is_ok();
     if made {
@@ -159,6 +154,20 @@ fn stripped_copy(dir: &Path) -> PathBuf {
         );
         full
     }
+}
+
+/// `objcopy --strip-debug FROM TO`: the same program or kernel without debug sections.
+pub fn strip_debug(from: &Path, to: &Path) -> Result<()> {
+    let status = std::process::Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("cannot run objcopy (install binutils)")?;
+    if !status.success() {
+        bail!("objcopy --strip-debug {} failed: {status}", from.display());
+    }
+    Ok(())
 }
 
 /// A user's kernel: a bzImage or vmlinux file, or a directory (build tree or cache entry).
