@@ -71,6 +71,11 @@ fn smoke_runs_every_step_with_progressing_workers() {
             "worker {w} made no progress: {progress:?}"
         );
     }
+    let topology = topology_lines(&records);
+    assert!(
+        topology.len() == 1 && topology[0].starts_with("topology: the guest sees 1n1l2c1t "),
+        "{topology:?}"
+    );
     // The live verdicts are recorded too, just before End.
     let verdicts = pick(&records, |r| match r {
         Record::Verdict(v) => Some(v.name.clone()),
@@ -272,6 +277,39 @@ fn rerun_from_a_trace_repeats_its_scenario_and_notes_the_source() {
                 .any(|n| n.starts_with("re-run of run")),
             "{:?}",
             trace.meta().notes
+        );
+    }
+}
+
+/// The executor's console lines about the topology sysfs shows.
+fn topology_lines(records: &[trace_format::record::Timed]) -> Vec<String> {
+    pick(records, |r| match r {
+        Record::Console(c)
+            if c.source == ConsoleSource::Executor && c.line.starts_with("topology") =>
+        {
+            Some(c.line.clone())
+        }
+        _ => None,
+    })
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn the_guest_sees_the_topology_it_was_given() {
+    // SMT and two LLCs (QEMU's `pc` machine, a die per LLC); NUMA nodes (SRAT).
+    for topology in ["1n2l2c2t", "2n1l2c1t"] {
+        let run = run_scenario("smoke", &["--topology", topology, "--no-kaslr"]);
+        assert_eq!(run.code(), Some(0), "{topology}: {}", run.stderr());
+        assert!(
+            !run.stderr().contains("topology mismatch"),
+            "{}",
+            run.stderr()
+        );
+        let lines = topology_lines(&run.records());
+        assert_eq!(lines.len(), 1, "{topology}: {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("topology: the guest sees {topology} ")),
+            "{lines:?}"
         );
     }
 }

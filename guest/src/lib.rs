@@ -22,6 +22,7 @@ pub mod stackfmt;
 pub mod telemetry;
 pub mod text;
 pub mod timeline;
+pub mod topology;
 pub mod wire;
 pub mod workplan;
 

@@ -361,6 +361,10 @@ pub enum ConsoleSource {
     Host,
 }
 
+/// Starts an executor console line saying the guest kernel sees a CPU topology
+/// other than the scenario's (the host shows these as warnings).
+pub const TOPOLOGY_MISMATCH: &str = "topology mismatch: ";
+
 /// One line of text output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsoleLine {

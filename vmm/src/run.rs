@@ -10,7 +10,7 @@ use trace_format::meta::Meta;
 use trace_format::proto::{GuestMsg, HostMsg, HostRequest, PROTOCOL_VERSION};
 use trace_format::record::{
     AccessKind, ConsoleLine, ConsoleSource, DropReport, KernelAccess, Record, RunOutcome,
-    SnapshotTrigger, StepRef, Verdict,
+    SnapshotTrigger, StepRef, TOPOLOGY_MISMATCH, Verdict,
 };
 use trace_format::ring::{
     self, Consumer, Direction, Geometry, MAX_FRAME, Popped, Producer, RingError,
@@ -55,6 +55,8 @@ pub enum Progress {
     InitReached { after: Duration },
     /// A step began (its index, or the backdrop).
     Step(String),
+    /// Something the user should know, e.g. the guest sees another CPU topology.
+    Warning(String),
     /// The run is over.
     Finished { outcome: String },
 }
@@ -482,8 +484,17 @@ impl<V: Vm> Session<V> {
                     // guest's shutdown, so `End` stays the final record.
                     Record::End(outcome) => self.guest_end = Some((ts_ns, outcome)),
                     record => {
-                        if let Record::StepBegin { step } = &record {
-                            progress(Progress::Step(step.to_string()));
+                        match &record {
+                            Record::StepBegin { step } => {
+                                progress(Progress::Step(step.to_string()));
+                            }
+                            Record::Console(ConsoleLine {
+                                source: ConsoleSource::Executor,
+                                line,
+                            }) if line.starts_with(TOPOLOGY_MISMATCH) => {
+                                progress(Progress::Warning(line.clone()));
+                            }
+                            _ => {}
                         }
                         writer.append(ts_ns, &record)?;
                     }

@@ -236,6 +236,7 @@ fn record_one(
     let progress = |p: Progress| match p {
         Progress::InitReached { after } => eprintln!("  /init reached after {}", secs(after)),
         Progress::Step(step) => eprintln!("  {step}"),
+        Progress::Warning(line) => eprintln!("  warning: {line}"),
         Progress::Finished { outcome } => eprintln!("  finished: {outcome}"),
     };
     // A window that cannot be initialised leaves the guest without transport;

@@ -155,6 +155,10 @@ fn run(tx: &mut Transport, sc: &Scenario) -> RunOutcome {
             cpus.len()
         ));
     }
+    match crate::topology::check(&sc.topology, |path| sys::read_all(path).ok()) {
+        Ok(summary) => tx.console(summary),
+        Err(problems) => problems.into_iter().for_each(|p| tx.console(p)),
+    }
     let workers = match Workers::new() {
         Ok(w) => w,
         Err(message) => return RunOutcome::GuestError { message },

@@ -483,7 +483,10 @@ fn qemu_args(
     if config.accel == Accel::Kvm {
         args.extend(["-cpu".into(), "host".into()]);
     } else {
-        args.extend(["-cpu".into(), "max".into()]);
+        // TCG's `max` CPU says AMD family 15, for which Linux puts every die of
+        // a package in one LLC; as Intel it reads LLC sharing from leaf 4 and
+        // dies from leaf 0x1F, so each die is its own LLC as the topology asks.
+        args.extend(["-cpu".into(), "max,vendor=GenuineIntel".into()]);
     }
     args
 }
