@@ -58,7 +58,7 @@ pub fn build_id_in(elf: &[u8]) -> Option<Vec<u8>> {
         .map(|n| n.desc.to_vec())
 }
 
-fn sha256_hex16(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex16(bytes: &[u8]) -> String {
     Sha256::digest(bytes)[..8]
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -469,7 +469,9 @@ fn known_scenarios(root: &Path) -> Vec<String> {
     names
 }
 
-/// `/init` and `/scenario.bin`, packed deterministically under target/.
+/// `/init` and `/scenario.bin`, packed deterministically under target/ in a
+/// file named for its contents, so runs of the same scenario with different
+/// settings (topology, scheduler) at the same time do not share one.
 pub(crate) fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> Result<PathBuf> {
     let mut fs = Initramfs::new();
     let init_bytes =
@@ -481,8 +483,17 @@ pub(crate) fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> R
     crate::scheduler::stage(&mut fs, root, scenario)?;
     let dir = root.join("target/schedtape");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(format!("{}.cpio", scenario.name));
-    std::fs::write(&path, fs.to_bytes())
+    let bytes = fs.to_bytes();
+    let path = dir.join(format!(
+        "{}-{}.cpio",
+        scenario.name,
+        crate::identity::sha256_hex16(&bytes)
+    ));
+    // Written aside and renamed: a concurrent run of the same bytes sees
+    // either no file or the whole one.
+    let partial = dir.join(format!(".{}.{}.partial", scenario.name, std::process::id()));
+    std::fs::write(&partial, &bytes)
+        .and_then(|()| std::fs::rename(&partial, &path))
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }

@@ -1,6 +1,6 @@
 //! The QEMU backend: launch `qemu-system-x86_64` with guest RAM in a shared
 //! file the host maps too, freeze through QMP, and capture the serial console.
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -12,9 +12,12 @@ use std::sync::Arc;
 use memmap2::MmapRaw;
 
 pub mod qmp;
+mod ram;
 mod tuning;
 
 pub use tuning::BootTuning;
+
+use ram::{RamFiles, node_sizes};
 
 use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
 use crate::introspect::{GuestMemory, Region};
@@ -42,6 +45,7 @@ impl Accel {
 /// CPU layout passed to `-smp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SmpLayout {
+    /// Sockets, each its own NUMA node with an equal share of the RAM.
     pub sockets: u32,
     pub dies: u32,
     pub cores: u32,
@@ -63,14 +67,15 @@ pub enum Machine {
     /// legacy PIT, PIC, RTC and COM1 stay on: without them the kernel has no
     /// clock events before its LAPIC timer and loses ~1 s waiting for an RTC.
     Microvm,
-    /// `pc`: for topologies microvm cannot model (several dies, that is LLCs, per socket).
+    /// `pc`: for topologies microvm cannot model: several dies (LLCs) per
+    /// socket, or several NUMA nodes (microvm has no SRAT).
     Pc,
 }
 
 impl Machine {
     /// The fastest machine that models `smp`.
     pub fn for_layout(smp: &SmpLayout) -> Self {
-        if smp.dies > 1 {
+        if smp.dies > 1 || smp.sockets > 1 {
             Machine::Pc
         } else {
             Machine::Microvm
@@ -85,13 +90,11 @@ impl Machine {
         }
     }
 
-    /// The `-M` argument, with guest RAM from the backend object `ram`.
+    /// The `-M` argument, without its RAM (see [`qemu_args`]).
     fn arg(self) -> &'static str {
         match self {
-            Machine::Microvm => {
-                "microvm,memory-backend=ram,pit=on,pic=on,rtc=on,isa-serial=on,acpi=on"
-            }
-            Machine::Pc => "pc,memory-backend=ram",
+            Machine::Microvm => "microvm,pit=on,pic=on,rtc=on,isa-serial=on,acpi=on",
+            Machine::Pc => "pc",
         }
     }
 
@@ -176,8 +179,7 @@ pub enum QemuError {
 pub struct QemuVm {
     child: Child,
     qmp: Qmp,
-    ram: Arc<MmapRaw>,
-    ram_path: PathBuf,
+    ram: RamFiles,
     qmp_path: PathBuf,
     window: Window,
     accel: Accel,
@@ -218,26 +220,21 @@ impl QemuVm {
         let window = window_for(mem_bytes, initrd_len)
             .ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
         let tag = format!("schedtape-{}-{}", std::process::id(), unique());
-        let ram_path = config.runtime_dir.join(format!("{tag}.ram"));
         let qmp_path = config.runtime_dir.join(format!("{tag}.qmp"));
-        let ram_err = |source| QemuError::Ram {
-            path: ram_path.display().to_string(),
-            source,
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&ram_path)
-            .map_err(ram_err)?;
-        file.set_len(mem_bytes).map_err(ram_err)?;
-        let ram = Arc::new(MmapRaw::map_raw(&file).map_err(ram_err)?);
+        let sizes = node_sizes(mem_bytes, config.smp.sockets);
+        let mut ram =
+            RamFiles::create(&config.runtime_dir, &tag, &sizes).map_err(|(path, source)| {
+                QemuError::Ram {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?;
         let guest_window =
-            window_of(&ram, window).ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
+            window_of(&ram.map, window).ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
         prepare(&guest_window);
         let args = qemu_args(
             config,
-            &ram_path,
+            ram.paths(),
             &qmp_path,
             window,
             &BootTuning::for_config(config),
@@ -264,7 +261,6 @@ impl QemuVm {
                         ConsoleEvent::Serial(l) | ConsoleEvent::Hypervisor(l) => l,
                     })
                     .collect();
-                let _ = std::fs::remove_file(&ram_path);
                 return Err(if output.is_empty() {
                     e.into()
                 } else {
@@ -272,15 +268,13 @@ impl QemuVm {
                 });
             }
         };
-        drop(file);
-        // QEMU has opened and mapped the RAM file by the time QMP answers; unlinking
-        // it now means a killed run never leaves guest RAM behind in /dev/shm.
-        let _ = std::fs::remove_file(&ram_path);
+        // QEMU has opened and mapped the RAM files by the time QMP answers;
+        // unlinking them now means a killed run never leaves guest RAM behind.
+        ram.unlink();
         Ok(QemuVm {
             child,
             qmp,
             ram,
-            ram_path,
             qmp_path,
             window,
             accel: config.accel,
@@ -315,7 +309,7 @@ fn window_of(ram: &Arc<MmapRaw>, window: Window) -> Option<GuestWindow> {
 impl Vm for QemuVm {
     fn window(&self) -> GuestWindow {
         // The window was checked against the mapping at launch.
-        window_of(&self.ram, self.window).expect("window checked at launch")
+        window_of(&self.ram.map, self.window).expect("window checked at launch")
     }
 
     fn freeze(&mut self) -> Result<Duration, BackendError> {
@@ -359,8 +353,8 @@ impl Vm for QemuVm {
     }
 
     fn guest_memory(&self) -> Option<GuestMemory> {
-        let size = u64::try_from(self.ram.len()).ok()?;
-        GuestMemory::from_mmap(Arc::clone(&self.ram), self.machine.ram_regions(size))
+        let size = u64::try_from(self.ram.map.len()).ok()?;
+        GuestMemory::from_mmap(Arc::clone(&self.ram.map), self.machine.ram_regions(size))
     }
 
     fn cr3(&mut self, cpu: u32) -> Result<u64, BackendError> {
@@ -403,14 +397,13 @@ impl Drop for QemuVm {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.ram_path);
         let _ = std::fs::remove_file(&self.qmp_path);
     }
 }
 
 fn qemu_args(
     config: &QemuConfig,
-    ram: &Path,
+    ram: &[PathBuf],
     qmp: &Path,
     window: Window,
     tuning: &BootTuning,
@@ -427,16 +420,16 @@ fn qemu_args(
         config.cmdline
     );
     let machine = Machine::for_layout(&smp);
+    let numa = smp.sockets > 1;
     let mut args: Vec<String> = vec![
         "-M".into(),
-        machine.arg().into(),
+        if numa {
+            machine.arg().to_string()
+        } else {
+            format!("{},memory-backend=ram0", machine.arg())
+        },
         "-accel".into(),
         config.accel.name().into(),
-        "-object".into(),
-        format!(
-            "memory-backend-file,id=ram,size={mem}M,mem-path={},share=on",
-            ram.display()
-        ),
         "-m".into(),
         format!("{mem}M"),
         "-smp".into(),
@@ -464,6 +457,29 @@ fn qemu_args(
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", qmp.display()),
     ];
+    // One RAM file per node (socket); with several, each is a `-numa` node
+    // with its socket's CPUs (QEMU then builds an SRAT).
+    let sizes = node_sizes(mem << 20, smp.sockets);
+    let per_node = smp.cpus() / smp.sockets.max(1);
+    for (node, (path, size)) in (0u32..).zip(ram.iter().zip(sizes)) {
+        args.extend([
+            "-object".into(),
+            format!(
+                "memory-backend-file,id=ram{node},size={size},mem-path={},share=on",
+                path.display()
+            ),
+        ]);
+        if numa {
+            args.extend([
+                "-numa".into(),
+                format!(
+                    "node,nodeid={node},cpus={}-{},memdev=ram{node}",
+                    node * per_node,
+                    (node + 1) * per_node - 1
+                ),
+            ]);
+        }
+    }
     if machine == Machine::Pc {
         // No PCI hotplug: drops the slot methods from the DSDT the guest's ACPI
         // interpreter would otherwise parse at boot.
@@ -584,15 +600,16 @@ mod tests {
     }
 
     #[test]
-    fn microvm_unless_the_layout_has_dies() {
-        let smp = |dies| SmpLayout {
-            sockets: 1,
+    fn microvm_unless_the_layout_has_dies_or_nodes() {
+        let smp = |sockets, dies| SmpLayout {
+            sockets,
             dies,
             cores: 2,
             threads: 2,
         };
-        assert_eq!(Machine::for_layout(&smp(1)), Machine::Microvm);
-        assert_eq!(Machine::for_layout(&smp(2)), Machine::Pc);
+        assert_eq!(Machine::for_layout(&smp(1, 1)), Machine::Microvm);
+        assert_eq!(Machine::for_layout(&smp(1, 2)), Machine::Pc);
+        assert_eq!(Machine::for_layout(&smp(2, 1)), Machine::Pc);
     }
 
     #[test]
@@ -646,6 +663,47 @@ mod launch_tests {
     }
 
     #[test]
+    fn each_node_gets_its_ram_file_and_cpus() {
+        let mut config = test_config(Accel::Tcg, None);
+        config.smp = SmpLayout {
+            sockets: 2,
+            dies: 1,
+            cores: 2,
+            threads: 2,
+        };
+        let ram = [PathBuf::from("/r0"), PathBuf::from("/r1")];
+        let window = window_for(512 << 20, 0).unwrap();
+        let args = qemu_args(
+            &config,
+            &ram,
+            Path::new("q"),
+            window,
+            &BootTuning::for_config(&config),
+        );
+        let after = |flag: &str| -> Vec<&str> {
+            args.windows(2)
+                .filter(|w| w[0] == flag)
+                .map(|w| w[1].as_str())
+                .collect()
+        };
+        assert_eq!(after("-M"), ["pc"]);
+        assert_eq!(
+            after("-numa"),
+            [
+                "node,nodeid=0,cpus=0-3,memdev=ram0",
+                "node,nodeid=1,cpus=4-7,memdev=ram1"
+            ]
+        );
+        assert_eq!(
+            after("-object"),
+            [
+                "memory-backend-file,id=ram0,size=268435456,mem-path=/r0,share=on",
+                "memory-backend-file,id=ram1,size=268435456,mem-path=/r1,share=on",
+            ]
+        );
+    }
+
+    #[test]
     fn tuning_goes_on_the_command_line() {
         let tuning = BootTuning {
             bios: Some(PathBuf::from("/usr/share/qemu/qboot.rom")),
@@ -659,7 +717,7 @@ mod launch_tests {
         };
         let args = qemu_args(
             &test_config(Accel::Tcg, Some(250)),
-            Path::new("/dev/shm/x.ram"),
+            &[PathBuf::from("/dev/shm/x.ram0")],
             Path::new("/dev/shm/x.qmp"),
             window,
             &tuning,
@@ -692,12 +750,18 @@ mod launch_tests {
         };
         let args = qemu_args(
             &test_config(Accel::Kvm, None),
-            Path::new("r"),
+            &[PathBuf::from("r")],
             Path::new("q"),
             window,
             &plain,
         );
         assert!(!args.iter().any(|a| a == "-bios"));
+        assert!(!args.iter().any(|a| a == "-numa"), "one node: no -numa");
+        let m = &args[args.iter().position(|a| a == "-M").unwrap() + 1];
+        assert!(
+            m.starts_with("microvm,") && m.ends_with(",memory-backend=ram0"),
+            "{m}"
+        );
         assert!(
             !args
                 .iter()
