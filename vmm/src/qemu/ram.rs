@@ -108,11 +108,11 @@ fn map_back_to_back(files: &[(File, u64)]) -> io::Result<MmapRaw> {
 
 /// Each node's share of `total` bytes: equal whole MiB, the rest on the last.
 pub fn node_sizes(total: u64, nodes: u32) -> Vec<u64> {
-    let nodes = u64::from(nodes.max(1));
-    let each = (total / nodes) & !((1 << 20) - 1);
-    let mut sizes = vec![each; nodes as usize];
+    let nodes = nodes.max(1);
+    let each = (total / u64::from(nodes)) & !((1 << 20) - 1);
+    let mut sizes: Vec<u64> = (0..nodes).map(|_| each).collect();
     if let Some(last) = sizes.last_mut() {
-        *last = total - each * (nodes - 1);
+        *last = total - each * u64::from(nodes - 1);
     }
     sizes
 }
