@@ -495,7 +495,36 @@ pub(crate) fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> R
     std::fs::write(&partial, &bytes)
         .and_then(|()| std::fs::rename(&partial, &path))
         .with_context(|| format!("cannot write {}", path.display()))?;
+    prune_initramfs(&dir, &scenario.name, &path);
     Ok(path)
+}
+
+/// Older packings of scenario `name` (other contents) that no run can still
+/// be launching from; keeps target/schedtape from growing with every variant.
+fn prune_initramfs(dir: &Path, name: &str, keep: &Path) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(600);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let file = entry.file_name();
+        let is_packing = file
+            .to_str()
+            .and_then(|f| {
+                f.strip_prefix(name)?
+                    .strip_prefix('-')?
+                    .strip_suffix(".cpio")
+            })
+            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE));
+        if is_packing && stale && path != keep {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// Packs each declared payload at `/payloads/<name>` with its libraries.
@@ -705,5 +734,34 @@ mod backend_tests {
         assert_eq!(c.initrd.as_deref(), Some(Path::new("/i.cpio")));
         assert_eq!((c.topology.cpus(), c.memory_mib), (4, 512));
         assert!(!c.stop_at_boot_mark);
+    }
+}
+
+#[cfg(test)]
+mod initramfs_tests {
+    use super::prune_initramfs;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn only_stale_packings_of_the_same_scenario_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex = |c: char| c.to_string().repeat(16);
+        let make = |name: &str, age_secs: u64| {
+            let path = dir.path().join(name);
+            let file = std::fs::File::create(&path).unwrap();
+            file.set_modified(SystemTime::now() - Duration::from_secs(age_secs))
+                .unwrap();
+            path
+        };
+        let stale = make(&format!("smoke-{}.cpio", hex('a')), 3600);
+        let fresh = make(&format!("smoke-{}.cpio", hex('b')), 0);
+        let kept = make(&format!("smoke-{}.cpio", hex('c')), 3600);
+        let other = make(&format!("smoke-big-{}.cpio", hex('d')), 3600);
+        let not_ours = make("smoke-notes.cpio", 3600);
+        prune_initramfs(dir.path(), "smoke", &kept);
+        assert!(!stale.exists());
+        for p in [fresh, kept, other, not_ours] {
+            assert!(p.exists(), "{} was removed", p.display());
+        }
     }
 }
