@@ -6,8 +6,23 @@ use trace_format::record::{ConsoleSource, OpOutcome, Record, RunOutcome, StepOut
 
 /// A static x86-64 ELF whose only code is `loop { pause() }`: a guest that hangs.
 fn hanging_init() -> Vec<u8> {
+    // mov eax,34 (pause); syscall; jmp back
+    tiny_init(&[0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7])
+}
+
+/// An /init that reboots at once: the VM ends without the executor's `End`.
+fn rebooting_init() -> Vec<u8> {
+    let mut code = vec![0xb8, 169, 0, 0, 0]; // mov eax, SYS_reboot
+    code.extend([0xbf, 0xad, 0xde, 0xe1, 0xfe]); // mov edi, LINUX_REBOOT_MAGIC1
+    code.extend([0xbe, 0x69, 0x19, 0x12, 0x28]); // mov esi, LINUX_REBOOT_MAGIC2
+    code.extend([0xba, 0x67, 0x45, 0x23, 0x01]); // mov edx, LINUX_REBOOT_CMD_RESTART
+    code.extend([0x0f, 0x05, 0xeb, 0xfe]); // syscall; loop
+    tiny_init(&code)
+}
+
+/// A static x86-64 ELF running `code` from its entry point.
+fn tiny_init(code: &[u8]) -> Vec<u8> {
     let entry: u64 = 0x40_0078;
-    let code = [0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7]; // mov eax,34; syscall; jmp -9
     let size = 0x78 + code.len() as u64;
     let mut elf = Vec::new();
     elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -27,7 +42,7 @@ fn hanging_init() -> Vec<u8> {
         elf.extend_from_slice(&v.to_le_bytes());
     }
     assert_eq!(elf.len(), 0x78);
-    elf.extend_from_slice(&code);
+    elf.extend_from_slice(code);
     elf
 }
 
@@ -159,6 +174,26 @@ fn hung_guest_hits_the_watchdog_and_closes_the_trace() {
         records.last()
     );
     assert!(!pick(&records, |r| matches!(r, Record::Console(_)).then_some(())).is_empty());
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn a_guest_that_ends_early_gets_the_vm_exit_in_its_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("reboot");
+    std::fs::write(&init, rebooting_init()).unwrap();
+    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = run_scenario("smoke", &["--init", init.to_str().unwrap()]);
+    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    let records = run.records();
+    let Some(Record::End(RunOutcome::HostError { message })) = records.last().map(|t| &t.record)
+    else {
+        panic!("{:?}", records.last());
+    };
+    assert_eq!(
+        message,
+        "the VM exited before the guest executor finished: QEMU exited (exit status: 0)"
+    );
 }
 
 /// Per cgroup: (total run ns, CPUs seen by any worker).

@@ -47,6 +47,11 @@ pub trait Vm {
     fn poll_console(&mut self, out: &mut Vec<ConsoleEvent>);
     /// True once the guest has shut down and the hypervisor has exited.
     fn has_exited(&mut self) -> bool;
+    /// How the VM ended, once [`Vm::has_exited`] said it had: for the trace
+    /// when the guest executor did not finish. `None` when unknown.
+    fn exit_reason(&mut self) -> Option<String> {
+        None
+    }
     /// Ends the VM now.
     fn kill(&mut self);
     /// The backend as recorded in the trace.

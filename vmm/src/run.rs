@@ -244,6 +244,8 @@ struct Session<V> {
     /// The guest's own `End`: its timestamp and outcome.
     guest_end: Option<(u64, RunOutcome)>,
     host_outcome: Option<RunOutcome>,
+    /// How the VM ended, as the backend tells it (once it has).
+    vm_exit: Option<String>,
     tail: ConsoleTail,
     dropped: u64,
     guest_drops_seen: u64,
@@ -283,6 +285,7 @@ impl<V: Vm> Session<V> {
             time_to_init: None,
             guest_end: None,
             host_outcome: None,
+            vm_exit: None,
             tail: ConsoleTail::new(200),
             dropped: 0,
             guest_drops_seen: 0,
@@ -338,6 +341,10 @@ impl<V: Vm> Session<V> {
             if exited {
                 // One more pass: frames written just before the guest went down.
                 self.drain_ring(writer, &mut frame, progress)?;
+                self.vm_exit = self.vm.exit_reason();
+                if let Some(why) = self.vm_exit.clone() {
+                    self.note(writer, &format!("VM ended: {why}"))?;
+                }
                 return Ok(());
             }
             if self.launched.elapsed() > options.watchdog {
@@ -771,7 +778,10 @@ impl<V: Vm> Session<V> {
             .as_ref()
             .map(|(_, o)| o.clone())
             .unwrap_or_else(|| RunOutcome::HostError {
-                message: "the VM exited before the guest executor finished".to_string(),
+                message: match &self.vm_exit {
+                    Some(why) => format!("the VM exited before the guest executor finished: {why}"),
+                    None => "the VM exited before the guest executor finished".to_string(),
+                },
             })
     }
 }

@@ -172,6 +172,14 @@ fn a_triple_fault_ends_the_run() {
         "exit: {exit:?}"
     );
     assert!(vm.has_exited());
+    // The reason names the vCPU and its registers at the fault.
+    let why = vm.exit_reason().unwrap_or_default();
+    assert!(
+        why.starts_with("vCPU ")
+            && why.contains("triple-faulted (RIP 0x")
+            && why.contains("CR3 0x"),
+        "{why}"
+    );
     let lines = console(&mut vm);
     assert!(
         lines.iter().any(|l| l == "testguest: triple fault"),

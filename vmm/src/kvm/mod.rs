@@ -363,6 +363,10 @@ impl Vm for KvmVm {
         }
     }
 
+    fn exit_reason(&mut self) -> Option<String> {
+        self.control.exit().map(|e| e.to_string())
+    }
+
     fn kill(&mut self) {
         self.control.finish(VmExit::Killed);
         self.join();

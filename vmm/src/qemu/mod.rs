@@ -187,6 +187,7 @@ pub struct QemuVm {
     console: Receiver<ConsoleEvent>,
     frozen_at: Option<Instant>,
     exited: bool,
+    status: Option<ExitStatus>,
 }
 
 /// Size of the transport window.
@@ -282,6 +283,7 @@ impl QemuVm {
             console,
             frozen_at: None,
             exited: false,
+            status: None,
         })
     }
 
@@ -294,6 +296,7 @@ impl QemuVm {
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         let status = self.child.try_wait().ok().flatten();
         self.exited |= status.is_some();
+        self.status = self.status.or(status);
         status
     }
 }
@@ -338,6 +341,12 @@ impl Vm for QemuVm {
 
     fn has_exited(&mut self) -> bool {
         self.exited || self.try_wait().is_some()
+    }
+
+    /// QEMU exits 0 on a guest reset or triple fault alike (`-no-reboot`);
+    /// its own errors are in the console lines it printed.
+    fn exit_reason(&mut self) -> Option<String> {
+        self.status.map(|s| format!("QEMU exited ({s})"))
     }
 
     fn kill(&mut self) {

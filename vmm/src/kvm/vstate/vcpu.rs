@@ -30,8 +30,8 @@ pub struct BootEntry {
 pub enum VmExit {
     /// Reset through the i8042 (the normal end of a run).
     Reset,
-    /// Triple fault (`KVM_EXIT_SHUTDOWN`).
-    TripleFault { cpu: u32 },
+    /// Triple fault (`KVM_EXIT_SHUTDOWN`), with the vCPU's state at that point.
+    TripleFault { cpu: u32, state: String },
     /// `KVM_EXIT_SYSTEM_EVENT` of the given type.
     SystemEvent(u32),
     /// A vCPU executed HLT with nothing to wake it (no in-kernel irqchip exit).
@@ -551,8 +551,12 @@ fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devic
                 }
             }
             Ok(VcpuExit::Hlt) => Some(VmExit::Halted { cpu }),
-            Ok(VcpuExit::Shutdown) => Some(VmExit::TripleFault { cpu }),
+            Ok(VcpuExit::Shutdown) => Some(VmExit::TripleFault {
+                cpu,
+                state: fault_state(&vcpu),
+            }),
             Ok(VcpuExit::SystemEvent(kind, _)) => Some(VmExit::SystemEvent(kind)),
+            Ok(VcpuExit::InternalError) => Some(VmExit::Error(internal_error(&mut vcpu, cpu))),
             Ok(VcpuExit::FailEntry(reason, host_cpu)) => Some(VmExit::Error(format!(
                 "vCPU {cpu}: entry failed (reason {reason:#x}, host CPU {host_cpu})"
             ))),
@@ -573,6 +577,57 @@ fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devic
     }
     KVM_RUN.set(std::ptr::null_mut());
     ctl.set_status(index, Status::Exited);
+}
+
+/// RIP, RSP and the control registers of a vCPU that stopped on a fault.
+fn fault_state(vcpu: &VcpuFd) -> String {
+    match (vcpu.get_regs(), vcpu.get_sregs()) {
+        (Ok(r), Ok(s)) => format!(
+            "RIP {:#x} RSP {:#x} CR0 {:#x} CR2 {:#x} CR3 {:#x} CR4 {:#x} EFER {:#x}",
+            r.rip, r.rsp, s.cr0, s.cr2, s.cr3, s.cr4, s.efer
+        ),
+        (Err(e), _) | (_, Err(e)) => format!("registers unreadable: {e}"),
+    }
+}
+
+/// KVM's account of `KVM_EXIT_INTERNAL_ERROR`: the suberror, its data words
+/// (for an emulation failure, the instruction bytes) and the vCPU's state.
+fn internal_error(vcpu: &mut VcpuFd, cpu: u32) -> String {
+    // SAFETY: on KVM_EXIT_INTERNAL_ERROR, KVM fills the `internal` member of
+    // the exit union; it is plain data (integers only).
+    let internal = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal };
+    let what = match internal.suberror {
+        kvm_bindings::KVM_INTERNAL_ERROR_EMULATION => "instruction emulation failed",
+        kvm_bindings::KVM_INTERNAL_ERROR_SIMUL_EX => "exception while delivering an exception",
+        kvm_bindings::KVM_INTERNAL_ERROR_DELIVERY_EV => "event delivery failed",
+        kvm_bindings::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON => "unexpected exit reason",
+        _ => "unknown suberror",
+    };
+    let n = usize::try_from(internal.ndata).map_or(0, |n| n.min(internal.data.len()));
+    let data: Vec<String> = internal.data[..n]
+        .iter()
+        .map(|d| format!("{d:#x}"))
+        .collect();
+    format!(
+        "vCPU {cpu}: KVM internal error {} ({what}; data [{}]); {}",
+        internal.suberror,
+        data.join(", "),
+        fault_state(vcpu)
+    )
+}
+
+impl std::fmt::Display for VmExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VmExit::Reset => f.write_str("the guest reset the machine (i8042)"),
+            VmExit::TripleFault { cpu, state } => write!(f, "vCPU {cpu} triple-faulted ({state})"),
+            VmExit::SystemEvent(kind) => write!(f, "KVM system event {kind}"),
+            VmExit::Halted { cpu } => write!(f, "vCPU {cpu} halted with nothing to wake it"),
+            VmExit::Killed => f.write_str("the host ended the VM"),
+            VmExit::BootMark(mark) => write!(f, "stopped at boot marker {mark:#x}"),
+            VmExit::Error(e) => f.write_str(e),
+        }
+    }
 }
 
 #[cfg(test)]
