@@ -9,5 +9,6 @@ pub mod console;
 pub mod host;
 pub mod introspect;
 pub mod kvm;
+pub mod numa;
 pub mod qemu;
 pub mod run;

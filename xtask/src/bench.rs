@@ -110,11 +110,12 @@ pub fn boot(args: &BootArgs) -> Result<ExitCode> {
     })?;
     let scenario = load_scenario(&root, &args.scenario)?;
     let init = guest::build(&root)?;
-    let initrd = pack_initramfs(&root, &init, &scenario)?;
-    let sides = sides(args, &kernel, &scenario, &initrd, accel)?;
+    let packed = pack_initramfs(&root, &init, &scenario)?;
+    let initrd = packed.path.as_path();
+    let sides = sides(args, &kernel, &scenario, initrd, accel)?;
     let timeout = Duration::from_secs(args.timeout);
 
-    print_header(args, &kernel, &scenario, &initrd, accel, &why, &sides)?;
+    print_header(args, &kernel, &scenario, initrd, accel, &why, &sides)?;
     eprintln!("warm-up round (not counted)…");
     for side in &sides {
         side.time_to_init(timeout)

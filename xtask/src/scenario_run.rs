@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use replay::thresholds::Thresholds;
 use trace_format::meta::{Backend, Meta, SCHEMA_VERSION};
@@ -128,6 +128,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     // Checked before anything boots: a bad thresholds file is bad input.
     let thresholds = Thresholds::resolve(scenario.thresholds.as_ref(), args.thresholds.as_deref())
         .map_err(Failure::BadInput)?;
+    check_memory(args.memory, &scenario.topology).map_err(Failure::BadInput)?;
 
     let mut kernel = resolve(&ResolveOpts {
         kernel: args.kernel.clone(),
@@ -181,7 +182,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
             &kernel,
             &boot,
             &intro,
-            initrd.clone(),
+            initrd.path.clone(),
             meta,
             output,
         )?;
@@ -469,10 +470,40 @@ fn known_scenarios(root: &Path) -> Vec<String> {
     names
 }
 
+/// `--memory` must hold the transport window and give every NUMA node its
+/// share (the backends split RAM by [`vmm::numa::node_shares`]).
+fn check_memory(memory_mib: u64, topology: &Topology) -> Result<()> {
+    const MIN_MIB: u64 = 64;
+    if memory_mib < MIN_MIB {
+        bail!("--memory {memory_mib}: the guest needs at least {MIN_MIB} MiB");
+    }
+    let nodes = u32::from(topology.nodes);
+    let per_node = vmm::numa::SHARE_ALIGN >> 20;
+    if vmm::numa::node_shares(memory_mib << 20, nodes).contains(&0) {
+        bail!(
+            "--memory {memory_mib}: topology {topology} has {nodes} NUMA nodes, which need at least {} MiB ({per_node} MiB each)",
+            u64::from(nodes) * per_node
+        );
+    }
+    Ok(())
+}
+
+/// A packed initramfs, held (a shared lock on the file) for as long as runs
+/// may boot from it, so that another run's pruning leaves it alone.
+#[derive(Debug)]
+pub(crate) struct PackedInitramfs {
+    pub path: PathBuf,
+    _held: std::fs::File,
+}
+
 /// `/init` and `/scenario.bin`, packed deterministically under target/ in a
 /// file named for its contents, so runs of the same scenario with different
 /// settings (topology, scheduler) at the same time do not share one.
-pub(crate) fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> Result<PathBuf> {
+pub(crate) fn pack_initramfs(
+    root: &Path,
+    init: &Path,
+    scenario: &Scenario,
+) -> Result<PackedInitramfs> {
     let mut fs = Initramfs::new();
     let init_bytes =
         std::fs::read(init).with_context(|| format!("cannot read {}", init.display()))?;
@@ -492,15 +523,21 @@ pub(crate) fn pack_initramfs(root: &Path, init: &Path, scenario: &Scenario) -> R
     // Written aside and renamed: a concurrent run of the same bytes sees
     // either no file or the whole one.
     let partial = dir.join(format!(".{}.{}.partial", scenario.name, std::process::id()));
-    std::fs::write(&partial, &bytes)
-        .and_then(|()| std::fs::rename(&partial, &path))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let written = std::fs::write(&partial, &bytes).and_then(|()| std::fs::rename(&partial, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    let held = std::fs::File::open(&path)
+        .and_then(|f| f.lock_shared().map(|()| f))
+        .with_context(|| format!("cannot open {}", path.display()))?;
     prune_initramfs(&dir, &scenario.name, &path);
-    Ok(path)
+    Ok(PackedInitramfs { path, _held: held })
 }
 
-/// Older packings of scenario `name` (other contents) that no run can still
-/// be launching from; keeps target/schedtape from growing with every variant.
+/// Other packings of scenario `name` that no run holds and that are older
+/// than a few minutes (so not just written by a run about to lock them);
+/// keeps target/schedtape from growing with every variant of a scenario.
 fn prune_initramfs(dir: &Path, name: &str, keep: &Path) {
     const STALE: std::time::Duration = std::time::Duration::from_secs(600);
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -508,20 +545,24 @@ fn prune_initramfs(dir: &Path, name: &str, keep: &Path) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let file = entry.file_name();
-        let is_packing = file
-            .to_str()
-            .and_then(|f| {
-                f.strip_prefix(name)?
-                    .strip_prefix('-')?
-                    .strip_suffix(".cpio")
-            })
-            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        // `<name>-<16 hex>.cpio`, or `<name>.cpio` as packed before hashing.
+        let is_packing = file == format!("{name}.cpio")
+            || file
+                .strip_prefix(name)
+                .and_then(|f| f.strip_prefix('-')?.strip_suffix(".cpio"))
+                .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         let stale = entry
             .metadata()
             .and_then(|m| m.modified())
             .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE));
-        if is_packing && stale && path != keep {
+        if !is_packing || !stale || path == keep {
+            continue;
+        }
+        let unheld = std::fs::File::open(&path).is_ok_and(|f| f.try_lock().is_ok());
+        if unheld {
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -738,6 +779,27 @@ mod backend_tests {
 }
 
 #[cfg(test)]
+mod memory_tests {
+    use super::check_memory;
+    use trace_format::scenario::Topology;
+
+    #[test]
+    fn memory_must_fit_the_window_and_every_node() {
+        let numa = Topology::parse("40n1l1c1t").unwrap();
+        assert!(check_memory(512, &numa).is_ok());
+        assert_eq!(
+            check_memory(64, &numa).unwrap_err().to_string(),
+            "--memory 64: topology 40n1l1c1t has 40 NUMA nodes, which need at least 80 MiB (2 MiB each)"
+        );
+        let err = check_memory(32, &Topology::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--memory 32: the guest needs at least 64 MiB"
+        );
+    }
+}
+
+#[cfg(test)]
 mod initramfs_tests {
     use super::prune_initramfs;
     use std::time::{Duration, SystemTime};
@@ -758,9 +820,14 @@ mod initramfs_tests {
         let kept = make(&format!("smoke-{}.cpio", hex('c')), 3600);
         let other = make(&format!("smoke-big-{}.cpio", hex('d')), 3600);
         let not_ours = make("smoke-notes.cpio", 3600);
+        let unhashed = make("smoke.cpio", 3600);
+        let held = make(&format!("smoke-{}.cpio", hex('e')), 3600);
+        let lock = std::fs::File::open(&held).unwrap();
+        lock.lock_shared().unwrap();
         prune_initramfs(dir.path(), "smoke", &kept);
         assert!(!stale.exists());
-        for p in [fresh, kept, other, not_ours] {
+        assert!(!unhashed.exists());
+        for p in [fresh, kept, other, not_ours, held] {
             assert!(p.exists(), "{} was removed", p.display());
         }
     }

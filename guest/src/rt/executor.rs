@@ -143,18 +143,6 @@ fn run(tx: &mut Transport, sc: &Scenario) -> RunOutcome {
     for p in cgroupfs::setup_parent() {
         tx.console(p);
     }
-    let mut online = [0u8; 256];
-    if let Ok(n) = sys::read_into("/sys/devices/system/cpu/online", &mut online)
-        && let Some(cpus) = procfs::parse_cpu_list(&online[..n])
-        && u32::try_from(cpus.len()).ok() != Some(sc.topology.cpus())
-    {
-        tx.console(format!(
-            "topology {} has {} CPUs but the guest has {} online ({cpus})",
-            sc.topology,
-            sc.topology.cpus(),
-            cpus.len()
-        ));
-    }
     match crate::topology::check(&sc.topology, |path| sys::read_all(path).ok()) {
         Ok(summary) => tx.console(summary),
         Err(problems) => problems.into_iter().for_each(|p| tx.console(p)),

@@ -364,7 +364,7 @@ impl Vm for KvmVm {
     }
 
     fn exit_reason(&mut self) -> Option<String> {
-        self.control.exit().map(|e| e.to_string())
+        self.exit_status().map(|e| e.to_string())
     }
 
     fn kill(&mut self) {

@@ -17,7 +17,9 @@ mod tuning;
 
 pub use tuning::BootTuning;
 
-use ram::{RamFiles, node_sizes};
+use ram::RamFiles;
+
+use crate::numa::node_shares;
 
 use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
 use crate::introspect::{GuestMemory, Region};
@@ -170,6 +172,9 @@ pub enum QemuError {
     /// The memory size leaves no room for the ring window.
     #[error("guest memory of {0} MiB is too small (need at least 64 MiB)")]
     TooLittleMemory(u64),
+    /// Some NUMA node would get no memory.
+    #[error("guest memory of {mib} MiB is too small for {nodes} NUMA nodes (each needs 2 MiB)")]
+    TooLittleMemoryForNodes { mib: u64, nodes: u32 },
     #[error(transparent)]
     Qmp(#[from] QmpError),
 }
@@ -222,7 +227,13 @@ impl QemuVm {
             .ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
         let tag = format!("schedtape-{}-{}", std::process::id(), unique());
         let qmp_path = config.runtime_dir.join(format!("{tag}.qmp"));
-        let sizes = node_sizes(mem_bytes, config.smp.sockets);
+        let sizes = node_shares(mem_bytes, config.smp.sockets);
+        if sizes.contains(&0) {
+            return Err(QemuError::TooLittleMemoryForNodes {
+                mib: config.memory_mib,
+                nodes: config.smp.sockets,
+            });
+        }
         let mut ram =
             RamFiles::create(&config.runtime_dir, &tag, &sizes).map_err(|(path, source)| {
                 QemuError::Ram {
@@ -235,7 +246,7 @@ impl QemuVm {
         prepare(&guest_window);
         let args = qemu_args(
             config,
-            ram.paths(),
+            &ram.files().collect::<Vec<_>>(),
             &qmp_path,
             window,
             &BootTuning::for_config(config),
@@ -412,7 +423,7 @@ impl Drop for QemuVm {
 
 fn qemu_args(
     config: &QemuConfig,
-    ram: &[PathBuf],
+    ram: &[(&Path, u64)],
     qmp: &Path,
     window: Window,
     tuning: &BootTuning,
@@ -468,9 +479,8 @@ fn qemu_args(
     ];
     // One RAM file per node (socket); with several, each is a `-numa` node
     // with its socket's CPUs (QEMU then builds an SRAT).
-    let sizes = node_sizes(mem << 20, smp.sockets);
     let per_node = smp.cpus() / smp.sockets.max(1);
-    for (node, (path, size)) in (0u32..).zip(ram.iter().zip(sizes)) {
+    for (node, (path, size)) in (0u32..).zip(ram) {
         args.extend([
             "-object".into(),
             format!(
@@ -511,6 +521,9 @@ fn qemu_args(
         // TCG's `max` CPU says AMD family 15, for which Linux puts every die of
         // a package in one LLC; as Intel it reads LLC sharing from leaf 4 and
         // dies from leaf 0x1F, so each die is its own LLC as the topology asks.
+        // (Same vendor for every topology, so runs compare. A kernel built with
+        // CPU mitigations may enable PTI for this CPU where it would not for
+        // AMD; the project kernel has none.)
         args.extend(["-cpu".into(), "max,vendor=GenuineIntel".into()]);
     }
     args
@@ -680,7 +693,7 @@ mod launch_tests {
             cores: 2,
             threads: 2,
         };
-        let ram = [PathBuf::from("/r0"), PathBuf::from("/r1")];
+        let ram = [(Path::new("/r0"), 256 << 20), (Path::new("/r1"), 256 << 20)];
         let window = window_for(512 << 20, 0).unwrap();
         let args = qemu_args(
             &config,
@@ -726,7 +739,7 @@ mod launch_tests {
         };
         let args = qemu_args(
             &test_config(Accel::Tcg, Some(250)),
-            &[PathBuf::from("/dev/shm/x.ram0")],
+            &[(Path::new("/dev/shm/x.ram0"), 512 << 20)],
             Path::new("/dev/shm/x.qmp"),
             window,
             &tuning,
@@ -759,7 +772,7 @@ mod launch_tests {
         };
         let args = qemu_args(
             &test_config(Accel::Kvm, None),
-            &[PathBuf::from("r")],
+            &[(Path::new("r"), 512 << 20)],
             Path::new("q"),
             window,
             &plain,

@@ -14,6 +14,7 @@ use memmap2::{MmapMut, MmapRaw};
 #[derive(Debug)]
 pub struct RamFiles {
     paths: Paths,
+    sizes: Vec<u64>,
     /// Every file, back to back: offset `x` is byte `x` of QEMU's RAM.
     pub map: Arc<MmapRaw>,
 }
@@ -32,8 +33,14 @@ impl Drop for Paths {
 
 impl RamFiles {
     /// Creates `dir/<tag>.ram<N>` for each size in `sizes` and maps them.
-    /// Nothing is left behind on an error, which names the file at fault.
+    /// Every size but the last must be a whole number of pages. Nothing is
+    /// left behind on an error, which names the file (or directory) at fault.
     pub fn create(dir: &Path, tag: &str, sizes: &[u64]) -> Result<Self, (PathBuf, io::Error)> {
+        let page = 4096;
+        if sizes.iter().rev().skip(1).any(|s| s % page != 0) {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "node RAM not page-aligned");
+            return Err((dir.to_path_buf(), e));
+        }
         let mut paths = Paths::default();
         let mut files = Vec::new();
         for (node, &size) in sizes.iter().enumerate() {
@@ -51,13 +58,18 @@ impl RamFiles {
         let map = map_back_to_back(&files).map_err(|e| (dir.to_path_buf(), e))?;
         Ok(RamFiles {
             paths,
+            sizes: sizes.to_vec(),
             map: Arc::new(map),
         })
     }
 
-    /// The files, one per node in node order.
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.paths.0
+    /// Each file with its size, in node order.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, u64)> {
+        self.paths
+            .0
+            .iter()
+            .map(PathBuf::as_path)
+            .zip(self.sizes.iter().copied())
     }
 
     /// Removes the files now (the mappings stay valid: QEMU and we hold them).
@@ -85,9 +97,8 @@ fn map_back_to_back(files: &[(File, u64)]) -> io::Result<MmapRaw> {
         // SAFETY: [offset, offset + len) lies inside `range` (the lengths sum to
         // its size), which this function owns and nothing references yet;
         // MAP_FIXED replaces those anonymous pages with the file's, and the
-        // range's own munmap on drop unmaps them again. Page alignment holds:
-        // `range` is page-aligned and every file length before this one is a
-        // whole number of MiB.
+        // range's own munmap on drop unmaps them again. (`offset` is
+        // page-aligned, as `create` checked; were it not, mmap would fail.)
         let p = unsafe {
             libc::mmap(
                 range.as_mut_ptr().add(offset).cast(),
@@ -106,50 +117,40 @@ fn map_back_to_back(files: &[(File, u64)]) -> io::Result<MmapRaw> {
     Ok(range)
 }
 
-/// Each node's share of `total` bytes: equal whole MiB, the rest on the last.
-pub fn node_sizes(total: u64, nodes: u32) -> Vec<u64> {
-    let nodes = nodes.max(1);
-    let each = (total / u64::from(nodes)) & !((1 << 20) - 1);
-    let mut sizes: Vec<u64> = (0..nodes).map(|_| each).collect();
-    if let Some(last) = sizes.last_mut() {
-        *last = total - each * u64::from(nodes - 1);
-    }
-    sizes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn node_shares_are_whole_mib_and_add_up() {
-        assert_eq!(node_sizes(512 << 20, 1), [512 << 20]);
-        assert_eq!(node_sizes(512 << 20, 2), [256 << 20, 256 << 20]);
-        assert_eq!(node_sizes(1000 << 20, 3), [333 << 20, 333 << 20, 334 << 20]);
-    }
-
-    #[test]
     fn the_files_are_one_range_in_node_order() {
         let dir = tempfile::tempdir().unwrap();
-        let sizes = node_sizes(6 << 20, 3);
+        let sizes = crate::numa::node_shares(6 << 20, 3);
         let ram = RamFiles::create(dir.path(), "t", &sizes).unwrap();
         assert_eq!(ram.map.len(), 6 << 20);
         // A write through the range lands in the second file, at its offset.
         let at = (2 << 20) + 4096 + 7;
         // SAFETY: `at` is inside the 6 MiB mapping, which `ram` keeps alive.
         unsafe { ram.map.as_mut_ptr().add(at).write(0xa5) };
-        let second = std::fs::read(&ram.paths()[1]).unwrap();
+        let second = std::fs::read(ram.files().nth(1).unwrap().0).unwrap();
         assert_eq!(second.len(), 2 << 20);
         assert_eq!(second[4096 + 7], 0xa5);
         assert!(
-            std::fs::read(&ram.paths()[0])
+            std::fs::read(ram.files().next().unwrap().0)
                 .unwrap()
                 .iter()
                 .all(|&b| b == 0)
         );
-        let paths = ram.paths().to_vec();
+        let paths: Vec<PathBuf> = ram.files().map(|(p, _)| p.to_path_buf()).collect();
         drop(ram);
         assert!(paths.iter().all(|p| !p.exists()), "files removed on drop");
+    }
+
+    #[test]
+    fn unaligned_node_sizes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = RamFiles::create(dir.path(), "t", &[4097, 4096]).unwrap_err();
+        assert_eq!(err.1.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl BootTuning {
         ];
         if self.tsc_reliable {
             // Skips the TSC warp test per CPU (up to 60 ms each) and, with several
-            // sockets, keeps the TSC clocksource that AMD-style TCG CPUs would lose.
+            // sockets, keeps the TSC clocksource Linux would otherwise distrust.
             args.push("tsc=reliable".to_string());
         }
         if let Some(khz) = self.tsc_khz {

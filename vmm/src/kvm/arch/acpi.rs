@@ -262,16 +262,15 @@ pub fn srat(cpus: &[AcpiCpu], memory: &[MemoryAffinity]) -> Vec<u8> {
     sdt(b"SRAT", 3, &b)
 }
 
-/// Splits the RAM of a `mem_size`-byte guest into `nodes` equal shares (2 MiB
-/// aligned, the last takes the rest), in address order; a share that spans
+/// Splits the RAM of a `mem_size`-byte guest among `nodes` nodes as
+/// [`crate::numa::node_shares`] does, in address order; a share that spans
 /// the MMIO gap becomes two ranges.
 pub fn numa_memory(mem_size: u64, nodes: u32) -> Result<Vec<MemoryAffinity>, AcpiError> {
-    const ALIGN: u64 = 2 << 20;
     let nodes = nodes.max(1);
-    let share = (mem_size / u64::from(nodes)) & !(ALIGN - 1);
+    let shares = crate::numa::node_shares(mem_size, nodes);
     let mut out = Vec::new();
     let mut node = 0u32;
-    let mut left = if nodes == 1 { mem_size } else { share };
+    let mut left = shares[0];
     for (mut base, mut len) in ram_ranges(mem_size) {
         while len > 0 {
             let take = if node + 1 == nodes {
@@ -291,7 +290,7 @@ pub fn numa_memory(mem_size: u64, nodes: u32) -> Result<Vec<MemoryAffinity>, Acp
             left -= take.min(left);
             if left == 0 && node + 1 < nodes {
                 node += 1;
-                left = share;
+                left = shares[node as usize];
             }
         }
     }

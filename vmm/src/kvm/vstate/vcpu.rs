@@ -590,12 +590,18 @@ fn fault_state(vcpu: &VcpuFd) -> String {
     }
 }
 
-/// KVM's account of `KVM_EXIT_INTERNAL_ERROR`: the suberror, its data words
-/// (for an emulation failure, the instruction bytes) and the vCPU's state.
+/// KVM's account of `KVM_EXIT_INTERNAL_ERROR`: the suberror, the instruction
+/// bytes of a failed emulation (or the raw data words otherwise) and the
+/// vCPU's state.
 fn internal_error(vcpu: &mut VcpuFd, cpu: u32) -> String {
+    let run = vcpu.get_kvm_run();
     // SAFETY: on KVM_EXIT_INTERNAL_ERROR, KVM fills the `internal` member of
     // the exit union; it is plain data (integers only).
-    let internal = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal };
+    let internal = unsafe { run.__bindgen_anon_1.internal };
+    // SAFETY: `emulation_failure` overlays `internal` (same suberror and ndata
+    // header, then the data words) and is plain data too; it is read only
+    // when KVM flags it as carrying the instruction bytes.
+    let failure = unsafe { run.__bindgen_anon_1.emulation_failure };
     let what = match internal.suberror {
         kvm_bindings::KVM_INTERNAL_ERROR_EMULATION => "instruction emulation failed",
         kvm_bindings::KVM_INTERNAL_ERROR_SIMUL_EX => "exception while delivering an exception",
@@ -603,15 +609,31 @@ fn internal_error(vcpu: &mut VcpuFd, cpu: u32) -> String {
         kvm_bindings::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON => "unexpected exit reason",
         _ => "unknown suberror",
     };
-    let n = usize::try_from(internal.ndata).map_or(0, |n| n.min(internal.data.len()));
-    let data: Vec<String> = internal.data[..n]
-        .iter()
-        .map(|d| format!("{d:#x}"))
-        .collect();
+    let has_bytes = internal.suberror == kvm_bindings::KVM_INTERNAL_ERROR_EMULATION
+        && internal.ndata >= 1
+        && failure.flags
+            & u64::from(kvm_bindings::KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)
+            != 0;
+    let detail = if has_bytes {
+        // SAFETY: as above; the union holds only the size and the bytes.
+        let insn = unsafe { failure.__bindgen_anon_1.__bindgen_anon_1 };
+        let n = usize::from(insn.insn_size).min(insn.insn_bytes.len());
+        let bytes: Vec<String> = insn.insn_bytes[..n]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("instruction bytes {}", bytes.join(" "))
+    } else {
+        let n = usize::try_from(internal.ndata).map_or(0, |n| n.min(internal.data.len()));
+        let data: Vec<String> = internal.data[..n]
+            .iter()
+            .map(|d| format!("{d:#x}"))
+            .collect();
+        format!("data [{}]", data.join(", "))
+    };
     format!(
-        "vCPU {cpu}: KVM internal error {} ({what}; data [{}]); {}",
+        "vCPU {cpu}: KVM internal error {} ({what}; {detail}); {}",
         internal.suberror,
-        data.join(", "),
         fault_state(vcpu)
     )
 }
