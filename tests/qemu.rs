@@ -340,11 +340,32 @@ fn the_guest_sees_the_topology_it_was_given() {
             "{}",
             run.stderr()
         );
-        let lines = topology_lines(&run.records());
+        let records = run.records();
+        let lines = topology_lines(&records);
         assert_eq!(lines.len(), 1, "{topology}: {lines:?}");
         assert!(
             lines[0].starts_with(&format!("topology: the guest sees {topology} ")),
             "{lines:?}"
         );
+        // Every CPU's run queue was read, wherever its node's memory sits in
+        // the host mapping (under QEMU, one RAM file per node).
+        let snapshots = pick(&records, |r| match r {
+            Record::Snapshot(s) => Some(s.rows.clone()),
+            _ => None,
+        });
+        assert!(!snapshots.is_empty(), "{topology}: no snapshots");
+        for rows in &snapshots {
+            let cpus = u32::try_from(rows.len()).unwrap();
+            assert_eq!(
+                cpus,
+                trace_format::scenario::Topology::parse(topology)
+                    .unwrap()
+                    .cpus()
+            );
+            assert!(
+                rows.iter().all(|r| r.clock > 0 && r.nr_switches > 0),
+                "{rows:?}"
+            );
+        }
     }
 }
