@@ -149,6 +149,15 @@ fn a_stalling_scheduler_is_ejected_and_ends_the_hold_early() {
     assert!(
         matches!(end(&run), RunOutcome::GuestError { message } if message.contains("error_stall"))
     );
+    // The scheduler under test failed: exit 1, as for a failed verdict.
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert!(
+        run.stderr().contains(
+            "the system under test failed: scheduler \"schedtape-scx\" ejected (error_stall)"
+        ),
+        "{}",
+        run.stderr()
+    );
     let bytes = std::fs::read(&run.trace).expect("trace");
     let trace = Trace::open(&bytes).expect("trace opens");
     let id = trace.meta().scheduler.clone().expect("scheduler identity");
@@ -170,6 +179,8 @@ fn a_program_that_is_no_scheduler_dies_on_start_up() {
         "{ops:?}"
     );
     assert!(matches!(end(&run), RunOutcome::GuestError { .. }));
+    // A scheduler that never started is no ejection: the harness's status 3.
+    assert_eq!(run.code(), Some(3), "{}", run.stderr());
     let evs = events(&run);
     assert!(
         evs.iter().any(

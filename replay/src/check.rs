@@ -113,6 +113,13 @@ pub fn check(baseline: &[PathBuf], traces: &[PathBuf], t: &Thresholds) -> CheckR
                     r.path.display()
                 ));
             }
+            Some(RunOutcome::GuestError { .. }) if r.scheduler_failure.is_some() => {
+                evidence.push(format!(
+                    "{}: {}",
+                    r.path.display(),
+                    r.scheduler_failure.as_deref().unwrap_or_default()
+                ));
+            }
             _ => {
                 return CheckResult::skip(format!(
                     "cannot judge: {} did not complete ({})",

@@ -9,6 +9,7 @@ pub mod bisect;
 pub mod check;
 pub mod compare;
 pub mod diff;
+pub mod failure;
 pub mod load;
 pub mod metric;
 pub mod perfetto;

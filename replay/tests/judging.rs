@@ -442,6 +442,28 @@ fn check_exit_codes() {
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["evidence"].to_string().contains("not-starved"), "{v}");
+    // A scheduler that sched_ext ejects is a regression, not "cannot judge";
+    // an ejected baseline cannot be judged against.
+    let ejected = trace(
+        dir.path(),
+        "ejected.trace",
+        Synth {
+            ejected: true,
+            ..Synth::default()
+        },
+    );
+    let o = replay(&["check", "--baseline", s(&base), s(&ejected)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o)
+            .contains(r#"scheduler "schedtape-scx" ejected (error_stall): runnable task stall"#),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        code(&["check", "--baseline", s(&ejected), s(&good)]),
+        Some(125)
+    );
 }
 
 #[test]

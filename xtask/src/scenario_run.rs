@@ -23,7 +23,8 @@ use crate::{guest, workspace_root};
 
 /// Exit status: ran and passed.
 pub const EXIT_PASS: u8 = 0;
-/// Exit status: ran, and a verdict failed.
+/// Exit status: ran, and a verdict failed or the system under test did (the
+/// kernel panicked after `/init` started, or sched_ext ejected the scheduler).
 pub const EXIT_VERDICT_FAILED: u8 = 1;
 /// Exit status: the input (scenario, options) is bad; nothing ran.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -310,8 +311,30 @@ fn record_one(
             for line in tail.iter().rev() {
                 eprintln!("  | {line}");
             }
-            Ok(EXIT_INFRA)
+            match under_test_failure(&output, &report) {
+                Some(why) => {
+                    eprintln!("the system under test failed: {why}");
+                    Ok(EXIT_VERDICT_FAILED)
+                }
+                None => Ok(EXIT_INFRA),
+            }
         }
+    }
+}
+
+/// Why an incomplete run counts as the system under test failing rather than
+/// the harness: a kernel panic once the guest executor was up, or a scheduler
+/// sched_ext ejected (read back from the trace, as `replay check` does).
+fn under_test_failure(trace: &Path, report: &vmm::run::RunReport) -> Option<String> {
+    match &report.outcome {
+        RunOutcome::KernelPanic { .. } if report.time_to_init.is_some() => {
+            Some("the kernel panicked after /init started".into())
+        }
+        RunOutcome::GuestError { .. } => {
+            let loaded = replay::load::LoadedTrace::open(trace).ok()?;
+            replay::failure::scheduler_failure(&loaded.trace().ok()?)
+        }
+        _ => None,
     }
 }
 

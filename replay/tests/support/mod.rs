@@ -33,6 +33,9 @@ pub struct Synth {
     pub stall: bool,
     /// Verdict records written just before `End`, as a live run writes them.
     pub recorded: Vec<Verdict>,
+    /// sched_ext ejects the scheduler in step 1 (`error_stall`): the run ends
+    /// in a guest error, as the executor ends it.
+    pub ejected: bool,
 }
 
 impl Default for Synth {
@@ -48,6 +51,7 @@ impl Default for Synth {
             snapshots: false,
             stall: false,
             recorded: Vec::new(),
+            ejected: false,
         }
     }
 }
@@ -269,6 +273,22 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
     }
     for v in &s.recorded {
         out.push((t, Record::Verdict(v.clone())));
+    }
+    if s.ejected {
+        let reason = "runnable task stall (kworker/0:1[12] failed to run for 30.1s)";
+        out.push((
+            t,
+            Record::SchedulerEvent(SchedulerEvent {
+                scheduler: "schedtape-scx".into(),
+                event: SchedulerEventKind::Exited {
+                    kind: "error_stall".into(),
+                    reason: reason.into(),
+                },
+            }),
+        ));
+        let message = format!("scheduler \"schedtape-scx\" exited (error_stall): {reason}");
+        out.push((t, Record::End(RunOutcome::GuestError { message })));
+        return out;
     }
     out.push((t, Record::End(RunOutcome::Completed)));
     out
