@@ -64,8 +64,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         color: ColorChoice,
     },
-    /// Regression check for `git bisect run`: exit 0 no regression, 1 regression,
-    /// 125 cannot judge (unreadable, truncated or damaged trace, too few samples).
+    /// Regression check for `git bisect run`: exit 0 no regression, 1 regression
+    /// (a worse metric, a newly failing verdict, a kernel panic or an ejected
+    /// scheduler), 125 cannot judge (unreadable, truncated or damaged trace, a
+    /// run that failed for the harness's reasons, too few samples).
     Check {
         /// Baseline trace; repeat for several runs.
         #[arg(long, required = true)]

@@ -1,5 +1,6 @@
 //! `replay check`: the `git bisect run` predicate. Exit 0 no regression,
-//! 1 regression, 125 cannot judge. Errors and panics never come out as 1.
+//! 1 regression (including the system under test failing, see
+//! [`crate::failure`]), 125 cannot judge. Errors and panics never come out as 1.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,7 @@ use crate::diff::{Summary, cells, write_meta};
 use crate::load::LoadedTrace;
 use crate::text::table;
 use crate::thresholds::Thresholds;
-use crate::verdict;
+use crate::{failure, verdict};
 
 /// No regression.
 pub const EXIT_GOOD: u8 = 0;
@@ -45,10 +46,12 @@ impl CheckResult {
     }
 }
 
-/// Opened and vetted traces of one side, with their verdicts.
+/// Opened and vetted traces of one side, with their verdicts and, for runs
+/// that did not complete, how the system under test failed (if it did).
 struct Side {
     runs: Vec<Run>,
     verdicts: Vec<Vec<trace_format::record::Verdict>>,
+    failures: Vec<Option<String>>,
 }
 
 /// Opens every trace of one side; `Err` says why one cannot take part.
@@ -56,6 +59,7 @@ fn load_side(paths: &[PathBuf], t: &Thresholds, intervals: bool) -> Result<Side,
     let mut side = Side {
         runs: Vec::new(),
         verdicts: Vec::new(),
+        failures: Vec::new(),
     };
     for path in paths {
         let loaded = LoadedTrace::open(path).map_err(|e| format!("cannot judge: {e:#}"))?;
@@ -67,6 +71,7 @@ fn load_side(paths: &[PathBuf], t: &Thresholds, intervals: bool) -> Result<Side,
             ));
         }
         side.verdicts.push(verdict::judge_with(&trace, &t.verdicts));
+        side.failures.push(failure::under_test_failure(&trace));
         side.runs.push(Run::from_trace(path, &trace, intervals));
     }
     Ok(side)
@@ -104,22 +109,10 @@ pub fn check(baseline: &[PathBuf], traces: &[PathBuf], t: &Thresholds) -> CheckR
         ));
     }
     let mut evidence = Vec::new();
-    for r in &new.runs {
-        match &r.outcome {
-            Some(RunOutcome::Completed) => {}
-            Some(RunOutcome::KernelPanic { message }) => {
-                evidence.push(format!(
-                    "{}: the guest kernel panicked: {message}",
-                    r.path.display()
-                ));
-            }
-            Some(RunOutcome::GuestError { .. }) if r.scheduler_failure.is_some() => {
-                evidence.push(format!(
-                    "{}: {}",
-                    r.path.display(),
-                    r.scheduler_failure.as_deref().unwrap_or_default()
-                ));
-            }
+    for (r, failed) in new.runs.iter().zip(&new.failures) {
+        match (&r.outcome, failed) {
+            (Some(RunOutcome::Completed), _) => {}
+            (_, Some(why)) => evidence.push(format!("{}: {why}", r.path.display())),
             _ => {
                 return CheckResult::skip(format!(
                     "cannot judge: {} did not complete ({})",

@@ -40,9 +40,6 @@ pub struct Run {
     pub judged: BTreeSet<String>,
     /// Per-interval values; present when loaded with intervals.
     pub intervals: Option<BTreeMap<MetricKey, Vec<f64>>>,
-    /// How the scheduler under test failed, when sched_ext ejected it
-    /// ([`crate::failure::scheduler_failure`]).
-    pub scheduler_failure: Option<String>,
 }
 
 impl Run {
@@ -64,7 +61,6 @@ impl Run {
             values: extract(&metrics),
             judged: judged_steps(&metrics),
             intervals: intervals.then(|| unit_values(&segments(trace))),
-            scheduler_failure: crate::failure::scheduler_failure(trace),
         }
     }
 }

@@ -162,7 +162,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         } => {
             let (verdicts, recorded) = verdict::judge_file_recorded(trace, thresholds.as_deref())?;
             verdict::render_with_recorded(&mut out, &verdicts, &recorded, *json)?;
-            if verdict::any_failed(&verdicts) {
+            let failed = load::LoadedTrace::open(trace)
+                .and_then(|l| Ok(failure::under_test_failure(&l.trace()?)))?;
+            if let Some(why) = &failed {
+                eprintln!("the system under test failed: {why}");
+            }
+            if verdict::any_failed(&verdicts) || failed.is_some() {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::{CPUSET_SCENARIO, Synth, replay, s, stdout, trace};
+use trace_format::record::RunOutcome;
 
 fn cpuset_synth() -> Synth {
     Synth {
@@ -442,16 +443,24 @@ fn check_exit_codes() {
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["evidence"].to_string().contains("not-starved"), "{v}");
-    // A scheduler that sched_ext ejects is a regression, not "cannot judge";
-    // an ejected baseline cannot be judged against.
-    let ejected = trace(
-        dir.path(),
-        "ejected.trace",
-        Synth {
-            ejected: true,
+}
+
+#[test]
+fn check_and_judge_tell_the_system_under_test_failing_from_the_harness() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = |name: &str, ends| {
+        let synth = Synth {
+            noise: 0.02,
+            ends,
             ..Synth::default()
-        },
-    );
+        };
+        trace(dir.path(), name, synth)
+    };
+    let base = synth("base.trace", None);
+    let code = |args: &[&str]| replay(args).status.code();
+    // A scheduler that sched_ext ejects is a regression, not "cannot judge";
+    // an ejected baseline cannot be judged against; judge fails it too.
+    let ejected = synth("ejected.trace", support::ejected());
     let o = replay(&["check", "--baseline", s(&base), s(&ejected)]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
@@ -461,7 +470,48 @@ fn check_exit_codes() {
         stdout(&o)
     );
     assert_eq!(
-        code(&["check", "--baseline", s(&ejected), s(&good)]),
+        code(&["check", "--baseline", s(&ejected), s(&base)]),
+        Some(125)
+    );
+    let o = replay(&["judge", s(&ejected)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the system under test failed"));
+    let sut_failed = |t: &Path| {
+        String::from_utf8_lossy(&replay(&["judge", s(t)]).stderr)
+            .contains("the system under test failed")
+    };
+    assert!(!sut_failed(&base));
+    // A scheduler that never started, or any other guest error: the harness's.
+    let message = "replace_scheduler failed: died on start-up".to_string();
+    let startup = synth(
+        "startup.trace",
+        Some((Some("startup"), RunOutcome::GuestError { message })),
+    );
+    assert_eq!(
+        code(&["check", "--baseline", s(&base), s(&startup)]),
+        Some(125)
+    );
+    assert!(!sut_failed(&startup));
+    // A kernel panic during the scenario is a regression; PID 1 dying is not.
+    let panic = |message: &str| {
+        Some((
+            None,
+            RunOutcome::KernelPanic {
+                message: message.into(),
+            },
+        ))
+    };
+    let oops = synth(
+        "oops.trace",
+        panic("Kernel panic - not syncing: Fatal exception"),
+    );
+    assert_eq!(code(&["check", "--baseline", s(&base), s(&oops)]), Some(1));
+    let init = synth(
+        "init.trace",
+        panic("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009"),
+    );
+    assert_eq!(
+        code(&["check", "--baseline", s(&base), s(&init)]),
         Some(125)
     );
 }

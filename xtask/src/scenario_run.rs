@@ -24,7 +24,7 @@ use crate::{guest, workspace_root};
 /// Exit status: ran and passed.
 pub const EXIT_PASS: u8 = 0;
 /// Exit status: ran, and a verdict failed or the system under test did (the
-/// kernel panicked after `/init` started, or sched_ext ejected the scheduler).
+/// kernel panicked during the scenario, or sched_ext ejected the scheduler).
 pub const EXIT_VERDICT_FAILED: u8 = 1;
 /// Exit status: the input (scenario, options) is bad; nothing ran.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -311,7 +311,7 @@ fn record_one(
             for line in tail.iter().rev() {
                 eprintln!("  | {line}");
             }
-            match under_test_failure(&output, &report) {
+            match under_test_failure(&output) {
                 Some(why) => {
                     eprintln!("the system under test failed: {why}");
                     Ok(EXIT_VERDICT_FAILED)
@@ -323,19 +323,11 @@ fn record_one(
 }
 
 /// Why an incomplete run counts as the system under test failing rather than
-/// the harness: a kernel panic once the guest executor was up, or a scheduler
-/// sched_ext ejected (read back from the trace, as `replay check` does).
-fn under_test_failure(trace: &Path, report: &vmm::run::RunReport) -> Option<String> {
-    match &report.outcome {
-        RunOutcome::KernelPanic { .. } if report.time_to_init.is_some() => {
-            Some("the kernel panicked after /init started".into())
-        }
-        RunOutcome::GuestError { .. } => {
-            let loaded = replay::load::LoadedTrace::open(trace).ok()?;
-            replay::failure::scheduler_failure(&loaded.trace().ok()?)
-        }
-        _ => None,
-    }
+/// the harness, read back from the trace as `replay check` does
+/// ([`replay::failure::under_test_failure`]).
+fn under_test_failure(trace: &Path) -> Option<String> {
+    let loaded = replay::load::LoadedTrace::open(trace).ok()?;
+    replay::failure::under_test_failure(&loaded.trace().ok()?)
 }
 
 /// The hypervisor chosen for a run.

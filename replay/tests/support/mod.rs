@@ -33,9 +33,9 @@ pub struct Synth {
     pub stall: bool,
     /// Verdict records written just before `End`, as a live run writes them.
     pub recorded: Vec<Verdict>,
-    /// sched_ext ejects the scheduler in step 1 (`error_stall`): the run ends
-    /// in a guest error, as the executor ends it.
-    pub ejected: bool,
+    /// How the run ends instead of completing: the exit kind of a scheduler
+    /// that exits after the last step (if any), then this outcome.
+    pub ends: Option<(Option<&'static str>, RunOutcome)>,
 }
 
 impl Default for Synth {
@@ -51,7 +51,7 @@ impl Default for Synth {
             snapshots: false,
             stall: false,
             recorded: Vec::new(),
-            ejected: false,
+            ends: None,
         }
     }
 }
@@ -274,24 +274,30 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
     for v in &s.recorded {
         out.push((t, Record::Verdict(v.clone())));
     }
-    if s.ejected {
-        let reason = "runnable task stall (kworker/0:1[12] failed to run for 30.1s)";
+    let Some((exit, outcome)) = &s.ends else {
+        out.push((t, Record::End(RunOutcome::Completed)));
+        return out;
+    };
+    if let Some(kind) = exit {
         out.push((
             t,
             Record::SchedulerEvent(SchedulerEvent {
                 scheduler: "schedtape-scx".into(),
                 event: SchedulerEventKind::Exited {
-                    kind: "error_stall".into(),
-                    reason: reason.into(),
+                    kind: (*kind).into(),
+                    reason: "runnable task stall (kworker/0:1[12] failed to run for 30.1s)".into(),
                 },
             }),
         ));
-        let message = format!("scheduler \"schedtape-scx\" exited (error_stall): {reason}");
-        out.push((t, Record::End(RunOutcome::GuestError { message })));
-        return out;
     }
-    out.push((t, Record::End(RunOutcome::Completed)));
+    out.push((t, Record::End(outcome.clone())));
     out
+}
+
+/// A run that sched_ext's watchdog ended by ejecting the scheduler.
+pub fn ejected() -> Option<(Option<&'static str>, RunOutcome)> {
+    let message = "scheduler \"schedtape-scx\" exited (error_stall): runnable task stall".into();
+    Some((Some("error_stall"), RunOutcome::GuestError { message }))
 }
 
 /// The bytes of a synthetic trace, with small chunks so there are many of them.
