@@ -168,6 +168,27 @@ fn a_stalling_scheduler_is_ejected_and_ends_the_hold_early() {
 
 #[test]
 #[ignore = "boots a VM: run through `cargo xtask test`"]
+fn a_scheduler_ejected_while_attaching_is_the_scheduler_failing() {
+    // ops.init raises scx_bpf_error: the kernel ejects it before it attaches.
+    let run = run_scenario("sched-hold", &["--", "--fail-init"]);
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert!(
+        run.stderr().contains(
+            r#"the system under test failed: scheduler "schedtape-scx" ejected (error_bpf)"#
+        ),
+        "{}",
+        run.stderr()
+    );
+    let evs = events(&run);
+    assert!(
+        evs.iter().any(|e| matches!(&e.event,
+            SchedulerEventKind::Exited { kind, reason } if kind == "error_bpf" && reason.contains("--fail-init"))),
+        "{evs:?}"
+    );
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
 fn a_program_that_is_no_scheduler_dies_on_start_up() {
     let run = run_scenario("sched-broken", &[]);
     let ops = pick(&run.records(), |r| match r {

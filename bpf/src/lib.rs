@@ -25,6 +25,8 @@ pub struct Options {
     pub slice: Duration,
     /// Stop dispatching this long after attaching (the watchdog then ejects us).
     pub stall_after: Option<Duration>,
+    /// Raise `scx_bpf_error` in `ops.init`: the kernel ejects us while attaching.
+    pub fail_init: bool,
     /// sched_ext watchdog timeout for runnable tasks.
     pub timeout: Duration,
     /// How often counters are printed.
@@ -36,6 +38,7 @@ impl Default for Options {
         Options {
             slice: Duration::from_millis(20),
             stall_after: None,
+            fail_init: false,
             timeout: Duration::from_secs(5),
             stats_interval: Duration::from_millis(500),
         }
@@ -52,6 +55,7 @@ SIGTERM (then detaches) or until the kernel ejects it (then reports why).
 options:
   --slice-us N       time slice in microseconds (default 20000)
   --stall-after S    stop dispatching S seconds after attaching (e.g. 1, 0.5)
+  --fail-init        raise scx_bpf_error in ops.init (ejected while attaching)
   --timeout-ms N     sched_ext watchdog timeout (default 5000, at most 30000)
   --stats-ms N       print counters every N ms (default 500)
   -h, --help         show this text";
@@ -74,6 +78,10 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
         };
         if flag == "-h" || flag == "--help" {
             return Ok(Command::Help);
+        }
+        if flag == "--fail-init" && inline.is_none() {
+            o.fail_init = true;
+            continue;
         }
         let mut value = || {
             inline
@@ -190,6 +198,11 @@ mod tests {
         assert_eq!(o.slice, Duration::from_millis(5));
         assert_eq!(o.stall_after, Some(Duration::from_millis(1500)));
         assert_eq!(o.timeout, Duration::from_secs(3));
+        assert!(!o.fail_init);
+        let Command::Run(f) = parse_args(args("--fail-init --stats-ms 100")).unwrap() else {
+            panic!("not a run");
+        };
+        assert!(f.fail_init);
         assert_eq!(o.stats_interval, Duration::from_millis(500));
         assert_eq!(
             parse_args(args("")).unwrap(),

@@ -53,6 +53,7 @@ pub fn run(o: &Options) -> Result<i32, String> {
     let slice_ns = u64::try_from(o.slice.as_nanos()).unwrap_or(u64::MAX);
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.slice_ns = slice_ns;
+        ro.fail_init = o.fail_init;
     }
     let ops = open.struct_ops.fifo_ops_mut();
     ops.timeout_ms = u32::try_from(o.timeout.as_millis()).unwrap_or(30_000);
@@ -60,11 +61,16 @@ pub fn run(o: &Options) -> Result<i32, String> {
         .load()
         .map_err(|e| format!("loading the BPF scheduler: {e:#}"))?;
     let t0 = Instant::now();
-    let link = skel
-        .maps
-        .fifo_ops
-        .attach_struct_ops()
-        .map_err(|e| format!("attaching the scheduler: {e:#}"))?;
+    let link = match skel.maps.fifo_ops.attach_struct_ops() {
+        Ok(link) => link,
+        Err(e) => {
+            // An error in ops.init ejects us before attach returns; say why.
+            if let Some(bss) = skel.maps.bss_data.as_deref() {
+                report_exit(bss);
+            }
+            return Err(format!("attaching the scheduler: {e:#}"));
+        }
+    };
     println!(
         "{PREFIX}attached ops=schedtape_fifo slice_us={} timeout_ms={} after={}us",
         o.slice.as_micros(),

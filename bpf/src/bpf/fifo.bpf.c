@@ -27,6 +27,8 @@ enum stat {
 };
 
 const volatile u64 slice_ns = SCX_SLICE_DFL;
+/* Set by the loader (--fail-init): ops.init raises an error. */
+const volatile bool fail_init;
 
 /* Written by the loader at run time. */
 volatile bool stall;
@@ -89,6 +91,13 @@ void BPF_PROG(fifo_dispatch, s32 cpu, struct task_struct *prev)
 SEC("struct_ops.s/fifo_init")
 s32 BPF_PROG(fifo_init)
 {
+	if (fail_init) {
+		static char msg[] = "failing ops.init on request (--fail-init)";
+		unsigned long long no_args[1] = {};
+
+		scx_bpf_error_bstr(msg, no_args, sizeof(no_args));
+		return -22; /* -EINVAL */
+	}
 	return scx_bpf_create_dsq(SHARED_DSQ, -1);
 }
 

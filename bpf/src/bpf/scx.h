@@ -84,6 +84,9 @@ struct sched_ext_ops {
 s32 scx_bpf_create_dsq(u64 dsq_id, s32 node) __ksym;
 void scx_bpf_dispatch(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym;
 bool scx_bpf_consume(u64 dsq_id) __ksym;
+/* Ends the scheduler with SCX_EXIT_ERROR_BPF; `fmt` is a bstr format with
+ * `data__sz` bytes of arguments in `data` (none here). */
+void scx_bpf_error_bstr(char *fmt, unsigned long long *data, u32 data__sz) __ksym;
 s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
 			   bool *is_idle) __ksym;
 

@@ -24,7 +24,6 @@ use super::transport::Transport;
 use super::worker::{Group, Worker, Workers};
 use super::{cgroupfs, ops, sys};
 use crate::cgroups::{self, CgroupTable};
-use crate::procfs;
 use crate::timeline::{Hold, Ticker, sleep_for};
 
 /// Where the host packs the scenario.

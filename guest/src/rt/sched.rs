@@ -348,11 +348,13 @@ fn start(ex: &mut Executor<'_>, l: Launch) -> Result<u32, SchedError> {
                 |s| errno::describe_wait(s).to_string(),
             );
             let output = run.streams.iter().flat_map(|s| s.tail.iter()).cloned();
-            let reason = format!("died on start-up ({how})");
-            let exited = SchedulerEventKind::Exited {
-                kind: "startup".into(),
-                reason,
+            // Ejected while attaching (an error in ops.init, say) is the
+            // scheduler failing, not merely failing to start: keep that kind.
+            let (kind, reason) = match exit_reason(&mut ex.sched, &run) {
+                (kind, reason) if kind.starts_with("error") => (kind, reason),
+                _ => ("startup".to_string(), format!("died on start-up ({how})")),
             };
+            let exited = SchedulerEventKind::Exited { kind, reason };
             event(ex.tx, &l.name, exited);
             return Err(SchedError::StartupDied {
                 name: l.name,
