@@ -18,7 +18,8 @@ use vmm::backend::{ConsoleEvent, Vm};
 use vmm::qemu::{Accel, BootTuning, Machine, QemuConfig, QemuVm, detect_accel};
 
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
-use crate::scenario_run::{boot_plan, kernel_hz, pack_initramfs, runtime_dir, smp_layout};
+use crate::scenario_pack::pack_initramfs;
+use crate::scenario_run::{boot_plan, kernel_hz, runtime_dir, smp_layout};
 use crate::{guest, workspace_root};
 
 /// What the executor prints first, on the console, when it has no ring: its Hello.

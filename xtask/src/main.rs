@@ -8,6 +8,7 @@ mod identity;
 mod initramfs;
 mod kernel;
 mod rerun;
+mod scenario_pack;
 mod scenario_run;
 mod scheduler;
 mod stage;
