@@ -160,14 +160,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             thresholds,
             json,
         } => {
-            let (verdicts, recorded) = verdict::judge_file_recorded(trace, thresholds.as_deref())?;
-            verdict::render_with_recorded(&mut out, &verdicts, &recorded, *json)?;
-            let failed = load::LoadedTrace::open(trace)
-                .and_then(|l| Ok(failure::under_test_failure(&l.trace()?)))?;
-            if let Some(why) = &failed {
+            let judged = verdict::judge_file_recorded(trace, thresholds.as_deref())?;
+            verdict::render_with_recorded(&mut out, &judged.verdicts, &judged.recorded, *json)?;
+            if let Some(why) = &judged.failure {
                 eprintln!("the system under test failed: {why}");
             }
-            if verdict::any_failed(&verdicts) || failed.is_some() {
+            if verdict::any_failed(&judged.verdicts) || judged.failure.is_some() {
                 return Ok(ExitCode::FAILURE);
             }
         }

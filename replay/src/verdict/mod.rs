@@ -50,18 +50,31 @@ pub fn judge_with(trace: &Trace<'_>, t: &VerdictThresholds) -> Vec<Verdict> {
 /// Opens `path` and judges it with its scenario's thresholds, overridden
 /// by the file `thresholds` when given.
 pub fn judge_file(path: &Path, thresholds: Option<&Path>) -> Result<Vec<Verdict>> {
-    Ok(judge_file_recorded(path, thresholds)?.0)
+    Ok(judge_file_recorded(path, thresholds)?.verdicts)
 }
 
-/// [`judge_file`], plus the verdicts recorded in the trace at run time.
-pub fn judge_file_recorded(
-    path: &Path,
-    thresholds: Option<&Path>,
-) -> Result<(Vec<Verdict>, Vec<Verdict>)> {
+/// What `replay judge` shows for one trace.
+#[derive(Debug)]
+pub struct Judged {
+    /// Recomputed now.
+    pub verdicts: Vec<Verdict>,
+    /// Recorded in the trace at run time.
+    pub recorded: Vec<Verdict>,
+    /// How the system under test failed, if it did ([`crate::failure`]).
+    pub failure: Option<String>,
+}
+
+/// [`judge_file`], plus the verdicts recorded at run time and whether the
+/// system under test failed, from one read of the trace.
+pub fn judge_file_recorded(path: &Path, thresholds: Option<&Path>) -> Result<Judged> {
     let loaded = LoadedTrace::open(path)?;
     let trace = loaded.trace()?;
     let t = Thresholds::resolve(trace.meta().scenario.thresholds.as_ref(), thresholds)?;
-    Ok((judge_with(&trace, &t.verdicts), recorded(&trace)))
+    Ok(Judged {
+        verdicts: judge_with(&trace, &t.verdicts),
+        recorded: recorded(&trace),
+        failure: crate::failure::under_test_failure(&trace),
+    })
 }
 
 /// The `Verdict` records a trace holds (written at the end of the run).

@@ -191,7 +191,7 @@ pub struct QemuVm {
     machine: Machine,
     console: Receiver<ConsoleEvent>,
     frozen_at: Option<Instant>,
-    exited: bool,
+    /// Set once QEMU has exited (or was killed and reaped).
     status: Option<ExitStatus>,
 }
 
@@ -293,7 +293,6 @@ impl QemuVm {
             machine: Machine::for_layout(&config.smp),
             console,
             frozen_at: None,
-            exited: false,
             status: None,
         })
     }
@@ -305,10 +304,10 @@ impl QemuVm {
 
     /// QEMU's exit status once it has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        let status = self.child.try_wait().ok().flatten();
-        self.exited |= status.is_some();
-        self.status = self.status.or(status);
-        status
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
     }
 }
 
@@ -351,7 +350,7 @@ impl Vm for QemuVm {
     }
 
     fn has_exited(&mut self) -> bool {
-        self.exited || self.try_wait().is_some()
+        self.try_wait().is_some()
     }
 
     /// QEMU exits 0 on a guest reset or triple fault alike (`-no-reboot`);
@@ -362,8 +361,7 @@ impl Vm for QemuVm {
 
     fn kill(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.exited = true;
+        self.status = self.status.or(self.child.wait().ok());
     }
 
     fn describe(&self) -> trace_format::meta::Backend {
@@ -413,7 +411,7 @@ fn cr3_of(dump: &str, cpu: u32) -> Option<u64> {
 
 impl Drop for QemuVm {
     fn drop(&mut self) {
-        if !self.exited {
+        if self.status.is_none() {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
