@@ -1,27 +1,12 @@
 //! Host-side kernel introspection under QEMU: snapshots of pinned workers,
 //! hot/cold kernel access, KASLR on and off, and refusing a wrong vmlinux.
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
-use e2e::{pick, run_scenario};
+use e2e::{pick, project_kernel_dir, run_scenario};
 use trace_format::record::{
     AccessKind, KernelAccess, OpOutcome, Record, RunOutcome, Snapshot, SnapshotTrigger, StepRef,
     Timed,
 };
-
-/// The newest cached project kernel's vmlinux.
-fn project_vmlinux() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let mut found: Vec<PathBuf> =
-        std::fs::read_dir(PathBuf::from(home).join(".cache/schedtape/kernels"))
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path().join("vmlinux"))
-            .filter(|p| p.is_file())
-            .collect();
-    found.sort();
-    found.pop()
-}
 
 fn snapshots(records: &[Timed]) -> Vec<Snapshot> {
     pick(records, |r| match r {
@@ -272,9 +257,7 @@ fn no_kaslr_snapshots_and_kernel_access_work() {
 #[test]
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn wrong_vmlinux_is_refused() {
-    let Some(vmlinux) = project_vmlinux() else {
-        panic!("no cached project kernel: run `cargo xtask kernel build`");
-    };
+    let vmlinux = project_kernel_dir().join("vmlinux");
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = std::fs::read(&vmlinux).unwrap();
     let id = vmm::introspect::elf::read_build_id(&vmlinux).unwrap();

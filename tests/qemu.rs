@@ -1,7 +1,12 @@
 //! Real runs under QEMU: a real kernel, real cgroups, the real guest executor.
 use std::collections::{BTreeMap, BTreeSet};
 
-use e2e::{pick, run_scenario};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{pick, project_kernel_dir, run_scenario};
 use trace_format::record::{ConsoleSource, OpOutcome, Record, RunOutcome, StepOutcome};
 
 /// A static x86-64 ELF whose only code is `loop { pause() }`: a guest that hangs.
@@ -105,6 +110,92 @@ fn smoke_runs_every_step_with_progressing_workers() {
         records.last().map(|t| &t.record),
         Some(Record::End(RunOutcome::Completed))
     ));
+}
+
+/// Boots `kernel` under TCG with no root file system (it panics after its
+/// early boot, and QEMU exits) and returns what follows `needle` on the first
+/// console line that has it.
+fn console_after(kernel: &Path, append: &str, needle: &str) -> String {
+    let mut qemu = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max,vendor=GenuineIntel",
+            "-m",
+            "256M",
+        ])
+        .args(["-nodefaults", "-no-user-config", "-display", "none"])
+        .args(["-serial", "stdio", "-no-reboot", "-kernel"])
+        .arg(kernel)
+        .args(["-append", &format!("console=ttyS0 panic=-1 {append}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 starts");
+    let started = Instant::now();
+    let mut log = Vec::new();
+    let mut found = None;
+    for line in BufReader::new(qemu.stdout.take().expect("piped")).lines() {
+        let Ok(line) = line else { break };
+        if let Some((_, rest)) = line.split_once(needle) {
+            found = Some(rest.trim().to_string());
+            break;
+        }
+        log.push(line);
+        if started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    found.unwrap_or_else(|| panic!("no {needle:?} on the console:\n{}", log.join("\n")))
+}
+
+/// Under TCG the launcher tells the kernel QEMU's APIC timer rate
+/// (`lapic_timer_hz=`, the project's kernel patch) instead of letting it
+/// calibrate: Linux's own measurement must agree, and with the parameter the
+/// kernel must skip measuring.
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn linux_measures_the_apic_timer_rate_the_launcher_gives_it() {
+    let dir = project_kernel_dir();
+    let config = std::fs::read_to_string(dir.join(".config")).unwrap();
+    let hz: u64 = config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_HZ="))
+        .and_then(|v| v.parse().ok())
+        .expect("CONFIG_HZ in the kernel's .config");
+    let given = vmm::qemu::TCG_APIC_TIMER_HZ;
+    let bzimage = dir.join("bzImage");
+    let verbose = "apic=verbose loglevel=7";
+
+    let measured: u64 = console_after(&bzimage, verbose, "calibration result: ")
+        .parse()
+        .expect("a number of APIC timer ticks per jiffy");
+    assert!(
+        (measured * hz).abs_diff(given) < given / 100,
+        "Linux measured the APIC timer at {} Hz; the launcher tells it {given} Hz",
+        measured * hz
+    );
+
+    let layout = vmm::introspect::load(
+        &dir.join("vmlinux"),
+        vmm::introspect::cache::default_dir().as_deref(),
+    )
+    .expect("the project vmlinux resolves")
+    .layout;
+    assert!(
+        vmm::qemu::takes_lapic_timer_hz(&layout),
+        "the project kernel has the lapic_timer_hz= patch"
+    );
+    let preset = console_after(
+        &bzimage,
+        &format!("{verbose} lapic_timer_hz={given}"),
+        "lapic timer already calibrated ",
+    );
+    assert_eq!(preset, (given / hz).to_string());
 }
 
 #[test]

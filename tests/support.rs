@@ -74,3 +74,19 @@ pub fn run_scenario(scenario: &str, extra: &[&str]) -> Run {
 pub fn pick<T>(records: &[Timed], f: impl Fn(&Record) -> Option<T>) -> Vec<T> {
     records.iter().filter_map(|t| f(&t.record)).collect()
 }
+
+/// The cached project kernel's directory (`cargo xtask kernel path`), which
+/// `cargo xtask test` builds before the end-to-end tests run.
+pub fn project_kernel_dir() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["run", "--quiet", "-p", "xtask", "--", "kernel", "path"])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "no cached kernel: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

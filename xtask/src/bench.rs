@@ -15,7 +15,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use trace_format::scenario::Scenario;
 use vmm::backend::{ConsoleEvent, Vm};
-use vmm::qemu::{Accel, BootTuning, Machine, QemuConfig, QemuVm, detect_accel};
+use vmm::introspect;
+use vmm::qemu::{
+    Accel, BootTuning, Machine, QemuConfig, QemuVm, detect_accel, takes_lapic_timer_hz,
+};
 
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
 use crate::scenario_pack::pack_initramfs;
@@ -156,6 +159,12 @@ fn sides(
         Ours::Bzimage => vec![true],
         Ours::Both => vec![false, true],
     };
+    // The layout is cached per build-id, so this costs little after the first run.
+    let lapic_timer_hz_param = kernel
+        .vmlinux
+        .as_deref()
+        .and_then(|v| introspect::load(v, introspect::cache::default_dir().as_deref()).ok())
+        .is_some_and(|r| takes_lapic_timer_hz(&r.layout));
     let mut sides: Vec<Side> = Vec::new();
     for kaslr in kaslr {
         let plan = boot_plan(kernel, kaslr);
@@ -169,6 +178,7 @@ fn sides(
             accel,
             runtime_dir: runtime_dir(),
             kernel_hz: kernel_hz(kernel),
+            lapic_timer_hz_param,
         };
         let dup = sides.iter().any(|s| match s {
             Side::Ours { config: c, .. } => {

@@ -14,7 +14,7 @@ use trace_format::scenario::{Scenario, Topology};
 use vmm::backend::BackendError;
 use vmm::introspect;
 use vmm::kvm::{KvmConfig, KvmVm};
-use vmm::qemu::{Accel, QemuConfig, QemuVm, SmpLayout, detect_accel};
+use vmm::qemu::{Accel, QemuConfig, QemuVm, SmpLayout, detect_accel, takes_lapic_timer_hz};
 use vmm::run::{IntrospectOptions, Judge, Progress, RunOptions, prepare_window, record_judged};
 
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
@@ -263,6 +263,11 @@ fn record_one(
                 accel,
                 runtime_dir: runtime_dir(),
                 kernel_hz: kernel_hz(kernel),
+                lapic_timer_hz_param: intro
+                    .options
+                    .layout
+                    .as_ref()
+                    .is_ok_and(|l| takes_lapic_timer_hz(l)),
             };
             let launch =
                 || QemuVm::launch(&config, prepare).map_err(|e| BackendError(e.to_string()));

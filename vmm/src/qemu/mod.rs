@@ -15,7 +15,7 @@ pub mod qmp;
 mod ram;
 mod tuning;
 
-pub use tuning::BootTuning;
+pub use tuning::{BootTuning, TCG_APIC_TIMER_HZ, takes_lapic_timer_hz};
 
 use ram::RamFiles;
 
@@ -149,6 +149,10 @@ pub struct QemuConfig {
     /// The guest kernel's `CONFIG_HZ` when known; under TCG it lets the
     /// launcher preset the delay-loop calibration (`lpj=`, see [`BootTuning`]).
     pub kernel_hz: Option<u32>,
+    /// The guest kernel takes `lapic_timer_hz=` (schedtape's kernel patch, see
+    /// `fixtures/kernel/patches`): under TCG the launcher then gives it QEMU's
+    /// APIC timer rate instead of letting it calibrate for 100 ms.
+    pub lapic_timer_hz_param: bool,
 }
 
 /// QEMU backend failures.
@@ -662,6 +666,7 @@ fn test_config(accel: Accel, kernel_hz: Option<u32>) -> QemuConfig {
         accel,
         runtime_dir: PathBuf::from("/tmp"),
         kernel_hz,
+        lapic_timer_hz_param: true,
     }
 }
 
@@ -730,6 +735,7 @@ mod launch_tests {
             tsc_khz: Some(2_596_099),
             lpj: Some(10_384_000),
             tsc_reliable: true,
+            lapic_timer_hz: Some(1_000_000_000),
         };
         let window = Window {
             gpa: 0x1f80_0000,
@@ -749,6 +755,7 @@ mod launch_tests {
             "tsc=reliable",
             "tsc_early_khz=2596099",
             "lpj=10384000",
+            "lapic_timer_hz=1000000000",
         ] {
             assert!(
                 append.split(' ').any(|a| a == arg),
@@ -767,6 +774,7 @@ mod launch_tests {
             tsc_khz: None,
             lpj: None,
             tsc_reliable: false,
+            lapic_timer_hz: None,
         };
         let args = qemu_args(
             &test_config(Accel::Kvm, None),
@@ -785,7 +793,7 @@ mod launch_tests {
         assert!(
             !args
                 .iter()
-                .any(|a| a.contains("lpj=") || a.contains("tsc="))
+                .any(|a| a.contains("lpj=") || a.contains("tsc=") || a.contains("lapic_timer_hz="))
         );
     }
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Accel, QemuConfig};
+use crate::introspect::Layout;
 
 /// Boot-time savings the launcher applies on top of the plain launch, found by
 /// profiling a boot under TCG (`cargo xtask bench boot` measures the whole).
@@ -22,7 +23,22 @@ pub struct BootTuning {
     pub lpj: Option<u64>,
     /// Under TCG every vCPU reads the one host TSC, so it is synchronised.
     pub tsc_reliable: bool,
+    /// The local APIC timer's rate (`lapic_timer_hz=`): TCG has no TSC-deadline
+    /// timer, so Linux would measure it against the PIT for 100 ms; `None`
+    /// unless the kernel takes the parameter ([`QemuConfig::lapic_timer_hz_param`]).
+    pub lapic_timer_hz: Option<u64>,
 }
+
+/// Whether `layout`'s kernel takes `lapic_timer_hz=`: schedtape's patch adds
+/// the parameter's parse function, which stays in the symbol table.
+pub fn takes_lapic_timer_hz(layout: &Layout) -> bool {
+    layout.symbol("parse_lapic_timer_hz").is_some()
+}
+
+/// QEMU's emulated local APIC (without KVM) counts its timer at one tick per
+/// nanosecond of virtual time (an end-to-end test checks it against Linux's
+/// own calibration).
+pub const TCG_APIC_TIMER_HZ: u64 = 1_000_000_000;
 
 impl BootTuning {
     /// The tuning for a launch of `config` on this host.
@@ -38,6 +54,7 @@ impl BootTuning {
                 .zip(tsc_hz)
                 .map(|(hz, tsc)| lpj_for(tsc, hz)),
             tsc_reliable: tcg,
+            lapic_timer_hz: (tcg && config.lapic_timer_hz_param).then_some(TCG_APIC_TIMER_HZ),
         }
     }
 
@@ -59,6 +76,9 @@ impl BootTuning {
         }
         if let Some(lpj) = self.lpj {
             args.push(format!("lpj={lpj}"));
+        }
+        if let Some(hz) = self.lapic_timer_hz {
+            args.push(format!("lapic_timer_hz={hz}"));
         }
         args.join(" ")
     }
@@ -159,5 +179,17 @@ mod tests {
         );
         let unknown_hz = BootTuning::for_config(&super::super::test_config(Accel::Tcg, None));
         assert_eq!((unknown_hz.lpj, unknown_hz.tsc_reliable), (None, true));
+    }
+    #[test]
+    fn the_apic_timer_rate_goes_only_to_tcg_kernels_that_take_it() {
+        let mut config = super::super::test_config(Accel::Tcg, Some(250));
+        assert_eq!(
+            BootTuning::for_config(&config).lapic_timer_hz,
+            Some(1_000_000_000)
+        );
+        config.lapic_timer_hz_param = false;
+        assert_eq!(BootTuning::for_config(&config).lapic_timer_hz, None);
+        let kvm = super::super::test_config(Accel::Kvm, Some(250));
+        assert_eq!(BootTuning::for_config(&kvm).lapic_timer_hz, None);
     }
 }

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::cache::{self, Identity};
 use super::fragment;
+use super::patches::{self, Patch};
 use super::source::{self, SourceTree};
 use super::{deps, fragment_path};
 
@@ -25,11 +26,17 @@ pub struct BuildOpts {
     pub jobs: Option<usize>,
 }
 
-/// The fragment's text and its cache hash.
+/// The build recipe: the config fragment and the patches for Debian's source,
+/// with the cache hash of each kind of tree.
 pub struct Fragment {
     pub path: PathBuf,
     pub options: Vec<(String, fragment::Value)>,
+    /// Applied to Debian's source only.
+    pub patches: Vec<Patch>,
+    /// The cache hash of a build of a user's tree (the fragment alone).
     pub hash: String,
+    /// The cache hash of a build of Debian's tree (the fragment and the patches).
+    pub debian_hash: String,
 }
 
 impl Fragment {
@@ -39,12 +46,22 @@ impl Fragment {
             fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let options =
             fragment::parse_fragment(&text).with_context(|| format!("in {}", path.display()))?;
-        let hash = cache::config_hash(text.as_bytes());
+        let patches = patches::load(&patches::dir())?;
         Ok(Fragment {
             path,
             options,
-            hash,
+            hash: cache::config_hash(text.as_bytes(), &[]),
+            debian_hash: cache::config_hash(text.as_bytes(), &patches),
+            patches,
         })
+    }
+
+    /// The cache hash for a build from `src` (`None`: Debian's source).
+    pub fn hash_for(&self, src: Option<&Path>) -> &str {
+        match src {
+            None => &self.debian_hash,
+            Some(_) => &self.hash,
+        }
     }
 }
 
@@ -52,7 +69,11 @@ impl Fragment {
 pub fn cached(opts: &BuildOpts, frag: &Fragment) -> Result<Option<(PathBuf, Identity)>> {
     let kernels = cache::kernels_dir(&cache::root()?);
     match &opts.src {
-        None => Ok(cache::find(&kernels, source::DEBIAN_ORIGIN, &frag.hash)),
+        None => Ok(cache::find(
+            &kernels,
+            source::DEBIAN_ORIGIN,
+            &frag.debian_hash,
+        )),
         Some(src) => {
             let tree = source::user(src)?;
             let dir = kernels.join(cache::entry_name(&tree.version, &frag.hash));
@@ -74,10 +95,11 @@ pub fn ensure(opts: &BuildOpts) -> Result<PathBuf> {
     deps::ensure(deps::BUILD_PACKAGES, "the kernel build")?;
     let started = Instant::now();
     let tree = match &opts.src {
-        None => source::debian(&root)?,
+        None => source::debian(&root, &frag.patches)?,
         Some(src) => source::user(src)?,
     };
-    let name = cache::entry_name(&tree.version, &frag.hash);
+    let hash = frag.hash_for(opts.src.as_deref());
+    let name = cache::entry_name(&tree.version, hash);
     let dest = kernels.join(&name);
     if cache::load_entry(&dest).is_some() {
         eprintln!("cached: {}", dest.display());
@@ -114,7 +136,8 @@ pub fn ensure(opts: &BuildOpts) -> Result<PathBuf> {
         origin: tree.origin.clone(),
         source_version: tree.version.clone(),
         kernel_version: tree.kernel_version.clone(),
-        config_hash: frag.hash.clone(),
+        config_hash: hash.to_string(),
+        patches: tree.patches.clone(),
         base_method: cache::BASE_METHOD.to_string(),
         built_at: cache::now_rfc3339(),
         build_secs: started.elapsed().as_secs(),

@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::patches::Patch;
+
 /// How the fragment is applied; part of the config hash so a change of method rebuilds.
 pub const BASE_METHOD: &str = "ARCH=x86_64 allnoconfig KCONFIG_ALLCONFIG=<fragment>, olddefconfig";
 
@@ -25,8 +27,11 @@ pub struct Identity {
     pub source_version: String,
     /// `make kernelversion`.
     pub kernel_version: String,
-    /// [`config_hash`] of the fragment.
+    /// [`config_hash`] of the fragment and the patches.
     pub config_hash: String,
+    /// Kernel patches applied to the source (file names; only the Debian tree's).
+    #[serde(default)]
+    pub patches: Vec<String>,
     pub base_method: String,
     /// RFC 3339, UTC.
     pub built_at: String,
@@ -47,13 +52,20 @@ pub fn kernels_dir(root: &Path) -> PathBuf {
     root.join("kernels")
 }
 
-/// First 16 hex digits of sha256 over the base method and the fragment's bytes.
-pub fn config_hash(fragment: &[u8]) -> String {
+/// First 16 hex digits of sha256 over the base method, the fragment's bytes
+/// and the patches applied to the source (none: the hash of the fragment alone).
+pub fn config_hash(fragment: &[u8], patches: &[Patch]) -> String {
     let mut h = Sha256::new();
     h.update(b"schedtape kernel config v1\n");
     h.update(BASE_METHOD.as_bytes());
     h.update(b"\n");
     h.update(fragment);
+    for p in patches {
+        h.update(b"\npatch ");
+        h.update(p.name.as_bytes());
+        h.update(b"\n");
+        h.update(&p.text);
+    }
     hex(&h.finalize()[..8])
 }
 
@@ -150,6 +162,7 @@ mod tests {
             source_version: "6.12.1-1".into(),
             kernel_version: "6.12.1".into(),
             config_hash: "00112233aabbccdd".into(),
+            patches: Vec::new(),
             base_method: BASE_METHOD.into(),
             built_at: built_at.into(),
             build_secs: 1,
@@ -168,10 +181,15 @@ mod tests {
 
     #[test]
     fn hash_is_stable_and_short() {
-        let a = config_hash(b"CONFIG_A=y\n");
+        let a = config_hash(b"CONFIG_A=y\n", &[]);
         assert_eq!(a.len(), 16);
-        assert_eq!(a, config_hash(b"CONFIG_A=y\n"));
-        assert_ne!(a, config_hash(b"CONFIG_A=n\n"));
+        assert_eq!(a, config_hash(b"CONFIG_A=y\n", &[]));
+        assert_ne!(a, config_hash(b"CONFIG_A=n\n", &[]));
+        let patch = Patch {
+            name: "1.patch".into(),
+            text: b"--- a/x\n".to_vec(),
+        };
+        assert_ne!(a, config_hash(b"CONFIG_A=y\n", &[patch]));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages for building the kernel (`dwarves` is pahole, for BTF).
+/// Debian packages for building the kernel (`dwarves` is pahole, for BTF;
+/// `lz4` compresses the bzImage).
 pub const BUILD_PACKAGES: &[&str] = &[
     "make",
     "gcc",
@@ -18,6 +19,8 @@ pub const BUILD_PACKAGES: &[&str] = &[
     "dwarves",
     "cpio",
     "xz-utils",
+    "patch",
+    "lz4",
 ];
 
 /// Whether this process runs as root.

@@ -114,7 +114,7 @@ pub fn resolve(opts: &ResolveOpts) -> Result<KernelImage> {
             None => bail!(
                 "no cached kernel for {} (config hash {}); run `cargo xtask kernel build{}`",
                 frag.path.display(),
-                frag.hash,
+                frag.hash_for(opts.build.src.as_deref()),
                 opts.build
                     .src
                     .as_ref()

@@ -6,6 +6,7 @@ pub mod check;
 pub mod deps;
 mod fragment;
 pub mod image;
+mod patches;
 mod source;
 
 use std::path::PathBuf;

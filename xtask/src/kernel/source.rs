@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::cache::{hex, sanitize};
 use super::deps;
+use super::patches::{self, Patch};
 
 /// The Debian source package schedtape builds by default.
 pub const DEBIAN_PACKAGE: &str = "linux-source-6.12";
@@ -25,10 +26,13 @@ pub struct SourceTree {
     pub version: String,
     /// `make kernelversion`.
     pub kernel_version: String,
+    /// The patches applied to it (only ever to the Debian tree).
+    pub patches: Vec<String>,
 }
 
-/// Downloads (if needed) and unpacks Debian's kernel source under `<root>/src`.
-pub fn debian(root: &Path) -> Result<SourceTree> {
+/// Downloads (if needed) and unpacks Debian's kernel source under `<root>/src`,
+/// with `patches` applied (the directory name carries the series).
+pub fn debian(root: &Path, patches: &[Patch]) -> Result<SourceTree> {
     let deb = download(&root.join("downloads"))?;
     let version = run_capture(
         Command::new("dpkg-deb")
@@ -38,9 +42,14 @@ pub fn debian(root: &Path) -> Result<SourceTree> {
     )
     .with_context(|| format!("cannot read the version of {}", deb.display()))?;
     let src_root = root.join("src");
-    let dir = src_root.join(format!("{DEBIAN_PACKAGE}_{}", sanitize(&version)));
+    let mut name = format!("{DEBIAN_PACKAGE}_{}", sanitize(&version));
+    if !patches.is_empty() {
+        name.push_str(&format!("+p{}", patches::series_id(patches)));
+    }
+    let dir = src_root.join(name);
     if !dir.join("Makefile").is_file() {
-        unpack(&deb, &src_root, &dir)?;
+        unpack(&deb, &src_root, &dir, patches)?;
+        remove_other_trees(&src_root, &dir);
     }
     let kernel_version = kernel_version(&dir)?;
     Ok(SourceTree {
@@ -48,7 +57,24 @@ pub fn debian(root: &Path) -> Result<SourceTree> {
         origin: DEBIAN_ORIGIN.to_string(),
         version,
         kernel_version,
+        patches: patches.iter().map(|p| p.name.clone()).collect(),
     })
+}
+
+/// Unpacked Debian trees other than `keep` (another version or patch series):
+/// only builds read them, and each is ~1.7 GB.
+fn remove_other_trees(src_root: &Path, keep: &Path) {
+    let Ok(entries) = fs::read_dir(src_root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{DEBIAN_PACKAGE}_")) && path != keep && path.is_dir() {
+            eprintln!("kernel: removing the superseded source {}", path.display());
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
 }
 
 /// `apt-get download` into `downloads`; falls back to a .deb fetched earlier.
@@ -98,8 +124,9 @@ fn download(downloads: &Path) -> Result<PathBuf> {
     }
 }
 
-/// `dpkg-deb -x`, then the inner tarball, into a temp dir renamed to `dir` at the end.
-fn unpack(deb: &Path, src_root: &Path, dir: &Path) -> Result<()> {
+/// `dpkg-deb -x`, then the inner tarball, then `patches`, into a temp dir
+/// renamed to `dir` at the end.
+fn unpack(deb: &Path, src_root: &Path, dir: &Path, patches: &[Patch]) -> Result<()> {
     let tmp = src_root.join(format!(".tmp-unpack-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(tmp.join("tree"))?;
@@ -128,6 +155,7 @@ fn unpack(deb: &Path, src_root: &Path, dir: &Path) -> Result<()> {
                 deb.display()
             );
         }
+        patches::apply(&inner, patches)?;
         fs::rename(&inner, dir)
             .with_context(|| format!("cannot move the source into {}", dir.display()))?;
         Ok(())
@@ -193,6 +221,7 @@ pub fn user(dir: &Path) -> Result<SourceTree> {
         dir,
         version,
         kernel_version,
+        patches: Vec::new(),
     })
 }
 
