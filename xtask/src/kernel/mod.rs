@@ -90,6 +90,13 @@ fn print_image(image: &KernelImage) {
     };
     if let Some(dir) = &image.cache_dir {
         println!("cache:   {}", dir.display());
+        if let Some(id) = cache::load_entry(dir) {
+            let patches = match id.patches.is_empty() {
+                true => "none".to_string(),
+                false => id.patches.join(", "),
+            };
+            println!("patches: {patches}");
+        }
     }
     println!("bzImage: {}", show(&image.bzimage));
     println!(
