@@ -1,9 +1,10 @@
 //! Real runs under QEMU: a real kernel, real cgroups, the real guest executor.
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use e2e::{pick, project_kernel_dir, run_scenario};
@@ -62,6 +63,21 @@ fn smoke_runs_every_step_with_progressing_workers() {
         run.stderr()
     );
     assert!(run.stderr().contains("to trace closed"), "{}", run.stderr());
+    // The trace keeps the kernel command line; under TCG it carries the boot
+    // tuning, the APIC timer rate included (the project kernel takes it).
+    let meta = run.meta();
+    let cmdline = meta
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix("kernel command line: "))
+        .unwrap_or_else(|| panic!("no kernel command line in {:?}", meta.notes));
+    assert!(cmdline.contains("schedtape.ring="), "{cmdline}");
+    if meta.backend.to_string() == "qemu (tcg)" {
+        assert!(
+            cmdline.contains(&format!("lapic_timer_hz={}", vmm::qemu::TCG_APIC_TIMER_HZ)),
+            "{cmdline}"
+        );
+    }
     let records = run.records();
     let begins = pick(&records, |r| match r {
         Record::StepBegin { step } => Some(*step),
@@ -114,7 +130,7 @@ fn smoke_runs_every_step_with_progressing_workers() {
 
 /// Boots `kernel` under TCG with no root file system (it panics after its
 /// early boot, and QEMU exits) and returns what follows `needle` on the first
-/// console line that has it.
+/// console line that has it; fails after 60 s or when QEMU exits first.
 fn console_after(kernel: &Path, append: &str, needle: &str) -> String {
     let mut qemu = Command::new("qemu-system-x86_64")
         .args([
@@ -131,22 +147,37 @@ fn console_after(kernel: &Path, append: &str, needle: &str) -> String {
         .args(["-append", &format!("console=ttyS0 panic=-1 {append}")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("qemu-system-x86_64 starts");
-    let started = Instant::now();
+    let (tx, lines) = mpsc::channel();
+    for stream in [
+        Box::new(qemu.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+        Box::new(qemu.stderr.take().expect("piped")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let _ = tx.send(String::from_utf8_lossy(&line).trim_end().to_string());
+                line.clear();
+            }
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut log = Vec::new();
     let mut found = None;
-    for line in BufReader::new(qemu.stdout.take().expect("piped")).lines() {
-        let Ok(line) = line else { break };
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(line) = lines.recv_timeout(left) else {
+            break; // timed out, or QEMU closed both streams
+        };
         if let Some((_, rest)) = line.split_once(needle) {
             found = Some(rest.trim().to_string());
             break;
         }
         log.push(line);
-        if started.elapsed() > Duration::from_secs(60) {
-            break;
-        }
     }
     let _ = qemu.kill();
     let _ = qemu.wait();
@@ -174,8 +205,9 @@ fn linux_measures_the_apic_timer_rate_the_launcher_gives_it() {
     let measured: u64 = console_after(&bzimage, verbose, "calibration result: ")
         .parse()
         .expect("a number of APIC timer ticks per jiffy");
+    // Linux trusts a window within 1 % of 100 ms; a loaded host adds jitter.
     assert!(
-        (measured * hz).abs_diff(given) < given / 100,
+        (measured * hz).abs_diff(given) < given / 20,
         "Linux measured the APIC timer at {} Hz; the launcher tells it {given} Hz",
         measured * hz
     );

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use trace_format::file::Trace;
+use trace_format::meta::Meta;
 use trace_format::record::{Record, Timed};
 
 /// The workspace root.
@@ -30,6 +31,14 @@ impl Run {
     /// stderr of the run command.
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// The trace's meta; panics when the trace is unreadable.
+    pub fn meta(&self) -> Meta {
+        let bytes = std::fs::read(&self.trace).unwrap_or_else(|e| {
+            panic!("no trace {}: {e}\n{}", self.trace.display(), self.stderr())
+        });
+        Trace::open(&bytes).expect("trace opens").meta().clone()
     }
 
     /// Every record of the trace, in order; panics when the trace is unreadable.

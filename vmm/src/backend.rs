@@ -54,6 +54,11 @@ pub trait Vm {
     }
     /// Ends the VM now.
     fn kill(&mut self);
+    /// The kernel command line the guest booted with, tuning included (the
+    /// run records it among the trace's notes); `None` when unknown.
+    fn kernel_cmdline(&self) -> Option<&str> {
+        None
+    }
     /// The backend as recorded in the trace.
     fn describe(&self) -> trace_format::meta::Backend;
     /// Waits up to `timeout` for the guest to signal that records are waiting

@@ -138,6 +138,9 @@ pub fn record_judged<V: Vm>(
     let vm = launch();
     if let Ok(vm) = &vm {
         meta.backend = vm.describe();
+        if let Some(cmdline) = vm.kernel_cmdline() {
+            meta.notes.push(format!("kernel command line: {cmdline}"));
+        }
     }
     let mut writer = TraceWriter::create(&options.output, &meta).map_err(trace_err)?;
     let mut session = match vm {

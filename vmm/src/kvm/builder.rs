@@ -227,8 +227,9 @@ pub fn build(
     if let Some(port) = doorbell.port() {
         full.push_str(&format!(" schedtape.doorbell={port:#x}"));
     }
+    let full = full.trim().to_string();
     cmdline
-        .insert_str(full.trim())
+        .insert_str(&full)
         .map_err(|e| KvmError::Cmdline(e.to_string()))?;
     loader::load_cmdline(&mem, GuestAddress(CMDLINE_ADDR), &cmdline)
         .map_err(|e| KvmError::Cmdline(e.to_string()))?;
@@ -346,6 +347,7 @@ pub fn build(
         watches: Default::default(),
         next_watch: 0,
         doorbell,
+        cmdline: full,
     })
 }
 

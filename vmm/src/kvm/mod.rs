@@ -106,6 +106,8 @@ pub struct KvmVm {
     next_watch: u32,
     /// The ring doorbell's ioeventfd, or why there is none.
     doorbell: Doorbell,
+    /// The kernel command line as loaded into guest memory.
+    cmdline: String,
 }
 
 impl std::fmt::Debug for KvmVm {
@@ -297,6 +299,10 @@ impl KvmVm {
 }
 
 impl Vm for KvmVm {
+    fn kernel_cmdline(&self) -> Option<&str> {
+        Some(&self.cmdline)
+    }
+
     fn window(&self) -> GuestWindow {
         let len = self.window_map.len();
         GuestWindow::new(Arc::clone(&self.window_map), 0, len)

@@ -197,6 +197,8 @@ pub struct QemuVm {
     frozen_at: Option<Instant>,
     /// Set once QEMU has exited (or was killed and reaped).
     status: Option<ExitStatus>,
+    /// The kernel command line QEMU was given (`-append`).
+    cmdline: String,
 }
 
 /// Size of the transport window.
@@ -248,12 +250,14 @@ impl QemuVm {
         let guest_window =
             window_of(&ram.map, window).ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
         prepare(&guest_window);
+        let tuning = BootTuning::for_config(config);
+        let cmdline = kernel_cmdline(config, window, &tuning);
         let args = qemu_args(
             config,
             &ram.files().collect::<Vec<_>>(),
             &qmp_path,
             window,
-            &BootTuning::for_config(config),
+            &tuning,
         );
         let mut child = Command::new(&config.binary)
             .args(&args)
@@ -298,6 +302,7 @@ impl QemuVm {
             console,
             frozen_at: None,
             status: None,
+            cmdline,
         })
     }
 
@@ -368,6 +373,10 @@ impl Vm for QemuVm {
         self.status = self.status.or(self.child.wait().ok());
     }
 
+    fn kernel_cmdline(&self) -> Option<&str> {
+        Some(&self.cmdline)
+    }
+
     fn describe(&self) -> trace_format::meta::Backend {
         trace_format::meta::Backend::Qemu {
             accel: self.accel.name().to_string(),
@@ -423,6 +432,20 @@ impl Drop for QemuVm {
     }
 }
 
+/// The kernel command line: console, exit, the ring window (reserved with
+/// `memmap=`), the boot tuning, then the caller's arguments.
+fn kernel_cmdline(config: &QemuConfig, window: Window, tuning: &BootTuning) -> String {
+    format!(
+        "console=ttyS0 reboot=t panic=-1 memmap={}K${}K schedtape.ring={:#x},{:#x} {} {}",
+        window.size >> 10,
+        window.gpa >> 10,
+        window.gpa,
+        window.size,
+        tuning.cmdline(),
+        config.cmdline
+    )
+}
+
 fn qemu_args(
     config: &QemuConfig,
     ram: &[(&Path, u64)],
@@ -432,15 +455,7 @@ fn qemu_args(
 ) -> Vec<String> {
     let smp = config.smp;
     let mem = config.memory_mib;
-    let cmdline = format!(
-        "console=ttyS0 reboot=t panic=-1 memmap={}K${}K schedtape.ring={:#x},{:#x} {} {}",
-        window.size >> 10,
-        window.gpa >> 10,
-        window.gpa,
-        window.size,
-        tuning.cmdline(),
-        config.cmdline
-    );
+    let cmdline = kernel_cmdline(config, window, tuning);
     let machine = Machine::for_layout(&smp);
     let numa = smp.sockets > 1;
     let mut args: Vec<String> = vec![

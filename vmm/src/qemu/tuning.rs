@@ -24,7 +24,7 @@ pub struct BootTuning {
     /// Under TCG every vCPU reads the one host TSC, so it is synchronised.
     pub tsc_reliable: bool,
     /// The local APIC timer's rate (`lapic_timer_hz=`): TCG has no TSC-deadline
-    /// timer, so Linux would measure it against the PIT for 100 ms; `None`
+    /// timer, so Linux would measure it for 100 ms or more; `None`
     /// unless the kernel takes the parameter ([`QemuConfig::lapic_timer_hz_param`]).
     pub lapic_timer_hz: Option<u64>,
 }

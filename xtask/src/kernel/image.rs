@@ -112,7 +112,7 @@ pub fn resolve(opts: &ResolveOpts) -> Result<KernelImage> {
         match build::cached(&opts.build, &frag)? {
             Some((dir, _)) => dir,
             None => bail!(
-                "no cached kernel for {} (config hash {}); run `cargo xtask kernel build{}`",
+                "no cached kernel for {} (cache hash {}); run `cargo xtask kernel build{}`",
                 frag.path.display(),
                 frag.hash_for(opts.build.src.as_deref()),
                 opts.build

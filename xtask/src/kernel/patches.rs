@@ -34,8 +34,11 @@ pub fn load(dir: &Path) -> Result<Vec<Patch>> {
     let mut patches = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        if path.extension().is_none_or(|e| e != "patch") {
-            continue;
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden || path.extension().is_none_or(|e| e != "patch") {
+            continue; // editors' lock and backup files among them
         }
         let text = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let name = path
@@ -59,14 +62,16 @@ pub fn series_id(patches: &[Patch]) -> String {
     hex(&h.finalize()[..4])
 }
 
-/// Applies `patches` to the tree at `dir`, failing on the first that does not apply cleanly.
-pub fn apply(dir: &Path, patches: &[Patch]) -> Result<()> {
+/// Applies `patches` to the tree at `dir` (unpacked from `source`), failing on
+/// the first that does not apply exactly (no fuzz); a hunk that lands at an
+/// offset is reported.
+pub fn apply(dir: &Path, source: &str, patches: &[Patch]) -> Result<()> {
     for p in patches {
         let file = dir.join(format!(".schedtape-{}", p.name));
-        fs::write(&file, &p.text)?;
+        fs::write(&file, &p.text).with_context(|| format!("cannot write {}", file.display()))?;
         let out = Command::new("patch")
             .args(["-p1", "--forward", "--batch", "--no-backup-if-mismatch"])
-            .args(["--reject-file=-", "-d"])
+            .args(["--fuzz=0", "--reject-file=-", "-d"])
             .arg(dir)
             .arg("-i")
             .arg(&file)
@@ -74,16 +79,18 @@ pub fn apply(dir: &Path, patches: &[Patch]) -> Result<()> {
             .context("cannot run patch (install the `patch` package)");
         let _ = fs::remove_file(&file);
         let out = out?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             bail!(
-                "kernel patch {} does not apply to {}:\n{}{}",
+                "kernel patch {} does not apply to {source}:\n{stdout}{}",
                 p.name,
-                dir.display(),
-                String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
         eprintln!("kernel: applied {}", p.name);
+        for line in stdout.lines().filter(|l| l.contains("offset")) {
+            eprintln!("kernel:   {line}");
+        }
     }
     Ok(())
 }
@@ -96,16 +103,22 @@ mod tests {
     const PATCH: &str = "Describes the change.\n\n--- a/f.txt\n+++ b/f.txt\n@@ -1,3 +1,4 @@\n line one\n+inserted\n line two\n line three\n";
 
     #[test]
-    fn the_projects_patches_load_in_order() {
+    fn loads_patch_files_in_name_order_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        for name in ["2-b.patch", "1-a.patch", ".#1-a.patch", "notes.txt"] {
+            fs::write(tmp.path().join(name), name).unwrap();
+        }
+        let names: Vec<String> = load(tmp.path())
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["1-a.patch", "2-b.patch"]);
+    }
+
+    #[test]
+    fn the_projects_patches_load() {
         let patches = load(&dir()).unwrap();
-        assert!(
-            !patches.is_empty(),
-            "fixtures/kernel/patches has the lapic_timer_hz patch"
-        );
-        let names: Vec<&str> = patches.iter().map(|p| p.name.as_str()).collect();
-        let mut sorted = names.clone();
-        sorted.sort_unstable();
-        assert_eq!(names, sorted);
         assert!(patches.iter().any(|p| p.name.contains("lapic_timer_hz")));
     }
 
@@ -136,13 +149,15 @@ mod tests {
             name: "1.patch".into(),
             text: PATCH.into(),
         }];
-        apply(tmp.path(), &patches).unwrap();
+        apply(tmp.path(), "f 1.0", &patches).unwrap();
         assert_eq!(
             fs::read_to_string(tmp.path().join("f.txt")).unwrap(),
             "line one\ninserted\nline two\nline three\n"
         );
-        let err = apply(tmp.path(), &patches).unwrap_err().to_string();
-        assert!(err.contains("1.patch does not apply"), "{err}");
+        let err = apply(tmp.path(), "f 1.0", &patches)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1.patch does not apply to f 1.0"), "{err}");
         assert_eq!(
             fs::read_dir(tmp.path()).unwrap().count(),
             1,

@@ -1,13 +1,14 @@
 //! Kernel source trees: Debian's `linux-source-6.12` (downloaded and unpacked once
 //! into the cache) or a user's tree (`--src`), each with the version that keys the cache.
-use std::fs;
+use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use super::cache::{hex, sanitize};
+use super::cache::{self, hex, sanitize};
 use super::deps;
 use super::patches::{self, Patch};
 
@@ -28,6 +29,9 @@ pub struct SourceTree {
     pub kernel_version: String,
     /// The patches applied to it (only ever to the Debian tree).
     pub patches: Vec<String>,
+    /// For the Debian tree: a shared lock on it, held while the tree is in
+    /// use, so that no other build removes it as superseded.
+    _lock: Option<Arc<File>>,
 }
 
 /// Downloads (if needed) and unpacks Debian's kernel source under `<root>/src`,
@@ -46,11 +50,17 @@ pub fn debian(root: &Path, patches: &[Patch]) -> Result<SourceTree> {
     if !patches.is_empty() {
         name.push_str(&format!("+p{}", patches::series_id(patches)));
     }
-    let dir = src_root.join(name);
+    let dir = src_root.join(&name);
+    fs::create_dir_all(&src_root)?;
+    let lock = tree_lock(&src_root, &name)?;
+    lock.lock_shared()
+        .with_context(|| format!("cannot lock the source tree {}", dir.display()))?;
+    cache::remove_stale_temps(&src_root);
     if !dir.join("Makefile").is_file() {
-        unpack(&deb, &src_root, &dir, patches)?;
-        remove_other_trees(&src_root, &dir);
+        let source = format!("{DEBIAN_PACKAGE} {version}");
+        unpack(&deb, &src_root, &dir, &source, patches)?;
     }
+    remove_unused_trees(&src_root, &dir);
     let kernel_version = kernel_version(&dir)?;
     Ok(SourceTree {
         dir,
@@ -58,22 +68,48 @@ pub fn debian(root: &Path, patches: &[Patch]) -> Result<SourceTree> {
         version,
         kernel_version,
         patches: patches.iter().map(|p| p.name.clone()).collect(),
+        _lock: Some(Arc::new(lock)),
     })
 }
 
-/// Unpacked Debian trees other than `keep` (another version or patch series):
-/// only builds read them, and each is ~1.7 GB.
-fn remove_other_trees(src_root: &Path, keep: &Path) {
+/// The lock file of the unpacked tree `name` (beside it, hidden).
+fn tree_lock(src_root: &Path, name: &str) -> Result<File> {
+    let path = src_root.join(format!(".{name}.lock"));
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// Removes unpacked Debian trees other than `keep` (another version or patch
+/// series, ~1.7 GB each) that no build holds: each is renamed aside first, so
+/// that a removal cut short never looks like a complete tree.
+fn remove_unused_trees(src_root: &Path, keep: &Path) {
     let Ok(entries) = fs::read_dir(src_root) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&format!("{DEBIAN_PACKAGE}_")) && path != keep && path.is_dir() {
-            eprintln!("kernel: removing the superseded source {}", path.display());
-            let _ = fs::remove_dir_all(&path);
+        if !name.starts_with(&format!("{DEBIAN_PACKAGE}_")) || path == keep || !path.is_dir() {
+            continue;
         }
+        let Ok(lock) = tree_lock(src_root, &name) else {
+            continue;
+        };
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => continue, // a build is using it
+            Err(TryLockError::Error(_)) => continue,
+        }
+        let aside = src_root.join(format!(".tmp-remove-{name}-{}", std::process::id()));
+        if fs::rename(&path, &aside).is_ok() {
+            eprintln!("kernel: removing the superseded source {}", path.display());
+            let _ = fs::remove_dir_all(&aside);
+        }
+        let _ = fs::remove_file(src_root.join(format!(".{name}.lock")));
     }
 }
 
@@ -125,8 +161,8 @@ fn download(downloads: &Path) -> Result<PathBuf> {
 }
 
 /// `dpkg-deb -x`, then the inner tarball, then `patches`, into a temp dir
-/// renamed to `dir` at the end.
-fn unpack(deb: &Path, src_root: &Path, dir: &Path, patches: &[Patch]) -> Result<()> {
+/// renamed to `dir` at the end (`source` names the package in errors).
+fn unpack(deb: &Path, src_root: &Path, dir: &Path, source: &str, patches: &[Patch]) -> Result<()> {
     let tmp = src_root.join(format!(".tmp-unpack-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(tmp.join("tree"))?;
@@ -155,10 +191,15 @@ fn unpack(deb: &Path, src_root: &Path, dir: &Path, patches: &[Patch]) -> Result<
                 deb.display()
             );
         }
-        patches::apply(&inner, patches)?;
-        fs::rename(&inner, dir)
-            .with_context(|| format!("cannot move the source into {}", dir.display()))?;
-        Ok(())
+        patches::apply(&inner, source, patches)?;
+        match fs::rename(&inner, dir) {
+            Ok(()) => Ok(()),
+            // Another build unpacked the same tree first.
+            Err(_) if dir.join("Makefile").is_file() => Ok(()),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot move the source into {}", dir.display()))
+            }
+        }
     })();
     let _ = fs::remove_dir_all(&tmp);
     result?;
@@ -222,6 +263,7 @@ pub fn user(dir: &Path) -> Result<SourceTree> {
         version,
         kernel_version,
         patches: Vec::new(),
+        _lock: None,
     })
 }
 
