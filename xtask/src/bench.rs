@@ -431,18 +431,34 @@ fn print_table(sides: &[Side], times: &[Vec<f64>]) {
             hi
         );
     }
-    let Some((&peer, ours)) = medians.split_last() else {
+    let (Some((&peer, ours)), Some((peer_times, our_times))) =
+        (medians.split_last(), times.split_last())
+    else {
         return;
     };
     println!();
-    for (side, m) in sides.iter().zip(ours) {
+    for ((side, m), t) in sides.iter().zip(ours).zip(our_times) {
         let ratio = peer / m;
         println!(
             "peer / {} (medians): {ratio:.2}x  (goal >= 2x: {})",
             side.label(),
             if ratio >= 2.0 { "met" } else { "not met" }
         );
+        // Each round boots both sides back to back, so load that drifts over
+        // the run shows less in the ratio within a round.
+        let rounds = per_round_ratios(peer_times, t);
+        println!(
+            "  per round: median {:.2}x, p10 {:.2}x, p90 {:.2}x",
+            percentile(&rounds, 50.0),
+            percentile(&rounds, 10.0),
+            percentile(&rounds, 90.0)
+        );
     }
+}
+
+/// The peer's time over ours, round by round.
+fn per_round_ratios(peer: &[f64], ours: &[f64]) -> Vec<f64> {
+    peer.iter().zip(ours).map(|(p, o)| p / o).collect()
 }
 
 /// The `p`th percentile (0–100) of `values`, interpolating between order statistics.
@@ -486,6 +502,11 @@ pub(crate) fn load_average() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_pair_each_round() {
+        assert_eq!(per_round_ratios(&[2.0, 3.0], &[1.0, 2.0]), [2.0, 1.5]);
+    }
 
     #[test]
     fn percentiles_interpolate() {
