@@ -37,13 +37,10 @@ pub fn run(args: &BundleArgs) -> Result<()> {
     if let Some(bz) = &kernel.bzimage {
         copy(bz, &kdir.join("bzImage"))?;
     }
-    // The cache already keeps a stripped copy for PVH boots; strip anything else.
-    match (&kernel.pvh_image, &kernel.vmlinux) {
-        (Some(stripped), Some(full)) if stripped != full => {
-            copy(stripped, &kdir.join("vmlinux"))?;
-        }
-        (_, Some(full)) => strip_debug(full, &kdir.join("vmlinux"))?,
-        (_, None) => {}
+    // Without debug info (~100 MB) but with its symbols, which introspection
+    // needs (the cache's PVH copy has none).
+    if let Some(full) = &kernel.vmlinux {
+        strip_debug(full, &kdir.join("vmlinux"))?;
     }
     if let ConfigSource::File(config) = &kernel.config {
         copy(config, &kdir.join(".config"))?;
