@@ -82,6 +82,55 @@ pub fn cached(opts: &BuildOpts, frag: &Fragment) -> Result<Option<(PathBuf, Iden
     }
 }
 
+/// `kernel prune`: removes (or with `dry_run` lists) the cache entries
+/// [`cache::superseded`] names, with their sizes.
+pub fn prune(dry_run: bool) -> Result<()> {
+    let frag = Fragment::load()?;
+    let kernels = cache::kernels_dir(&cache::root()?);
+    let entries = cache::entries(&kernels);
+    let gone = cache::superseded(
+        &entries,
+        source::DEBIAN_ORIGIN,
+        &frag.debian_hash,
+        &frag.hash,
+    );
+    let mut freed = 0u64;
+    for dir in &gone {
+        let size = dir_bytes(dir);
+        freed += size;
+        eprintln!(
+            "kernel: {} {} ({:.0} MB)",
+            if dry_run { "would remove" } else { "removing" },
+            dir.display(),
+            size as f64 / 1e6
+        );
+        if !dry_run {
+            fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+    }
+    eprintln!(
+        "kernel: {} {} of {} cached kernels, {:.0} MB",
+        if dry_run { "would prune" } else { "pruned" },
+        gone.len(),
+        entries.len(),
+        freed as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// Bytes of the regular files directly in `dir` (cache entries are flat).
+fn dir_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|es| {
+            es.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Returns the cache entry for `opts`, building it first when it is missing.
 pub fn ensure(opts: &BuildOpts) -> Result<PathBuf> {
     let frag = Fragment::load()?;

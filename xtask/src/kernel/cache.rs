@@ -144,6 +144,46 @@ pub fn remove_stale_temps(dir: &Path) {
     }
 }
 
+/// Every complete entry in `kernels`.
+pub fn entries(kernels: &Path) -> Vec<(PathBuf, Identity)> {
+    let Ok(dirs) = fs::read_dir(kernels) else {
+        return Vec::new();
+    };
+    dirs.flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| load_entry(&e.path()).map(|id| (e.path(), id)))
+        .collect()
+}
+
+/// The entries no build of the current recipe can use again: built with another
+/// config or patch series than the one for their kind of source (`debian_hash`
+/// for `debian_origin`, `src_hash` for a user's tree), and Debian builds older
+/// than the newest one of the current recipe. A user's tree at another commit
+/// keeps its entry (a bisect may come back to it).
+pub fn superseded(
+    entries: &[(PathBuf, Identity)],
+    debian_origin: &str,
+    debian_hash: &str,
+    src_hash: &str,
+) -> Vec<PathBuf> {
+    let newest_debian = entries
+        .iter()
+        .filter(|(_, id)| id.origin == debian_origin && id.config_hash == debian_hash)
+        .map(|(_, id)| id.built_at.as_str())
+        .max();
+    entries
+        .iter()
+        .filter(|(_, id)| {
+            if id.origin == debian_origin {
+                id.config_hash != debian_hash || Some(id.built_at.as_str()) < newest_debian
+            } else {
+                id.config_hash != src_hash
+            }
+        })
+        .map(|(dir, _)| dir.clone())
+        .collect()
+}
+
 /// The temp directory a build of `name` works in (unique to this process).
 pub fn temp_dir(kernels: &Path, name: &str) -> PathBuf {
     kernels.join(format!(".tmp-{name}-{}", std::process::id()))
@@ -178,6 +218,28 @@ mod tests {
         }
         fs::write(dir.join(IDENTITY), toml::to_string(id).unwrap()).unwrap();
         dir
+    }
+
+    #[test]
+    fn superseded_entries_are_other_recipes_and_older_debian_builds() {
+        let entry = |name: &str, origin: &str, hash: &str, built_at: &str| {
+            let mut id = identity(origin, built_at);
+            id.config_hash = hash.into();
+            (PathBuf::from(name), id)
+        };
+        let entries = [
+            entry("deb-current", "debian:x", "d", "2026-01-02T00:00:00Z"),
+            entry("deb-older-source", "debian:x", "d", "2026-01-01T00:00:00Z"),
+            entry("deb-old-recipe", "debian:x", "old", "2026-01-03T00:00:00Z"),
+            entry("src-commit-a", "src:/k", "s", "2026-01-01T00:00:00Z"),
+            entry("src-commit-b", "src:/k", "s", "2026-01-02T00:00:00Z"),
+            entry("src-old-fragment", "src:/k", "old", "2026-01-03T00:00:00Z"),
+        ];
+        let gone = superseded(&entries, "debian:x", "d", "s");
+        assert_eq!(
+            gone,
+            ["deb-older-source", "deb-old-recipe", "src-old-fragment"].map(PathBuf::from)
+        );
     }
 
     #[test]

@@ -40,6 +40,13 @@ pub enum KernelCmd {
         #[arg(long)]
         src: Option<PathBuf>,
     },
+    /// Remove cached kernels no build of the current recipe can use again
+    /// (other configs or patch series, older Debian builds).
+    Prune {
+        /// List what would go, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Show which kernel a run would boot and check its config for what schedtape needs.
     Check {
         /// A bzImage, vmlinux, or directory holding them (default: the cached kernel).
@@ -62,6 +69,7 @@ pub fn run(cmd: KernelCmd) -> Result<ExitCode> {
             let image = resolve(&opts)?;
             println!("{}", image.cache_dir.unwrap_or_default().display());
         }
+        KernelCmd::Prune { dry_run } => build::prune(dry_run)?,
         KernelCmd::Check { kernel } => {
             let image = resolve(&ResolveOpts {
                 kernel,
