@@ -5,6 +5,7 @@ use anyhow::Result;
 use trace_format::meta::Meta;
 use trace_format::record::{
     ConsoleSource, OpOutcome, Record, RecordKind, SchedulerEventKind, StepOutcome, StepRef,
+    printable,
 };
 use trace_format::scenario::Scenario;
 
@@ -190,8 +191,10 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
     writeln!(out, "{t}")?;
 
     writeln!(out, "\ntimeline")?;
+    // Console lines, dumps and op errors are guest text: escape what would
+    // drive the terminal.
     for line in &timeline {
-        writeln!(out, "  {line}")?;
+        writeln!(out, "  {}", printable(line))?;
     }
 
     writeln!(
@@ -274,7 +277,7 @@ fn write_meta(out: &mut impl Write, meta: &Meta) -> Result<()> {
         )?;
     }
     for note in &meta.notes {
-        writeln!(out, "note       {note}")?;
+        writeln!(out, "note       {}", printable(note))?;
     }
     Ok(())
 }

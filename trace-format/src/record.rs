@@ -361,6 +361,24 @@ pub enum ConsoleSource {
     Host,
 }
 
+/// `line` with its control characters other than tab escaped (`\u{1b}`), for
+/// showing guest text on a terminal: it must not move the cursor or recolour
+/// what follows.
+pub fn printable(line: &str) -> alloc::borrow::Cow<'_, str> {
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return alloc::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if c.is_control() && c != '\t' {
+            out.push_str(&alloc::format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    alloc::borrow::Cow::Owned(out)
+}
+
 /// Starts an executor console line saying the guest kernel sees a CPU topology
 /// other than the scenario's (the host shows these as warnings).
 pub const TOPOLOGY_MISMATCH: &str = "topology mismatch: ";
@@ -497,6 +515,15 @@ pub struct Timed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_but_tabs() {
+        assert!(matches!(
+            printable("plain\ttext"),
+            alloc::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(printable("a\u{1b}[2Jb\rc"), "a\\u{1b}[2Jb\\u{d}c");
+    }
 
     #[test]
     fn log2_hist_quantiles() {

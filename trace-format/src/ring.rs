@@ -336,7 +336,8 @@ impl<M: SharedMem> Producer<M> {
         if skip > 0 {
             self.mem
                 .write(self.ring.offset(self.head), &WRAP.to_le_bytes());
-            self.head += skip;
+            // The start position came from shared memory: wrap, never overflow.
+            self.head = self.head.wrapping_add(skip);
         }
         let at = self.ring.offset(self.head);
         let len = u32::try_from(payload.len()).map_err(|_| RingError::TooLarge(payload.len()))?;
@@ -345,7 +346,7 @@ impl<M: SharedMem> Producer<M> {
         header[4..].copy_from_slice(&crc32c(payload).to_le_bytes());
         self.mem.write(at, &header);
         self.mem.write(at + FRAME_HEADER, payload);
-        self.head += need;
+        self.head = self.head.wrapping_add(need);
         self.mem.store_u64(self.ring.ctrl + CTRL_HEAD, self.head);
         Ok(())
     }
@@ -420,7 +421,9 @@ impl<M: SharedMem> Consumer<M> {
             let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
             let to_end = self.ring.cap - pos;
             if len == WRAP {
-                if to_end > avail {
+                // The producer never wraps at offset 0, so one pop reads at
+                // most one marker.
+                if pos == 0 || to_end > avail {
                     return Err(RingError::BadFrame {
                         pos: self.tail,
                         len,
@@ -499,6 +502,39 @@ mod tests {
             assert_eq!(&buf[..payload(i).len()], &payload(i)[..]);
         }
         assert_eq!(c.pop(&mut buf).unwrap(), Popped::Empty);
+    }
+
+    #[test]
+    fn hostile_start_positions_wrap_instead_of_overflowing() {
+        let len = DATA_START + 8192;
+        let mut heap = Heap::new(len);
+        let mem = heap.mem();
+        init_window(&mem, Geometry::for_window(len).unwrap()).unwrap();
+        // Head and tail both just below 2^64, as a hostile peer could leave them.
+        let start = u64::MAX - 7;
+        mem.store_u64(CTRL_UP + CTRL_HEAD, start);
+        mem.store_u64(CTRL_UP + CTRL_TAIL, start);
+        let mut p = Producer::attach(heap.mem(), Direction::Up).unwrap();
+        let mut c = Consumer::attach(heap.mem(), Direction::Up).unwrap();
+        let mut buf = vec![0u8; MAX_FRAME];
+        for i in 0..50 {
+            // Positions are not meaningful any more; what matters is no panic.
+            let _ = p.push(&payload(i));
+            let _ = c.pop(&mut buf);
+        }
+    }
+
+    #[test]
+    fn a_wrap_marker_at_offset_zero_is_a_bad_frame() {
+        let len = DATA_START + 8192;
+        let (mut heap, _p, mut c) = window(len);
+        let mem = heap.mem();
+        let ring = Ring::locate(read_geometry(&mem).unwrap(), Direction::Up);
+        mem.write(ring.data, &WRAP.to_le_bytes());
+        // A whole ring's worth "available", so the marker's skip fits in it.
+        mem.store_u64(CTRL_UP + CTRL_HEAD, ring.cap);
+        let mut buf = vec![0u8; MAX_FRAME];
+        assert!(matches!(c.pop(&mut buf), Err(RingError::BadFrame { .. })));
     }
 
     #[test]

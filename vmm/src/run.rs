@@ -1,5 +1,6 @@
 //! Recording a run: boot through a backend, drain the guest's ring into a
 //! trace, watch the console and the clock, and close the trace on every path.
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,13 +172,20 @@ pub fn record_judged<V: Vm>(
             });
         }
     };
-    let result = session.drive(&mut writer, &options, &mut progress);
+    // A bug reachable from guest bytes must not cost the trace its End: a
+    // panic while recording ends the run as a host error, like a write error.
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        session.drive(&mut writer, &options, &mut progress)
+    }));
     session.vm.kill();
     // Whatever happened above, the trace gets its End and index.
     let outcome = match result {
-        Ok(()) => session.final_outcome(),
-        Err(e) => RunOutcome::HostError {
+        Ok(Ok(())) => session.final_outcome(),
+        Ok(Err(e)) => RunOutcome::HostError {
             message: format!("trace write failed: {e}"),
+        },
+        Err(panic) => RunOutcome::HostError {
+            message: format!("the recorder panicked: {}", panic_message(&*panic)),
         },
     };
     let ts = session
@@ -232,8 +240,44 @@ fn judge_before_end<S: Sink>(
         std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     bytes.extend_from_slice(&tail);
     let trace = Trace::open(&bytes).map_err(|e| e.to_string())?;
-    Ok(judge(&trace, outcome))
+    // The verdicts read guest-written records: a panic there is a judging failure.
+    std::panic::catch_unwind(AssertUnwindSafe(|| judge(&trace, outcome)))
+        .map_err(|panic| format!("the judge panicked: {}", panic_message(&*panic)))
 }
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+/// Whether the guest may send `record`: what its executor writes. Snapshots,
+/// kernel accesses, verdicts and host or kernel console lines are the host's.
+fn guest_may_send(record: &Record) -> bool {
+    match record {
+        Record::StepBegin { .. }
+        | Record::StepEnd { .. }
+        | Record::OpApplied(_)
+        | Record::WorkerSpawned(_)
+        | Record::WorkerSample(_)
+        | Record::SchedulerEvent(_)
+        | Record::Drop(_)
+        | Record::End(_) => true,
+        Record::Console(c) => matches!(
+            c.source,
+            ConsoleSource::Executor | ConsoleSource::PayloadStdout | ConsoleSource::PayloadStderr
+        ),
+        Record::Snapshot(_) | Record::KernelAccess(_) | Record::Verdict(_) => false,
+    }
+}
+
+/// How far ahead of the host's clock a guest timestamp may run (records are
+/// clamped to it, so one wild stamp cannot push every later record, `End`
+/// included, to the end of time).
+const MAX_GUEST_LEAD_NS: u64 = 5_000_000_000;
 
 /// State of one recording in progress.
 struct Session<V> {
@@ -404,7 +448,7 @@ impl<V: Vm> Session<V> {
                 Ok(p) => p,
                 Err(e) => {
                     self.up = None;
-                    self.dropped += 1;
+                    self.dropped = self.dropped.saturating_add(1);
                     self.note(
                         writer,
                         &format!("transport ring damaged, no longer read: {e}"),
@@ -488,7 +532,11 @@ impl<V: Vm> Session<V> {
                 }
                 self.attach(writer)?;
             }
+            GuestMsg::Record { record, .. } if !guest_may_send(&record) => {
+                self.lost(writer, 1, "the guest sent a record only the host writes")?;
+            }
             GuestMsg::Record { ts_ns, record } => {
+                let ts_ns = ts_ns.min(self.host_ts().saturating_add(MAX_GUEST_LEAD_NS));
                 match record {
                     // Held back and written last, after the console lines of the
                     // guest's shutdown, so `End` stays the final record.
@@ -755,7 +803,7 @@ impl<V: Vm> Session<V> {
         records: u64,
         reason: &str,
     ) -> Result<(), WriteError> {
-        self.dropped += records;
+        self.dropped = self.dropped.saturating_add(records);
         let record = Record::Drop(DropReport {
             records,
             reason: reason.to_string(),

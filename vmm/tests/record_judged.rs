@@ -1,83 +1,15 @@
 //! The recorder with a judge, against a scripted VM (no hypervisor): the
 //! judge sees the finished run without `End`, and its verdicts land in the
 //! trace just before `End`.
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
-use memmap2::{MmapOptions, MmapRaw};
 use trace_format::file::Trace;
-use trace_format::meta::{Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION};
 use trace_format::proto::{GuestMsg, PROTOCOL_VERSION};
 use trace_format::record::{
     Record, RecordKind, RunOutcome, StepOutcome, StepRef, Verdict, VerdictOutcome,
 };
-use trace_format::ring::{Direction, Producer};
-use trace_format::scenario::Scenario;
-use vmm::backend::{BackendError, ConsoleEvent, GuestWindow, Vm};
-use vmm::run::{Judge, RunOptions, prepare_window, record_judged, record_with};
+use vmm::run::{Judge, record_judged, record_with};
 
-/// A "guest" that has already written its whole run into the ring and exited.
-struct ScriptedVm {
-    window: GuestWindow,
-}
-
-impl ScriptedVm {
-    fn launch(messages: &[GuestMsg]) -> Result<Self, BackendError> {
-        let map = MmapOptions::new()
-            .len(1 << 20)
-            .map_anon()
-            .map_err(|e| BackendError(e.to_string()))?;
-        let window = GuestWindow::new(Arc::new(MmapRaw::from(map)), 0, 1 << 20)
-            .ok_or_else(|| BackendError("window".into()))?;
-        prepare_window(&window).map_err(|e| BackendError(e.to_string()))?;
-        let mut up = Producer::attach(window.clone(), Direction::Up)
-            .map_err(|e| BackendError(e.to_string()))?;
-        for m in messages {
-            let bytes = postcard::to_allocvec(m).map_err(|e| BackendError(e.to_string()))?;
-            up.push(&bytes).map_err(|e| BackendError(e.to_string()))?;
-        }
-        Ok(ScriptedVm { window })
-    }
-}
-
-impl Vm for ScriptedVm {
-    fn window(&self) -> GuestWindow {
-        self.window.clone()
-    }
-    fn freeze(&mut self) -> Result<Duration, BackendError> {
-        Ok(Duration::ZERO)
-    }
-    fn thaw(&mut self) -> Result<Duration, BackendError> {
-        Ok(Duration::ZERO)
-    }
-    fn poll_console(&mut self, _out: &mut Vec<ConsoleEvent>) {}
-    fn has_exited(&mut self) -> bool {
-        true
-    }
-    fn kill(&mut self) {}
-    fn describe(&self) -> Backend {
-        Backend::Synthetic
-    }
-}
-
-fn meta() -> Meta {
-    Meta {
-        schema_version: SCHEMA_VERSION,
-        writer: "vmm-tests".into(),
-        run_id: [3; 16],
-        started_unix_ns: 0,
-        scenario: Scenario::new("scripted", 1_000_000_000),
-        kernel: KernelIdentity::default(),
-        scheduler: None,
-        topology: Default::default(),
-        backend: Backend::Synthetic,
-        host: HostFingerprint::default(),
-        sample_interval_ns: 100_000_000,
-        snapshot_interval_ns: 0,
-        notes: vec![],
-    }
-}
+mod scripted;
+use scripted::{ScriptedVm, options};
 
 fn guest_run(outcome: RunOutcome) -> Vec<GuestMsg> {
     let rec = |ts_ns, record| GuestMsg::Record { ts_ns, record };
@@ -98,16 +30,6 @@ fn guest_run(outcome: RunOutcome) -> Vec<GuestMsg> {
         rec(30, Record::End(outcome)),
         GuestMsg::Goodbye,
     ]
-}
-
-fn options(dir: &tempfile::TempDir) -> RunOptions {
-    RunOptions {
-        output: dir.path().join("run.trace"),
-        meta: meta(),
-        watchdog: Duration::from_secs(30),
-        stop: Arc::new(AtomicBool::new(false)),
-        stop_grace: Duration::from_secs(1),
-    }
 }
 
 fn kinds(bytes: &[u8]) -> Vec<RecordKind> {

@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use replay::thresholds::Thresholds;
 use trace_format::meta::{Backend, Meta, SCHEMA_VERSION};
-use trace_format::record::RunOutcome;
+use trace_format::record::{RunOutcome, printable};
 use trace_format::scenario::{Scenario, Topology};
 use vmm::backend::BackendError;
 use vmm::introspect;
@@ -238,7 +238,7 @@ fn record_one(
     let progress = |p: Progress| match p {
         Progress::InitReached { after } => eprintln!("  /init reached after {}", secs(after)),
         Progress::Step(step) => eprintln!("  {step}"),
-        Progress::Warning(line) => eprintln!("  warning: {line}"),
+        Progress::Warning(line) => eprintln!("  warning: {}", printable(&line)),
         Progress::Finished { outcome } => eprintln!("  finished: {outcome}"),
     };
     // A window that cannot be initialised leaves the guest without transport;

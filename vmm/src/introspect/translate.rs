@@ -182,9 +182,11 @@ impl Kernel {
             None if self.levels == 5 => Some(PAGE_OFFSET_L5),
             None => Some(PAGE_OFFSET_L4),
         };
-        // Trust the direct map's base only when the walk agrees with it.
+        // Trust the direct map's base only when the walk agrees with it, and
+        // only a base the whole direct map fits above (guest memory says it).
         self.page_offset = po.filter(|&po| {
-            walk(&self.mem, self.root, self.levels, po.wrapping_add(text_pa)) == Ok(text_pa)
+            po.checked_add(DIRECT_MAP_SIZE).is_some()
+                && walk(&self.mem, self.root, self.levels, po.wrapping_add(text_pa)) == Ok(text_pa)
         });
         let offsets = self
             .layout
@@ -283,10 +285,12 @@ impl Kernel {
         if (START_KERNEL_MAP..START_KERNEL_MAP + (KERNEL_IMAGE_SIZE - 1)).contains(&kva) {
             return Ok((kva - START_KERNEL_MAP).wrapping_add(self.phys_base));
         }
-        if let Some(po) = self.page_offset
-            && kva.wrapping_sub(po) < DIRECT_MAP_SIZE
+        if let Some(off) = self
+            .page_offset
+            .and_then(|po| kva.checked_sub(po))
+            .filter(|&off| off < DIRECT_MAP_SIZE)
         {
-            return Ok(kva - po);
+            return Ok(off);
         }
         walk(&self.mem, self.root, self.levels, kva)
     }
@@ -502,5 +506,37 @@ mod tests {
         for cr3 in [0u64, 0x1000, 0x3f_f000, u64::MAX, 0x1234_5678_9abc] {
             assert!(Kernel::attach(layout(), mem.clone(), cr3).is_err());
         }
+    }
+
+    #[test]
+    fn a_direct_map_base_that_wraps_is_refused() {
+        use super::super::layout::Symbol;
+        let mem = anon(8 << 20);
+        let text_va = START_KERNEL_MAP + 0x100_0000;
+        let text_pa = 0x40_0000u64;
+        // A hostile page_offset_base with po + text_pa == 0 (mod 2^64), and a
+        // mapping of va 0 that makes the walk agree with it.
+        let po = 0u64.wrapping_sub(text_pa);
+        let root = tables(&mem, 0, text_pa, text_va, text_pa);
+        let mut note = vec![4, 0, 0, 0, 20, 0, 0, 0, 3, 0, 0, 0, b'G', b'N', b'U', 0];
+        note.extend([7u8; 20]);
+        mem.write(text_pa, &note).unwrap();
+        mem.write(text_pa + 0x100, &0x1234u64.to_le_bytes())
+            .unwrap();
+        mem.write(text_pa + 0x200, &po.to_le_bytes()).unwrap();
+        let mut l = (*layout()).clone();
+        l.symbols.push(Symbol {
+            name: "page_offset_base".into(),
+            addr: text_va + 0x200,
+            size: 8,
+            percpu: false,
+        });
+        l.symbols.sort_by(|a, b| a.name.cmp(&b.name));
+        let k = Kernel::attach(Arc::new(l), mem.clone(), root).unwrap();
+        assert_eq!(k.page_offset(), None);
+        // Addresses below such a base translate by walking, without a panic.
+        assert!(k.translate(0x1000).is_err());
+        let k = Kernel::from_parts(layout(), mem, 0, po, vec![0]);
+        assert!(k.translate(0x1000).is_err());
     }
 }

@@ -346,12 +346,8 @@ impl Vm for KvmVm {
     fn poll_console(&mut self, out: &mut Vec<ConsoleEvent>) {
         let bytes = std::mem::take(&mut self.devices().com1.output);
         self.console_line.extend_from_slice(&bytes);
-        while let Some(nl) = self.console_line.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.console_line.drain(..=nl).collect();
-            let text = String::from_utf8_lossy(&line);
-            out.push(ConsoleEvent::Serial(
-                text.trim_end_matches(['\r', '\n']).to_string(),
-            ));
+        while let Some(line) = crate::console::split_line(&mut self.console_line) {
+            out.push(ConsoleEvent::Serial(line));
         }
         if self.control.exit().is_some() && !self.console_line.is_empty() {
             let text = String::from_utf8_lossy(&self.console_line).into_owned();

@@ -572,7 +572,9 @@ fn forward_lines(
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
+        // A line longer than the cap arrives in pieces (see console::MAX_LINE).
+        let limit = crate::console::MAX_LINE as u64;
+        match std::io::Read::take(&mut reader, limit).read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf)

@@ -32,6 +32,10 @@ const PM1_SCI_EN: u8 = 1;
 
 /// Hits kept before the oldest are dropped (the owner polls them).
 const MAX_PENDING_HITS: usize = 4096;
+/// Boot-timer markers and report words kept per run (per CPU for reports):
+/// the recorder never reads them, so a guest writing these ports in a loop
+/// must not grow them without bound.
+const MAX_LOGGED: usize = 4096;
 
 /// What a port write asks of the VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,14 +131,19 @@ impl Devices {
             p if (COM2..COM2 + 8).contains(&p) => self.com2.write(p - COM2, byte),
             I8042_COMMAND if byte == 0xfe => return PortAction::Reset,
             BOOT_TIMER_PORT => {
-                self.boot_marks.push((byte, self.start.elapsed()));
+                if self.boot_marks.len() < MAX_LOGGED {
+                    self.boot_marks.push((byte, self.start.elapsed()));
+                }
                 if self.stop_at_boot_mark {
                     return PortAction::Stop(byte);
                 }
             }
             REPORT_PORT if data.len() == 4 => {
                 let word = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
-                self.reports.entry(cpu).or_default().push(word);
+                let words = self.reports.entry(cpu).or_default();
+                if words.len() < MAX_LOGGED {
+                    words.push(word);
+                }
             }
             DOORBELL_PORT => self.doorbell_exits += 1,
             _ => {}

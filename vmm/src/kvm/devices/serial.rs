@@ -31,9 +31,13 @@ pub struct Serial {
     divisor: u16,
     thre_pending: bool,
     irq: Box<dyn FnMut() + Send>,
-    /// Bytes the guest transmitted, not yet taken.
+    /// Bytes the guest transmitted, not yet taken (at most [`MAX_OUTPUT`];
+    /// COM1's are taken every few milliseconds, COM2's only by tests).
     pub output: Vec<u8>,
 }
+
+/// Untaken output kept before further bytes are dropped.
+pub const MAX_OUTPUT: usize = 1 << 20;
 
 impl std::fmt::Debug for Serial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,7 +77,7 @@ impl Serial {
         match offset {
             0 if dlab => self.divisor = (self.divisor & 0xff00) | u16::from(value),
             0 => {
-                if self.mcr & MCR_LOOP == 0 {
+                if self.mcr & MCR_LOOP == 0 && self.output.len() < MAX_OUTPUT {
                     self.output.push(value);
                 }
                 self.raise_thre();
