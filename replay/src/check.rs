@@ -64,7 +64,9 @@ fn load_side(paths: &[PathBuf], t: &Thresholds, intervals: bool) -> Result<Side,
     for path in paths {
         let loaded = LoadedTrace::open(path).map_err(|e| format!("cannot judge: {e:#}"))?;
         let trace = loaded.trace().map_err(|e| format!("cannot judge: {e:#}"))?;
-        if !trace.recovery().is_clean() {
+        // The full check: an intact index can still front a chunk that fails
+        // its CRC, and judging what is left would be judging a different run.
+        if !trace.verify().is_clean() {
             return Err(format!(
                 "cannot judge: {} is truncated or damaged (run `replay validate`)",
                 path.display()
@@ -97,6 +99,20 @@ pub fn check(baseline: &[PathBuf], traces: &[PathBuf], t: &Thresholds) -> CheckR
         Ok(s) => s,
         Err(e) => return CheckResult::skip(e),
     };
+    let scenario = &base.runs[0].meta.scenario.name;
+    if let Some(r) = base
+        .runs
+        .iter()
+        .chain(&new.runs)
+        .find(|r| &r.meta.scenario.name != scenario)
+    {
+        return CheckResult::skip(format!(
+            "cannot judge: {} is a run of scenario {:?}, the baseline {} one of {scenario:?}",
+            r.path.display(),
+            r.meta.scenario.name,
+            base.runs[0].path.display()
+        ));
+    }
     if let Some(r) = base
         .runs
         .iter()
@@ -147,8 +163,14 @@ pub fn check(baseline: &[PathBuf], traces: &[PathBuf], t: &Thresholds) -> CheckR
                 .cloned()
         };
         if let (None, Some(v)) = (fails(&base.verdicts), fails(&new.verdicts)) {
+            let passed = base
+                .verdicts
+                .iter()
+                .flatten()
+                .any(|v| v.name == name && v.outcome == VerdictOutcome::Pass);
+            let before = if passed { "passes" } else { "is inconclusive" };
             evidence.push(format!(
-                "verdict {name} fails (passes in the baseline): {}",
+                "verdict {name} fails ({before} in the baseline): {}",
                 v.detail
             ));
         }

@@ -183,10 +183,31 @@ pub fn compare(a: &[Run], b: &[Run], t: &DiffThresholds, sided: Sided) -> Report
         Unit::Runs => t.noise_pct,
         Unit::Intervals => t.interval_noise_pct,
     };
-    let meta = match (a.first(), b.first()) {
+    let mut meta = match (a.first(), b.first()) {
         (Some(x), Some(y)) => meta_changes(&x.meta, &y.meta),
         _ => Vec::new(),
     };
+    // Only the first run of each side is compared field by field; a run of
+    // another scenario anywhere is worth a line of its own.
+    if let Some(first) = a.first() {
+        let name = &first.meta.scenario.name;
+        let others: BTreeSet<&str> = a
+            .iter()
+            .chain(b)
+            .map(|r| r.meta.scenario.name.as_str())
+            .filter(|n| n != name)
+            .collect();
+        if !others.is_empty() {
+            meta.insert(
+                0,
+                MetaChange {
+                    field: "scenarios of the runs",
+                    a: name.clone(),
+                    b: format!("also {}", others.into_iter().collect::<Vec<_>>().join(", ")),
+                },
+            );
+        }
+    }
     let mut keys: Vec<&MetricKey> = Vec::new();
     let mut seen = BTreeSet::new();
     for run in a.iter().chain(b) {

@@ -54,6 +54,7 @@ pub fn thresholds(k: &Knobs, reference: Option<&Path>) -> Result<Thresholds> {
     if let Some(v) = k.min_runs {
         t.diff.min_runs = v.max(1);
     }
+    t.check()?;
     Ok(t)
 }
 

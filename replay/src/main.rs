@@ -28,10 +28,19 @@ fn main() -> ExitCode {
     };
     match std::panic::catch_unwind(|| replay::run(&args)) {
         Ok(Ok(code)) => code,
+        // `replay show … | head`: the reader went away, nothing is wrong.
+        Ok(Err(err)) if broken_pipe(&err) => ExitCode::SUCCESS,
         Ok(Err(err)) => {
             eprintln!("replay: {err:#}");
             ExitCode::from(failure)
         }
         Err(_) => ExitCode::from(failure),
     }
+}
+
+/// Whether `err` comes from writing to a pipe whose reader has gone.
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }

@@ -139,7 +139,8 @@ impl Thresholds {
     }
 
     /// Checks the values a file can get wrong.
-    fn check(&self) -> Result<()> {
+    /// Fails naming the first value out of its range.
+    pub fn check(&self) -> Result<()> {
         for name in &self.verdicts.skip {
             anyhow::ensure!(
                 VERDICT_NAMES.contains(&name.as_str()),
@@ -160,6 +161,31 @@ impl Thresholds {
         anyhow::ensure!(
             d.min_runs >= 1 && d.min_intervals >= 1,
             "minimum sample counts must be at least 1"
+        );
+        anyhow::ensure!(
+            (100..=1_000_000).contains(&d.resamples),
+            "diff.resamples = {} must be in 100..=1000000",
+            d.resamples
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&d.max_batches),
+            "diff.max_batches = {} must be in 1..=10000",
+            d.max_batches
+        );
+        anyhow::ensure!(
+            d.floors.values().all(|f| f.is_finite() && *f >= 0.0),
+            "diff.floors must be finite and not negative"
+        );
+        let v = &self.verdicts;
+        anyhow::ensure!(
+            v.fairness_max_ratio.is_finite() && v.fairness_max_ratio >= 1.0,
+            "verdicts.fairness_max_ratio = {} must be a number >= 1",
+            v.fairness_max_ratio
+        );
+        anyhow::ensure!(
+            v.weight_share_tolerance_pct.is_finite() && v.weight_share_tolerance_pct >= 0.0,
+            "verdicts.weight_share_tolerance_pct = {} must be a number >= 0",
+            v.weight_share_tolerance_pct
         );
         Ok(())
     }
@@ -280,6 +306,30 @@ mod tests {
         assert_eq!(Thresholds::parse(&round).unwrap(), Thresholds::default());
         let e = Thresholds::parse("[verdicts]\nskip = [\"nope\"]\n").unwrap_err();
         assert!(e.to_string().contains("\"nope\" names no verdict"), "{e}");
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused() {
+        for (text, names) in [
+            ("[diff]\nresamples = 1000000000000\n", "diff.resamples"),
+            ("[diff]\nmax_batches = 0\n", "diff.max_batches"),
+            (
+                "[verdicts]\nfairness_max_ratio = nan\n",
+                "fairness_max_ratio",
+            ),
+            (
+                "[verdicts]\nfairness_max_ratio = 0.5\n",
+                "fairness_max_ratio",
+            ),
+            (
+                "[verdicts]\nweight_share_tolerance_pct = -5.0\n",
+                "weight_share",
+            ),
+            ("[diff]\nalpha = 1.0\n", "diff.alpha"),
+        ] {
+            let err = Thresholds::parse(text).unwrap_err().to_string();
+            assert!(err.contains(names), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -391,6 +391,40 @@ fn check_exit_codes() {
     let o = replay(&["check", "--baseline", s(&base), s(&truncated)]);
     assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
     assert!(stdout(&o).contains("truncated"), "{}", stdout(&o));
+    // A chunk that fails its CRC behind an intact index: the regression it
+    // would hide or invent cannot be judged.
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let mid = bytes.len() / 3;
+    bytes[mid] ^= 0x10;
+    let damaged = dir.path().join("damaged.trace");
+    std::fs::write(&damaged, &bytes).unwrap();
+    assert_eq!(code(&["validate", s(&damaged)]), Some(1), "damaged");
+    let o = replay(&["check", "--baseline", s(&base), s(&damaged)]);
+    assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+    assert_eq!(
+        code(&["check", "--baseline", s(&damaged), s(&good)]),
+        Some(125)
+    );
+    // Runs of another scenario are not compared.
+    let other = trace(
+        dir.path(),
+        "other.trace",
+        Synth {
+            scenario: Some(
+                include_str!("../../fixtures/scenarios/smoke.toml")
+                    .replace("name = \"smoke\"", "name = \"other\""),
+            ),
+            ..Synth::default()
+        },
+    );
+    let o = replay(&["check", "--baseline", s(&base), s(&other)]);
+    assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+    assert!(stdout(&o).contains("scenario \"other\""), "{}", stdout(&o));
+    // Thresholds out of range are bad arguments, from a file or a flag.
+    assert_eq!(
+        code(&["check", "--alpha", "2", "--baseline", s(&base), s(&good)]),
+        Some(125)
+    );
     let empty = dir.path().join("empty.trace");
     std::fs::write(&empty, b"").unwrap();
     assert_eq!(

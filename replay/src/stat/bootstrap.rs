@@ -49,7 +49,7 @@ pub fn ratio_of_medians_ci(
         }
     }
     // More than the tail mass undefined: the interval would be meaningless.
-    if (changes.len() as f64) < resamples as f64 * (1.0 - alpha / 2.0) {
+    if changes.is_empty() || (changes.len() as f64) < resamples as f64 * (1.0 - alpha / 2.0) {
         return None;
     }
     changes.sort_by(f64::total_cmp);
