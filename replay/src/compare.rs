@@ -56,7 +56,7 @@ impl Run {
         Run {
             path: path.to_path_buf(),
             meta: trace.meta().clone(),
-            clean: trace.recovery().is_clean(),
+            clean: trace.verify().is_clean(),
             outcome: trace.index().and_then(|ix| ix.outcome.clone()),
             values: extract(&metrics),
             judged: judged_steps(&metrics),
@@ -187,6 +187,30 @@ pub fn compare(a: &[Run], b: &[Run], t: &DiffThresholds, sided: Sided) -> Report
         (Some(x), Some(y)) => meta_changes(&x.meta, &y.meta),
         _ => Vec::new(),
     };
+    let damaged = |runs: &[Run]| -> Vec<String> {
+        runs.iter()
+            .filter(|r| !r.clean)
+            .map(|r| r.path.display().to_string())
+            .collect()
+    };
+    let (da, db) = (damaged(a), damaged(b));
+    if !da.is_empty() || !db.is_empty() {
+        let list = |d: Vec<String>| {
+            if d.is_empty() {
+                "-".to_string()
+            } else {
+                d.join(", ")
+            }
+        };
+        meta.insert(
+            0,
+            MetaChange {
+                field: "damaged: recovered chunks only",
+                a: list(da),
+                b: list(db),
+            },
+        );
+    }
     // Only the first run of each side is compared field by field; a run of
     // another scenario anywhere is worth a line of its own.
     if let Some(first) = a.first() {

@@ -1,30 +1,31 @@
-//! Opening a trace file: memory-mapped, parsed once.
-use std::fs::File;
+//! Opening a trace file: read into memory, parsed once.
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use memmap2::Mmap;
+use anyhow::{Context, Result, bail};
 use trace_format::file::Trace;
 
-/// A trace file mapped into memory.
+/// A trace file's bytes.
 #[derive(Debug)]
 pub struct LoadedTrace {
     pub path: PathBuf,
-    map: Mmap,
+    bytes: Vec<u8>,
 }
 
 impl LoadedTrace {
-    /// Maps `path` and checks that its header and meta are readable.
+    /// Reads `path` and checks that its header and meta are readable. The
+    /// file is read, not mapped: a run re-recording the same path truncates
+    /// it, which would fault a mapping.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        // SAFETY: the map is read-only and private to this process; a trace being
-        // appended to concurrently only grows, and the reader bounds-checks every
-        // access against the length taken at map time.
-        let map = unsafe { Mmap::map(&file) }
-            .with_context(|| format!("cannot map {}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a regular file", path.display());
+        }
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let loaded = LoadedTrace {
             path: path.to_path_buf(),
-            map,
+            bytes,
         };
         loaded.trace()?;
         Ok(loaded)
@@ -32,12 +33,12 @@ impl LoadedTrace {
 
     /// The raw bytes of the file.
     pub fn bytes(&self) -> &[u8] {
-        &self.map
+        &self.bytes
     }
 
     /// Parses the trace (header, meta, index or chunk scan).
     pub fn trace(&self) -> Result<Trace<'_>> {
-        Trace::open(&self.map)
+        Trace::open(&self.bytes)
             .with_context(|| format!("{} is not a readable trace", self.path.display()))
     }
 }

@@ -212,7 +212,7 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
     if decode_errors > 0 {
         writeln!(out, "decode     {decode_errors} chunk(s) failed to decode")?;
     }
-    write_recovery(out, trace.recovery())?;
+    write_recovery(out, &trace.verify())?;
     Ok(())
 }
 

@@ -55,6 +55,32 @@ fn show_reports_recovery_for_a_truncated_trace() {
 }
 
 #[test]
+fn a_chunk_failing_its_crc_behind_an_intact_index_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path(), "a.trace", Synth::default());
+    let mut bytes = std::fs::read(&t).unwrap();
+    let mid = bytes.len() / 3;
+    bytes[mid] ^= 0x10;
+    let damaged = dir.path().join("damaged.trace");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let text = stdout(&replay(&["show", s(&damaged)]));
+    assert!(text.contains("chunk CRC mismatch"), "{text}");
+    let text = stdout(&replay(&["stats", s(&damaged)]));
+    assert!(text.contains("the trace is damaged"), "{text}");
+    let text = stdout(&replay(&["diff", s(&t), s(&damaged)]));
+    assert!(text.contains("damaged: recovered chunks only"), "{text}");
+}
+
+#[test]
+fn a_directory_is_not_a_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = replay(&["show", s(dir.path())]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is not a regular file"), "{err}");
+}
+
+#[test]
 fn stats_shows_per_cgroup_shares() {
     let dir = tempfile::tempdir().unwrap();
     let t = trace(dir.path(), "a.trace", Synth::default());
