@@ -107,11 +107,24 @@ fn from_dir(dir: &Path) -> Result<Vec<Candidate>> {
     };
     let mut out = Vec::new();
     for commit in order {
-        // A listed commit may be abbreviated in the sidecars, or the other way round.
-        let key = groups
-            .keys()
-            .find(|k| k.starts_with(&commit) || commit.starts_with(k.as_str()))
-            .cloned();
+        // A listed commit may be abbreviated in the sidecars, or the other way
+        // round: an exact name first, else the one prefix match (several are
+        // ambiguous, as `c1` against `c10` and `c1`).
+        let key = if groups.contains_key(&commit) {
+            Some(commit.clone())
+        } else {
+            let matches: Vec<&String> = groups
+                .keys()
+                .filter(|k| k.starts_with(&commit) || commit.starts_with(k.as_str()))
+                .collect();
+            if matches.len() > 1 {
+                bail!(
+                    "commit {commit:?} in {} matches the traces of several commits: {matches:?}",
+                    order_file.display()
+                );
+            }
+            matches.first().map(|k| (*k).clone())
+        };
         if let Some(key) = key
             && let Some(traces) = groups.remove(&key)
         {
@@ -228,4 +241,31 @@ pub fn render(out: &mut impl Write, b: &Bisection, json: bool) -> Result<()> {
         writeln!(out, "note: {n}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_commits_match_exactly_before_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        for c in ["c1", "c10", "c2"] {
+            std::fs::write(dir.path().join(format!("{c}.trace")), b"").unwrap();
+        }
+        std::fs::write(dir.path().join("commits.txt"), "c2\nc10\nc1\n").unwrap();
+        let order: Vec<String> = candidates(&[dir.path().to_path_buf()])
+            .unwrap()
+            .into_iter()
+            .map(|c| c.commit)
+            .collect();
+        assert_eq!(order, ["c2", "c10", "c1"]);
+        // An abbreviation that fits two commits is an error, not a guess.
+        std::fs::write(dir.path().join("commits.txt"), "c\n").unwrap();
+        let err = candidates(&[dir.path().to_path_buf()]).unwrap_err();
+        assert!(
+            err.to_string().contains("matches the traces of several"),
+            "{err}"
+        );
+    }
 }
