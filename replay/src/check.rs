@@ -99,18 +99,28 @@ pub fn check(baseline: &[PathBuf], traces: &[PathBuf], t: &Thresholds) -> CheckR
         Ok(s) => s,
         Err(e) => return CheckResult::skip(e),
     };
-    let scenario = &base.runs[0].meta.scenario.name;
+    // Steps are matched by name: runs of scenarios with other steps have
+    // nothing to compare (a variant of the baseline's scenario, say with
+    // another cpu.max, does).
+    let steps = |r: &Run| -> Vec<String> {
+        let all = r.meta.scenario.steps.iter().enumerate();
+        all.map(|(i, s)| s.name.clone().unwrap_or_else(|| format!("#{i}")))
+            .collect()
+    };
+    let base_steps = steps(&base.runs[0]);
     if let Some(r) = base
         .runs
         .iter()
         .chain(&new.runs)
-        .find(|r| &r.meta.scenario.name != scenario)
+        .find(|r| steps(r) != base_steps)
     {
         return CheckResult::skip(format!(
-            "cannot judge: {} is a run of scenario {:?}, the baseline {} one of {scenario:?}",
+            "cannot judge: {} (scenario {:?}, steps {:?}) and the baseline {} (scenario {:?}, steps {base_steps:?}) do not run the same steps",
             r.path.display(),
             r.meta.scenario.name,
-            base.runs[0].path.display()
+            steps(r),
+            base.runs[0].path.display(),
+            base.runs[0].meta.scenario.name,
         ));
     }
     if let Some(r) = base

@@ -405,21 +405,26 @@ fn check_exit_codes() {
         code(&["check", "--baseline", s(&damaged), s(&good)]),
         Some(125)
     );
-    // Runs of another scenario are not compared.
+    // Runs of a scenario with other steps are not compared.
     let other = trace(
         dir.path(),
         "other.trace",
         Synth {
             scenario: Some(
                 include_str!("../../fixtures/scenarios/smoke.toml")
-                    .replace("name = \"smoke\"", "name = \"other\""),
+                    .replace("name = \"smoke\"", "name = \"other\"")
+                    .replace("name = \"both\"", "name = \"together\""),
             ),
             ..Synth::default()
         },
     );
     let o = replay(&["check", "--baseline", s(&base), s(&other)]);
     assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
-    assert!(stdout(&o).contains("scenario \"other\""), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("do not run the same steps"),
+        "{}",
+        stdout(&o)
+    );
     // Thresholds out of range are bad arguments, from a file or a flag.
     assert_eq!(
         code(&["check", "--alpha", "2", "--baseline", s(&base), s(&good)]),
