@@ -10,6 +10,14 @@ use std::time::{Duration, Instant};
 use e2e::{pick, project_kernel_dir, run_scenario};
 use trace_format::record::{ConsoleSource, OpOutcome, Record, RunOutcome, StepOutcome};
 
+/// Writes `bytes` to `dir/name` as an executable file, for `--init`.
+fn executable(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
 /// A static x86-64 ELF whose only code is `loop { pause() }`: a guest that hangs.
 fn hanging_init() -> Vec<u8> {
     // mov eax,34 (pause); syscall; jmp back
@@ -279,9 +287,7 @@ fn kernel_panic_closes_the_trace_with_the_reason() {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn hung_guest_hits_the_watchdog_and_closes_the_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let init = dir.path().join("hang");
-    std::fs::write(&init, hanging_init()).unwrap();
-    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let init = executable(dir.path(), "hang", &hanging_init());
     let run = run_scenario(
         "smoke",
         &["--init", init.to_str().unwrap(), "--margin", "4"],
@@ -303,9 +309,7 @@ fn hung_guest_hits_the_watchdog_and_closes_the_trace() {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn a_guest_that_ends_early_gets_the_vm_exit_in_its_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let init = dir.path().join("reboot");
-    std::fs::write(&init, rebooting_init()).unwrap();
-    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let init = executable(dir.path(), "reboot", &rebooting_init());
     let run = run_scenario("smoke", &["--init", init.to_str().unwrap()]);
     assert_eq!(run.code(), Some(3), "{}", run.stderr());
     let records = run.records();

@@ -1,12 +1,11 @@
 //! Recording a run: boot through a backend, drain the guest's ring into a
 //! trace, watch the console and the clock, and close the trace on every path.
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use trace_format::file::{Sink, Trace, TraceWriter, WriteError};
+use trace_format::file::{Trace, TraceWriter, WriteError};
 use trace_format::meta::Meta;
 use trace_format::proto::{GuestMsg, HostMsg, HostRequest, PROTOCOL_VERSION};
 use trace_format::record::{
@@ -16,6 +15,12 @@ use trace_format::record::{
 use trace_format::ring::{
     self, Consumer, Direction, Geometry, MAX_FRAME, Popped, Producer, RingError,
 };
+
+mod guard;
+mod judge;
+
+use guard::{MAX_GUEST_LEAD_NS, contained, guest_may_send};
+use judge::judge_before_end;
 
 use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm, WatchHit, WatchId};
 use crate::console::{ConsoleSignal, ConsoleTail};
@@ -174,9 +179,7 @@ pub fn record_judged<V: Vm>(
     };
     // A bug reachable from guest bytes must not cost the trace its End: a
     // panic while recording ends the run as a host error, like a write error.
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        session.drive(&mut writer, &options, &mut progress)
-    }));
+    let result = contained(|| session.drive(&mut writer, &options, &mut progress));
     session.vm.kill();
     // Whatever happened above, the trace gets its End and index.
     let outcome = match result {
@@ -185,7 +188,7 @@ pub fn record_judged<V: Vm>(
             message: format!("trace write failed: {e}"),
         },
         Err(panic) => RunOutcome::HostError {
-            message: format!("the recorder panicked: {}", panic_message(&*panic)),
+            message: format!("the recorder panicked: {panic}"),
         },
     };
     let ts = session
@@ -226,58 +229,6 @@ pub fn record_judged<V: Vm>(
         judge_error,
     })
 }
-
-/// Runs `judge` over the trace so far: the file as written (after flushing
-/// the open chunk) plus the index and trailer the writer would close it with.
-fn judge_before_end<S: Sink>(
-    writer: &mut TraceWriter<S>,
-    path: &std::path::Path,
-    outcome: &RunOutcome,
-    judge: Judge<'_>,
-) -> Result<Vec<Verdict>, String> {
-    let tail = writer.closing_tail().map_err(|e| e.to_string())?;
-    let mut bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    bytes.extend_from_slice(&tail);
-    let trace = Trace::open(&bytes).map_err(|e| e.to_string())?;
-    // The verdicts read guest-written records: a panic there is a judging failure.
-    std::panic::catch_unwind(AssertUnwindSafe(|| judge(&trace, outcome)))
-        .map_err(|panic| format!("the judge panicked: {}", panic_message(&*panic)))
-}
-
-/// The text of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_string())
-}
-
-/// Whether the guest may send `record`: what its executor writes. Snapshots,
-/// kernel accesses, verdicts and host or kernel console lines are the host's.
-fn guest_may_send(record: &Record) -> bool {
-    match record {
-        Record::StepBegin { .. }
-        | Record::StepEnd { .. }
-        | Record::OpApplied(_)
-        | Record::WorkerSpawned(_)
-        | Record::WorkerSample(_)
-        | Record::SchedulerEvent(_)
-        | Record::Drop(_)
-        | Record::End(_) => true,
-        Record::Console(c) => matches!(
-            c.source,
-            ConsoleSource::Executor | ConsoleSource::PayloadStdout | ConsoleSource::PayloadStderr
-        ),
-        Record::Snapshot(_) | Record::KernelAccess(_) | Record::Verdict(_) => false,
-    }
-}
-
-/// How far ahead of the host's clock a guest timestamp may run (records are
-/// clamped to it, so one wild stamp cannot push every later record, `End`
-/// included, to the end of time).
-const MAX_GUEST_LEAD_NS: u64 = 5_000_000_000;
 
 /// State of one recording in progress.
 struct Session<V> {
