@@ -428,7 +428,14 @@ fn decide(r: &mut Row, t: &DiffThresholds, band_pct: f64) {
         Some(c) if c.low > band => Some(true),
         Some(c) if c.high < -band => Some(false),
         Some(_) => None,
-        None => Some(b > a),
+        // No ratio around a zero baseline: the change is from nothing, and p decides.
+        None if a == 0.0 => Some(b > a),
+        None => {
+            r.call = Call::Inconclusive;
+            r.reason =
+                format!("significant (p = {p:.3}) but no confidence interval could be formed");
+            return;
+        }
     };
     let Some(up) = up else {
         r.call = Call::Inconclusive;
@@ -441,4 +448,46 @@ fn decide(r: &mut Row, t: &DiffThresholds, band_pct: f64) {
         (Polarity::Neutral, _) => Call::Changed,
     };
     r.reason = format!("p = {p:.3}, CI outside ±{band}%");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric::{Metric, MetricKey};
+
+    fn row(a: f64, b: f64, ci: Option<(f64, f64)>) -> Row {
+        Row {
+            key: MetricKey {
+                step: "step 0".into(),
+                cgroup: "a".into(),
+                metric: Metric::IterationsPerS,
+            },
+            a: Some(a),
+            b: Some(b),
+            delta_pct: None,
+            polarity: Polarity::HigherIsBetter,
+            n_a: 5,
+            n_b: 5,
+            ci_low_pct: ci.map(|c| c.0),
+            ci_high_pct: ci.map(|c| c.1),
+            p: Some(0.001),
+            p_adj: Some(0.001),
+            call: Call::Inconclusive,
+            reason: String::new(),
+            testable: true,
+        }
+    }
+
+    fn call(mut r: Row) -> Call {
+        decide(&mut r, &DiffThresholds::default(), 1.0);
+        r.call
+    }
+
+    #[test]
+    fn without_an_interval_only_a_change_from_zero_is_called() {
+        assert_eq!(call(row(0.0, 50.0, None)), Call::Better);
+        assert_eq!(call(row(100.0, 150.0, None)), Call::Inconclusive);
+        assert_eq!(call(row(100.0, 150.0, Some((40.0, 60.0)))), Call::Better);
+        assert_eq!(call(row(100.0, 50.0, Some((-60.0, -40.0)))), Call::Worse);
+    }
 }
