@@ -64,9 +64,10 @@ fn load_side(paths: &[PathBuf], t: &Thresholds, intervals: bool) -> Result<Side,
     for path in paths {
         let loaded = LoadedTrace::open(path).map_err(|e| format!("cannot judge: {e:#}"))?;
         let trace = loaded.trace().map_err(|e| format!("cannot judge: {e:#}"))?;
-        // The full check: an intact index can still front a chunk that fails
-        // its CRC, and judging what is left would be judging a different run.
-        if !trace.verify().is_clean() {
+        // `clean` is the full check: an intact index can still front a chunk
+        // that fails its CRC, and judging what is left would judge another run.
+        let run = Run::from_trace(path, &trace, intervals);
+        if !run.clean {
             return Err(format!(
                 "cannot judge: {} is truncated or damaged (run `replay validate`)",
                 path.display()
@@ -74,7 +75,7 @@ fn load_side(paths: &[PathBuf], t: &Thresholds, intervals: bool) -> Result<Side,
         }
         side.verdicts.push(verdict::judge_with(&trace, &t.verdicts));
         side.failures.push(failure::under_test_failure(&trace));
-        side.runs.push(Run::from_trace(path, &trace, intervals));
+        side.runs.push(run);
     }
     Ok(side)
 }

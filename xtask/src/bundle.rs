@@ -51,7 +51,11 @@ pub fn run(args: &BundleArgs) -> Result<()> {
     strip_debug(&me, &out.join("xtask"))?;
 
     let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
-    eprintln!("bundle in {} ({:.1} MB):", out.display(), dir_mb(&out));
+    eprintln!(
+        "bundle in {} ({:.1} MB):",
+        out.display(),
+        crate::dir_bytes(&out) as f64 / 1e6
+    );
     eprintln!(
         "  on the other machine, from a copy of this tree:\n  \
          {0}/xtask run scenario smoke --init {0}/schedtape-init --kernel {0}/kernel --backend kvm",
@@ -67,20 +71,4 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     fs::copy(from, to)
         .map(drop)
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
-}
-
-fn dir_mb(dir: &Path) -> f64 {
-    fn walk(dir: &Path) -> u64 {
-        fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-    }
-    walk(dir) as f64 / 1e6
 }

@@ -105,6 +105,20 @@ fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
+/// Bytes of the files under `dir`, recursively (0 for what cannot be read).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
 /// The workspace this xtask belongs to: `$SCHEDTAPE_ROOT`, else the tree it
 /// was built in, else (a binary carried to another machine) the current directory.
 fn workspace_root() -> std::path::PathBuf {

@@ -96,7 +96,7 @@ pub fn prune(dry_run: bool) -> Result<()> {
     );
     let mut freed = 0u64;
     for dir in &gone {
-        let size = dir_bytes(dir);
+        let size = crate::dir_bytes(dir);
         freed += size;
         eprintln!(
             "kernel: {} {} ({:.0} MB)",
@@ -116,19 +116,6 @@ pub fn prune(dry_run: bool) -> Result<()> {
         freed as f64 / 1e6
     );
     Ok(())
-}
-
-/// Bytes of the regular files directly in `dir` (cache entries are flat).
-fn dir_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|es| {
-            es.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// Returns the cache entry for `opts`, building it first when it is missing.

@@ -101,23 +101,10 @@ pub fn load_entry(dir: &Path) -> Option<Identity> {
 
 /// The newest complete entry built from `origin` with `config_hash`.
 pub fn find(kernels: &Path, origin: &str, config_hash: &str) -> Option<(PathBuf, Identity)> {
-    let suffix = format!("-{config_hash}");
-    let mut best: Option<(PathBuf, Identity)> = None;
-    for entry in fs::read_dir(kernels).ok()?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(&suffix) {
-            continue;
-        }
-        let dir = entry.path();
-        let Some(id) = load_entry(&dir) else { continue };
-        if id.origin == origin
-            && id.config_hash == config_hash
-            && best.as_ref().is_none_or(|(_, b)| id.built_at > b.built_at)
-        {
-            best = Some((dir, id));
-        }
-    }
-    best
+    entries(kernels)
+        .into_iter()
+        .filter(|(_, id)| id.origin == origin && id.config_hash == config_hash)
+        .max_by(|(_, a), (_, b)| a.built_at.cmp(&b.built_at))
 }
 
 /// Removes `.tmp-…-<pid>` directories in `dir` (builds, unpacks, removals)
