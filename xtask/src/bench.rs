@@ -106,12 +106,14 @@ pub fn boot(args: &BootArgs) -> Result<ExitCode> {
         bail!("--rounds must be at least 1");
     }
     let root = workspace_root();
-    let (accel, why) = detect_accel();
-    let kernel = resolve(&ResolveOpts {
+    let opts = ResolveOpts {
         kernel: args.kernel.clone(),
         build: BuildOpts::default(),
         build_if_missing: true,
-    })?;
+    };
+    crate::prereq::for_tools(true, &opts, &[])?;
+    let (accel, why) = detect_accel();
+    let kernel = resolve(&opts)?;
     let scenario = load_scenario(&root, &args.scenario)?;
     let init = guest::build(&root)?;
     let packed = pack_initramfs(&root, &init, &scenario)?;

@@ -96,6 +96,9 @@ pub fn run(args: &VmmArgs) -> Result<ExitCode> {
         bail!("/dev/kvm cannot be opened: our VMM needs it (the bench compares KVM VMMs)");
     }
     let root = workspace_root();
+    if args.qemu == Path::new("qemu-system-x86_64") {
+        crate::prereq::for_tools(true, &crate::kernel::ResolveOpts::default(), &[])?;
+    }
     let guest = build_test_guest(&root)?;
     let runner = build_runner(&root)?;
     let (accel, why) = qemu_accel(args, &guest)?;

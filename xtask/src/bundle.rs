@@ -29,11 +29,15 @@ pub fn run(args: &BundleArgs) -> Result<()> {
     let kdir = out.join("kernel");
     fs::create_dir_all(&kdir).with_context(|| format!("cannot create {}", kdir.display()))?;
 
-    let kernel = resolve(&ResolveOpts {
+    let opts = ResolveOpts {
         kernel: args.kernel.clone(),
         build: BuildOpts::default(),
         build_if_missing: true,
-    })?;
+    };
+    // The bundle boots elsewhere (our VMM); here it needs the kernel build's
+    // packages and objcopy (binutils) for stripping.
+    crate::prereq::for_tools(false, &opts, &[(&["binutils"], "stripping debug info")])?;
+    let kernel = resolve(&opts)?;
     if let Some(bz) = &kernel.bzimage {
         copy(bz, &kdir.join("bzImage"))?;
     }

@@ -7,6 +7,8 @@ mod guest;
 mod identity;
 mod initramfs;
 mod kernel;
+mod outputs;
+mod prereq;
 mod rerun;
 mod scenario_pack;
 mod scenario_run;

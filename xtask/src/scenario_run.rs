@@ -17,7 +17,9 @@ use vmm::kvm::{KvmConfig, KvmVm};
 use vmm::qemu::{Accel, QemuConfig, QemuVm, SmpLayout, detect_accel, takes_lapic_timer_hz};
 use vmm::run::{IntrospectOptions, Judge, Progress, RunOptions, prepare_window, record_judged};
 
+use crate::kernel::image::needs_build;
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
+use crate::prereq::Refusal;
 use crate::scenario_pack::pack_initramfs;
 use crate::{guest, workspace_root};
 
@@ -130,16 +132,29 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     let thresholds = Thresholds::resolve(scenario.thresholds.as_ref(), args.thresholds.as_deref())
         .map_err(Failure::BadInput)?;
     check_memory(args.memory, &scenario.topology).map_err(Failure::BadInput)?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.trace", scenario.name)));
+    check_outputs(args, &output).map_err(Failure::BadInput)?;
 
-    let mut kernel = resolve(&ResolveOpts {
+    // Everything the host needs is settled before anything is built.
+    let backend = choose_backend(args.backend);
+    let resolve_opts = ResolveOpts {
         kernel: args.kernel.clone(),
         build: BuildOpts {
             src: args.kernel_src.clone(),
             ..Default::default()
         },
         build_if_missing: true,
-    })
-    .map_err(infra)?;
+    };
+    let qemu = matches!(backend, Chosen::Qemu(_));
+    crate::prereq::for_run(&scenario, qemu, needs_build(&resolve_opts)).map_err(|r| match r {
+        Refusal::BadInput(e) => Failure::BadInput(e),
+        Refusal::Host(e) => Failure::Infra(e),
+    })?;
+
+    let mut kernel = resolve(&resolve_opts).map_err(infra)?;
     kernel.require_options().map_err(Failure::BadInput)?;
     if let Some(v) = &args.vmlinux {
         if !v.is_file() {
@@ -157,10 +172,6 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     };
     let initrd = pack_initramfs(&root, &init, &scenario).map_err(infra)?;
 
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.trace", scenario.name)));
     let intro = load_introspection(&kernel, &scenario);
     let mut worst = EXIT_PASS;
     for round in 1..=args.repeat {
@@ -171,13 +182,20 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         };
         let mut meta = build_meta(&scenario, &kernel, &intro, &boot);
         if let (Some(old), Some(path)) = (&archived, &args.from) {
-            meta.notes.extend(crate::rerun::notes(path, old, &meta));
+            let notes = crate::rerun::notes(path, old, &meta);
+            if round == 1 {
+                for n in &notes {
+                    eprintln!("{n}");
+                }
+            }
+            meta.notes.extend(notes);
         }
         if args.repeat > 1 {
             eprintln!("run {round} of {}", args.repeat);
         }
         let code = record_one(
             args,
+            backend,
             &scenario,
             &thresholds,
             &kernel,
@@ -190,6 +208,36 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         worst = worst.max(code);
     }
     Ok(worst)
+}
+
+/// Refuses, before anything is built, trace paths that cannot be written or
+/// would overwrite an input (the scenario file, `--from`, `--thresholds`, …).
+fn check_outputs(args: &RunArgs, output: &Path) -> Result<()> {
+    let scenario_file = args
+        .scenario
+        .as_deref()
+        .map(|name| scenario_path(&workspace_root(), name))
+        .transpose()?;
+    let inputs: Vec<(&str, &Path)> = [
+        ("the scenario file", scenario_file.as_deref()),
+        ("--from", args.from.as_deref()),
+        ("--thresholds", args.thresholds.as_deref()),
+        ("--kernel", args.kernel.as_deref()),
+        ("--init", args.init.as_deref()),
+        ("--vmlinux", args.vmlinux.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(what, p)| Some((what, p?)))
+    .collect();
+    let rounds: Vec<PathBuf> = if args.repeat == 1 {
+        vec![output.to_path_buf()]
+    } else {
+        (1..=args.repeat).map(|r| numbered(output, r)).collect()
+    };
+    for out in &rounds {
+        crate::outputs::check_writable(out, &inputs).map_err(|e| anyhow!("-o {e}"))?;
+    }
+    Ok(())
 }
 
 /// `out.trace` → `out-3.trace`.
@@ -206,6 +254,7 @@ fn numbered(path: &Path, round: u32) -> PathBuf {
 #[allow(clippy::too_many_arguments, reason = "the pieces one run is made of")]
 fn record_one(
     args: &RunArgs,
+    backend: Chosen,
     scenario: &Scenario,
     thresholds: &Thresholds,
     kernel: &KernelImage,
@@ -215,7 +264,6 @@ fn record_one(
     meta: Meta,
     output: PathBuf,
 ) -> Result<u8, Failure> {
-    let backend = choose_backend(args.backend);
     let topo = scenario.topology;
     let scenario_ns = scenario.duration_ns.saturating_add(scenario.settle_ns);
     let stop = Arc::new(AtomicBool::new(false));
@@ -294,7 +342,8 @@ fn record_one(
     }
     .map_err(|e| infra(e.into()))?;
 
-    eprintln!(
+    // The result goes to stdout; progress and diagnostics went to stderr.
+    println!(
         "trace {} closed: {} records, {} bytes; time to /init {}, to trace closed {}",
         output.display(),
         report.records,
@@ -310,7 +359,7 @@ fn record_one(
     match &report.outcome {
         RunOutcome::Completed => Ok(verdict_status(&output, &report)),
         other => {
-            eprintln!("run did not complete: {}", describe(other));
+            println!("run did not complete: {}", describe(other));
             let tail: Vec<&str> = report.console_tail.lines().rev().take(15).collect();
             eprintln!("console tail:");
             for line in tail.iter().rev() {
@@ -318,7 +367,7 @@ fn record_one(
             }
             match under_test_failure(&output) {
                 Some(why) => {
-                    eprintln!("the system under test failed: {why}");
+                    println!("the system under test failed: {why}");
                     Ok(EXIT_VERDICT_FAILED)
                 }
                 None => Ok(EXIT_INFRA),
@@ -408,7 +457,7 @@ fn verdict_status(trace: &Path, report: &vmm::run::RunReport) -> u8 {
         eprintln!("warning: {} was not judged: {e}", trace.display());
         return EXIT_PASS;
     }
-    let _ = replay::verdict::render(&mut std::io::stderr(), &report.verdicts, false);
+    let _ = replay::verdict::render(&mut std::io::stdout(), &report.verdicts, false);
     if replay::verdict::any_failed(&report.verdicts) {
         EXIT_VERDICT_FAILED
     } else {

@@ -229,12 +229,27 @@ fn build_once(root: &Path) -> Result<PathBuf> {
 }
 
 /// Installs what the BPF build needs (clang, autotools) when missing.
-pub fn ensure_build_packages() -> Result<()> {
-    deps::ensure(BUILD_PACKAGES, "BPF scheduler build")?;
+fn ensure_build_packages() -> Result<()> {
+    let mut needs = deps::Prerequisites::default();
+    need_build_packages(&mut needs);
+    needs.ensure()
+}
+
+/// Adds the BPF build's packages (and clang when none is found) to `needs`.
+pub fn need_build_packages(needs: &mut deps::Prerequisites) {
+    needs.need(BUILD_PACKAGES, "the BPF scheduler build");
     if std::env::var_os("CLANG").is_none() && !clang_on_path() {
-        deps::ensure(&[CLANG_PACKAGE], "BPF scheduler build")?;
+        needs.need(&[CLANG_PACKAGE], "the BPF scheduler build");
     }
-    Ok(())
+}
+
+/// Whether the run builds schedtape's own scheduler (as its scheduler or a staged one).
+pub fn uses_own(scenario: &Scenario) -> bool {
+    let boot = matches!(&scenario.scheduler, SchedulerSpec::Named { name, .. } if name == OWN);
+    boot || scenario
+        .staged_schedulers
+        .iter()
+        .any(|s| program(&s.name, &s.path) == OWN)
 }
 
 fn clang_on_path() -> bool {

@@ -41,6 +41,9 @@ pub struct StagedBinary {
 pub fn find_program(name: &str) -> Result<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(name);
+        if p.is_dir() {
+            bail!("{name} is a directory, not a program");
+        }
         if !p.is_file() {
             bail!("{name}: no such file");
         }
@@ -249,6 +252,20 @@ impl Resolver {
             .copied()
             .unwrap_or(SYSTEM_DIRS[0])
     }
+}
+
+/// Fails unless `path` is a regular file holding a 64-bit x86-64 ELF, the only
+/// programs [`stage_binary`] packs (a script would need its interpreter staged).
+pub fn check_stageable(path: &Path) -> Result<()> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    if !is_x86_64_elf(path) {
+        bail!("{} is not an x86-64 ELF program", path.display());
+    }
+    Ok(())
 }
 
 /// True for a readable 64-bit x86-64 ELF (skips 32-bit libraries of the same name).

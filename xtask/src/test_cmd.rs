@@ -71,20 +71,28 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Installs QEMU and builds (or finds) the cached kernel the VM tests boot.
+/// Installs every package the VM tests need in one go (QEMU, stress-ng, the
+/// BPF and kernel build packages), then builds the BPF scheduler and (or
+/// finds) the cached kernel the VM tests boot.
 fn prepare_e2e() -> Result<()> {
     eprintln!("xtask test: preparing end-to-end tests (QEMU, stress-ng, cached kernel)");
-    kernel::deps::ensure(&["qemu-system-x86"], "QEMU backend")?;
-    // The payload tests pack Debian's stress-ng into the guest.
-    kernel::deps::ensure(&["stress-ng"], "payload tests")?;
-    // The sched_ext tests run schedtape's own BPF scheduler (clang, autotools).
-    let scx = crate::scheduler::build(&crate::workspace_root())?;
-    eprintln!("xtask test: BPF scheduler {}", scx.display());
     let opts = ResolveOpts {
         kernel: None,
         build: BuildOpts::default(),
         build_if_missing: true,
     };
+    let mut needs = kernel::deps::Prerequisites::default();
+    needs.need(&[crate::prereq::QEMU_PACKAGE], "the QEMU backend");
+    // The payload tests pack Debian's stress-ng into the guest.
+    needs.need(&["stress-ng"], "the payload tests");
+    // The sched_ext tests run schedtape's own BPF scheduler (clang, autotools).
+    crate::scheduler::need_build_packages(&mut needs);
+    if kernel::image::needs_build(&opts) {
+        needs.need(kernel::deps::BUILD_PACKAGES, "the kernel build");
+    }
+    needs.ensure()?;
+    let scx = crate::scheduler::build(&crate::workspace_root())?;
+    eprintln!("xtask test: BPF scheduler {}", scx.display());
     let image = kernel::resolve(&opts)?;
     image.require_options()?;
     eprintln!("xtask test: kernel {}", image.boot_image().display());

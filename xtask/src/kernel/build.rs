@@ -154,8 +154,9 @@ pub fn ensure(opts: &BuildOpts) -> Result<PathBuf> {
         tree.origin,
         dest.display()
     );
-    match build_into(&tree, &frag, &tmp, jobs, started) {
-        Ok(()) => {}
+    let estimate = estimate_steps(&kernels, hash);
+    let steps = match build_into(&tree, &frag, &tmp, jobs, started, estimate) {
+        Ok(steps) => steps,
         Err(err) => {
             let log = kernels.join(format!("{name}.failed.log"));
             let kept = fs::rename(tmp.join("build.log"), &log).is_ok();
@@ -167,7 +168,7 @@ pub fn ensure(opts: &BuildOpts) -> Result<PathBuf> {
             }
             return Err(err.context("kernel build failed"));
         }
-    }
+    };
     let id = Identity {
         origin: tree.origin.clone(),
         source_version: tree.version.clone(),
@@ -177,6 +178,7 @@ pub fn ensure(opts: &BuildOpts) -> Result<PathBuf> {
         base_method: cache::BASE_METHOD.to_string(),
         built_at: cache::now_rfc3339(),
         build_secs: started.elapsed().as_secs(),
+        build_steps: Some(steps),
     };
     fs::write(tmp.join(cache::IDENTITY), toml::to_string(&id)?)?;
     if let Err(err) = fs::rename(&tmp, &dest) {
@@ -202,14 +204,16 @@ pub fn ensure(opts: &BuildOpts) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// Configures, verifies, compiles in `tmp/obj`, and leaves the artifacts in `tmp`.
+/// Configures, verifies, compiles in `tmp/obj`, and leaves the artifacts in
+/// `tmp`; returns the compile's kbuild step count.
 fn build_into(
     tree: &SourceTree,
     frag: &Fragment,
     tmp: &Path,
     jobs: usize,
     started: Instant,
-) -> Result<()> {
+    estimate: Option<Estimate>,
+) -> Result<u64> {
     let obj = tmp.join("obj");
     fs::create_dir_all(&obj)?;
     if tree.dir.join(".config").exists() {
@@ -258,15 +262,24 @@ fn build_into(
         ),
     );
 
-    phase(started, &format!("compile (make -j{jobs} bzImage vmlinux)"));
-    let bar = progress_bar(started);
+    match &estimate {
+        Some(e) => phase(
+            started,
+            &format!(
+                "compile (make -j{jobs} bzImage vmlinux): about {} steps ({})",
+                e.steps, e.from
+            ),
+        ),
+        None => phase(started, &format!("compile (make -j{jobs} bzImage vmlinux)")),
+    }
+    let mut progress = Progress::new(started, estimate);
     let result = run_logged(
         &mut make(&[format!("-j{jobs}"), "bzImage".into(), "vmlinux".into()]),
         &mut log,
-        Some(&bar),
+        Some(&mut progress),
     );
-    bar.finish_and_clear();
-    result?;
+    progress.bar.finish_and_clear();
+    let steps = result?;
 
     for (from, to) in [
         ("arch/x86/boot/bzImage", "bzImage"),
@@ -276,9 +289,12 @@ fn build_into(
         fs::rename(obj.join(from), tmp.join(to))
             .with_context(|| format!("the build produced no {from}"))?;
     }
-    phase(started, "compiled; removing the object tree");
+    phase(
+        started,
+        &format!("compiled in {steps} steps; removing the object tree"),
+    );
     fs::remove_dir_all(&obj)?;
-    Ok(())
+    Ok(steps)
 }
 
 fn phase(started: Instant, what: &str) {
@@ -290,24 +306,148 @@ fn elapsed(started: Instant) -> String {
     format!("{}m{:02}s", s / 60, s % 60)
 }
 
-/// A spinner with the elapsed time and make's latest step; hidden when stderr is no terminal.
-fn progress_bar(started: Instant) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed}] {pos} steps · {wide_msg}")
-            .expect("valid template"),
-    );
-    bar.set_position(0);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    // Keep the spinner's clock in line with the phase lines.
-    bar.set_elapsed(started.elapsed());
-    bar
+/// The compile's expected step count and where that figure comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Estimate {
+    pub steps: u64,
+    pub from: String,
 }
 
-/// Runs `cmd`, writing all its output to `log`. With `bar`, counts kbuild's step
-/// lines (`  CC      kernel/fork.o`) into it, or prints a heartbeat line every 30 s
-/// when the bar is hidden. On failure shows the last lines of output.
-fn run_logged(cmd: &mut Command, log: &mut File, bar: Option<&ProgressBar>) -> Result<()> {
+/// kbuild steps of the project kernel's compile (Debian 6.12 with the
+/// fragment), the estimate before any build of a config has been cached.
+const PROJECT_KERNEL_STEPS: u64 = 2900;
+
+/// The step count to expect for a build of `config_hash`: the newest cached
+/// build of the same config (its recorded count, or the steps in its log),
+/// else the project kernel's measured count when that is what is built.
+fn estimate_steps(kernels: &Path, config_hash: &str) -> Option<Estimate> {
+    let previous = cache::entries(kernels)
+        .into_iter()
+        .filter(|(_, id)| id.config_hash == config_hash)
+        .max_by(|(_, a), (_, b)| a.built_at.cmp(&b.built_at));
+    if let Some((dir, id)) = previous {
+        let steps = id.build_steps.or_else(|| {
+            let log = fs::read_to_string(dir.join("build.log")).ok()?;
+            Some(log.lines().filter(|l| kbuild_step(l).is_some()).count() as u64)
+        });
+        if let Some(steps) = steps.filter(|&n| n > 0) {
+            return Some(Estimate {
+                steps,
+                from: format!("the previous build of this config, {}", id.built_at),
+            });
+        }
+    }
+    let frag = Fragment::load().ok()?;
+    (config_hash == frag.debian_hash).then(|| Estimate {
+        steps: PROJECT_KERNEL_STEPS,
+        from: "the project kernel's usual count".into(),
+    })
+}
+
+/// The compile's progress: a bar (fraction and time left) on a terminal,
+/// else a line every 30 s.
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    compile_started: Instant,
+    estimate: Option<Estimate>,
+    steps: u64,
+    last_beat: Instant,
+}
+
+impl Progress {
+    fn new(started: Instant, estimate: Option<Estimate>) -> Self {
+        let template = if estimate.is_some() {
+            "{spinner} [{elapsed}] {pos}/{len} steps ({percent}%, {msg}"
+        } else {
+            "{spinner} [{elapsed}] {pos} steps · {wide_msg}"
+        };
+        let bar = ProgressBar::new(estimate.as_ref().map_or(0, |e| e.steps));
+        bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        // Keep the bar's clock in line with the phase lines.
+        bar.set_elapsed(started.elapsed());
+        Progress {
+            bar,
+            started,
+            compile_started: Instant::now(),
+            estimate,
+            steps: 0,
+            last_beat: Instant::now(),
+        }
+    }
+
+    fn step(&mut self, step: &str) {
+        self.steps += 1;
+        let status = self.status(step);
+        if let Some(e) = &self.estimate {
+            // A bigger build than expected: let the bar grow instead of overflow.
+            self.bar.set_length(e.steps.max(self.steps + 1));
+        }
+        self.bar.set_position(self.steps);
+        self.bar.set_message(match &self.estimate {
+            Some(_) => status.clone(),
+            None => step.to_string(),
+        });
+        if self.bar.is_hidden() && self.last_beat.elapsed() >= Duration::from_secs(30) {
+            self.last_beat = Instant::now();
+            eprintln!("kernel: [{}] {}", elapsed(self.started), self.line(step));
+        }
+    }
+
+    /// `left ~4m10s) · CC kernel/fork.o` after the bar's `pos/len (pct%, `.
+    fn status(&self, step: &str) -> String {
+        match remaining(
+            self.steps,
+            self.estimate.as_ref(),
+            self.compile_started.elapsed(),
+        ) {
+            Some(left) => format!("~{} left) · {step}", mins(left)),
+            None => format!("finishing) · {step}"),
+        }
+    }
+
+    /// The heartbeat line: `315/2900 steps (10 %, ~25m10s left), at CC …`.
+    fn line(&self, step: &str) -> String {
+        match &self.estimate {
+            Some(e) => {
+                let pct = (self.steps * 100 / e.steps.max(1)).min(99);
+                let left = remaining(self.steps, Some(e), self.compile_started.elapsed())
+                    .map_or_else(|| "finishing".to_string(), |d| format!("~{} left", mins(d)));
+                format!(
+                    "{}/{} steps ({pct} %, {left}), at {step}",
+                    self.steps, e.steps
+                )
+            }
+            None => format!("{} steps, at {step}", self.steps),
+        }
+    }
+}
+
+/// Time left at the pace so far: `None` once past the estimate (or before
+/// there is a pace to go by).
+fn remaining(steps: u64, estimate: Option<&Estimate>, spent: Duration) -> Option<Duration> {
+    let total = estimate?.steps;
+    if steps == 0 || steps >= total {
+        return None;
+    }
+    let per_step = spent.as_secs_f64() / steps as f64;
+    Some(Duration::from_secs_f64(per_step * (total - steps) as f64))
+}
+
+fn mins(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}m{:02}s", s / 60, s % 60)
+}
+
+/// Runs `cmd`, writing all its output to `log`. With `progress`, counts
+/// kbuild's step lines (`  CC      kernel/fork.o`) into it. On failure shows
+/// the last lines of output. Returns the steps counted.
+fn run_logged(
+    cmd: &mut Command,
+    log: &mut File,
+    mut progress: Option<&mut Progress>,
+) -> Result<u64> {
     writeln!(log, "$ {cmd:?}")?;
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -340,20 +480,12 @@ fn run_logged(cmd: &mut Command, log: &mut File, bar: Option<&ProgressBar>) -> R
     .collect();
     drop(tx);
     let mut tail: VecDeque<String> = VecDeque::with_capacity(40);
-    let mut steps = 0u64;
-    let mut last_beat = Instant::now();
     for line in rx {
         writeln!(log, "{line}")?;
-        if let Some(bar) = bar
+        if let Some(p) = progress.as_deref_mut()
             && let Some(step) = kbuild_step(&line)
         {
-            steps += 1;
-            bar.set_position(steps);
-            bar.set_message(step.to_string());
-            if bar.is_hidden() && last_beat.elapsed() >= Duration::from_secs(30) {
-                last_beat = Instant::now();
-                eprintln!("kernel: [{}] {steps} steps, at {step}", elapsed_of(bar));
-            }
+            p.step(step);
         }
         if tail.len() == 40 {
             tail.pop_front();
@@ -371,12 +503,7 @@ fn run_logged(cmd: &mut Command, log: &mut File, bar: Option<&ProgressBar>) -> R
         }
         bail!("{cmd:?} failed ({status})");
     }
-    Ok(())
-}
-
-fn elapsed_of(bar: &ProgressBar) -> String {
-    let s = bar.elapsed().as_secs();
-    format!("{}m{:02}s", s / 60, s % 60)
+    Ok(progress.map_or(0, |p| p.steps))
 }
 
 /// `"CC      kernel/fork.o"` from kbuild's quiet output, else `None`.
@@ -393,6 +520,82 @@ fn kbuild_step(line: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(kernels: &Path, name: &str, hash: &str, steps: Option<u64>, log: &str) {
+        let dir = kernels.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        for a in ["bzImage", "vmlinux", ".config", "build.log"] {
+            fs::write(dir.join(a), b"x").unwrap();
+        }
+        fs::write(dir.join("build.log"), log).unwrap();
+        let id = Identity {
+            origin: "src:/k".into(),
+            source_version: name.into(),
+            kernel_version: "6.12".into(),
+            config_hash: hash.into(),
+            patches: Vec::new(),
+            base_method: cache::BASE_METHOD.into(),
+            built_at: format!("2026-01-0{}T00:00:00Z", name.len() % 9),
+            build_secs: 1,
+            build_steps: steps,
+        };
+        fs::write(dir.join(cache::IDENTITY), toml::to_string(&id).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn estimates_come_from_the_previous_build_of_the_config() {
+        let kernels = tempfile::tempdir().unwrap();
+        let k = kernels.path();
+        assert_eq!(estimate_steps(k, "abc"), None);
+        entry(k, "a", "abc", Some(1234), "");
+        entry(k, "bb", "other", Some(99), "");
+        let e = estimate_steps(k, "abc").unwrap();
+        assert_eq!(e.steps, 1234);
+        assert!(
+            e.from.starts_with("the previous build of this config"),
+            "{}",
+            e.from
+        );
+        // Built before counts were recorded: the log's step lines.
+        entry(
+            k,
+            "ccc",
+            "old",
+            None,
+            "  CC      a.o\nwarning\n  LD      vmlinux\n",
+        );
+        assert_eq!(estimate_steps(k, "old").map(|e| e.steps), Some(2));
+        let frag = Fragment::load().unwrap();
+        let project = estimate_steps(k, &frag.debian_hash).unwrap();
+        assert_eq!(project.steps, PROJECT_KERNEL_STEPS);
+    }
+
+    #[test]
+    fn progress_gives_a_fraction_and_the_time_left() {
+        let estimate = Estimate {
+            steps: 400,
+            from: "t".into(),
+        };
+        let left = remaining(100, Some(&estimate), Duration::from_secs(60)).unwrap();
+        assert_eq!(left.as_secs(), 180);
+        assert_eq!(remaining(0, Some(&estimate), Duration::from_secs(9)), None);
+        assert_eq!(
+            remaining(400, Some(&estimate), Duration::from_secs(9)),
+            None
+        );
+        assert_eq!(remaining(5, None, Duration::from_secs(9)), None);
+        let mut p = Progress::new(Instant::now(), Some(estimate));
+        p.bar
+            .set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        p.compile_started = Instant::now() - Duration::from_secs(60);
+        p.steps = 99;
+        p.step("CC      kernel/fork.o");
+        let line = p.line("CC      kernel/fork.o");
+        assert!(line.starts_with("100/400 steps (25 %, ~3m0"), "{line}");
+        assert!(line.ends_with("left), at CC      kernel/fork.o"), "{line}");
+        p.steps = 450;
+        assert_eq!(p.line("LD x"), "450/400 steps (99 %, finishing), at LD x");
+    }
 
     #[test]
     fn recognises_kbuild_steps() {

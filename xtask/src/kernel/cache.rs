@@ -36,6 +36,9 @@ pub struct Identity {
     /// RFC 3339, UTC.
     pub built_at: String,
     pub build_secs: u64,
+    /// kbuild steps the compile printed (the next build's progress estimate).
+    #[serde(default)]
+    pub build_steps: Option<u64>,
 }
 
 /// `$XDG_CACHE_HOME/schedtape`, else `~/.cache/schedtape`.
@@ -194,6 +197,7 @@ mod tests {
             base_method: BASE_METHOD.into(),
             built_at: built_at.into(),
             build_secs: 1,
+            build_steps: None,
         }
     }
 

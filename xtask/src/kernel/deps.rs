@@ -1,5 +1,6 @@
-//! Host packages the kernel build needs: found with `dpkg-query`, installed with
-//! `apt-get` when we are root, else named in the exact command to run.
+//! Host packages a command needs (the kernel build's, QEMU, payload programs):
+//! found with `dpkg-query`, installed with `apt-get` when we are root, else
+//! named in the exact command to run.
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 
@@ -57,30 +58,116 @@ pub fn missing(wanted: &[&str]) -> Option<Vec<String>> {
 
 /// Makes sure `wanted` are installed, installing them as root; `purpose` goes in messages.
 pub fn ensure(wanted: &[&str], purpose: &str) -> Result<()> {
-    let Some(missing) = missing(wanted) else {
+    let mut needs = Prerequisites::default();
+    needs.need(wanted, purpose);
+    needs.ensure()
+}
+
+/// Host packages a command will need, gathered before anything is built so that
+/// one `dpkg-query` checks them and one `apt-get install` fetches what is missing.
+#[derive(Debug, Default)]
+pub struct Prerequisites {
+    /// Package and what it is for, in the order asked.
+    wanted: Vec<(String, String)>,
+}
+
+/// Missing packages as another user than root: the one line to run.
+#[derive(Debug, thiserror::Error)]
+#[error("missing packages: {listed}\ninstall them with:\n  sudo {line}")]
+pub struct NotInstalled {
+    /// `pkg (purpose), …`.
+    pub listed: String,
+    /// `apt-get install -y pkg …`.
+    pub line: String,
+    /// The purposes of the missing packages.
+    pub purposes: Vec<String>,
+}
+
+impl Prerequisites {
+    /// Adds `packages`, needed for `purpose` (a package asked twice keeps its first purpose).
+    pub fn need(&mut self, packages: &[&str], purpose: &str) {
+        for p in packages {
+            if !self.wanted.iter().any(|(have, _)| have == p) {
+                self.wanted.push(((*p).to_string(), purpose.to_string()));
+            }
+        }
+    }
+
+    /// The packages asked for, in order.
+    pub fn packages(&self) -> impl Iterator<Item = &str> {
+        self.wanted.iter().map(|(p, _)| p.as_str())
+    }
+
+    /// The asked packages dpkg does not list, with their purposes; `None` without dpkg.
+    pub fn missing(&self) -> Option<Vec<(String, String)>> {
+        let names: Vec<&str> = self.packages().collect();
+        let missing = missing(&names)?;
+        Some(
+            self.wanted
+                .iter()
+                .filter(|(p, _)| missing.contains(p))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Installs what is missing in one `apt-get install` as root; as another
+    /// user fails with [`NotInstalled`], which names the one command to run.
+    pub fn ensure(&self) -> Result<()> {
+        if self.wanted.is_empty() {
+            return Ok(());
+        }
+        let Some(missing) = self.missing() else {
+            eprintln!(
+                "prerequisites: no dpkg here; assuming these are installed: {}",
+                self.packages().collect::<Vec<_>>().join(" ")
+            );
+            return Ok(());
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().map(|(p, _)| p.clone()).collect();
+        let line = format!("apt-get install -y {}", names.join(" "));
+        let listed = describe(&missing);
+        if !is_root() {
+            return Err(NotInstalled {
+                listed,
+                line,
+                purposes: missing.into_iter().map(|(_, why)| why).collect(),
+            }
+            .into());
+        }
+        eprintln!("prerequisites: installing {listed}");
+        let t0 = std::time::Instant::now();
+        if apt(&["install", "-y", "--no-install-recommends"], &names).is_err() {
+            eprintln!("prerequisites: install failed; running apt-get update and retrying");
+            apt(&["update"], &[])?;
+            apt(&["install", "-y", "--no-install-recommends"], &names)?;
+        }
         eprintln!(
-            "kernel: no dpkg here; assuming {purpose} packages are present ({})",
-            wanted.join(" ")
+            "prerequisites: installed {} package(s) in {:.1}s",
+            names.len(),
+            t0.elapsed().as_secs_f64()
         );
-        return Ok(());
-    };
-    if missing.is_empty() {
-        return Ok(());
+        Ok(())
     }
-    let line = format!("apt-get install -y {}", missing.join(" "));
-    if !is_root() {
-        bail!(
-            "missing packages for {purpose}: {}\ninstall them with:\n  sudo {line}",
-            missing.join(" ")
-        );
+}
+
+/// `a, b (for x); c (for y)`: packages grouped by purpose, in order.
+fn describe(missing: &[(String, String)]) -> String {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (pkg, why) in missing {
+        match groups.iter_mut().find(|(w, _)| w == why) {
+            Some((_, pkgs)) => pkgs.push(pkg),
+            None => groups.push((why, vec![pkg])),
+        }
     }
-    eprintln!("kernel: installing {purpose} packages: {line}");
-    if apt(&["install", "-y", "--no-install-recommends"], &missing).is_err() {
-        eprintln!("kernel: install failed; running apt-get update and retrying");
-        apt(&["update"], &[])?;
-        apt(&["install", "-y", "--no-install-recommends"], &missing)?;
-    }
-    Ok(())
+    groups
+        .iter()
+        .map(|(why, pkgs)| format!("{} (for {why})", pkgs.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Runs `apt-get ARGS PKGS` non-interactively, its output shown.

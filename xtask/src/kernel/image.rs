@@ -100,6 +100,16 @@ pub struct ResolveOpts {
     pub build_if_missing: bool,
 }
 
+/// Whether [`resolve`] would build a kernel: no `--kernel`, building allowed,
+/// and nothing cached for the recipe (an unreadable recipe counts as a build).
+pub fn needs_build(opts: &ResolveOpts) -> bool {
+    opts.kernel.is_none()
+        && opts.build_if_missing
+        && build::Fragment::load()
+            .and_then(|frag| build::cached(&opts.build, &frag))
+            .map_or(true, |hit| hit.is_none())
+}
+
 /// Finds the kernel to run: the user's `--kernel`, else the cache (built if allowed).
 pub fn resolve(opts: &ResolveOpts) -> Result<KernelImage> {
     if let Some(path) = &opts.kernel {
