@@ -85,7 +85,8 @@ pub enum Command {
     /// Give trace files oldest first, or a directory: each trace's commit comes
     /// from a `<trace>.commit` sidecar (else its file stem), and the order from
     /// `commits.txt` in the directory (oldest first; else recording time).
-    /// Traces of the same commit are repeated runs of it.
+    /// Traces of the same commit are repeated runs of it. Exit 0 when it could
+    /// judge, 125 when it could judge no commit, 2 on an error.
     Bisect {
         /// Trace files in commit order, or one directory.
         #[arg(required = true)]

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::check::{self, EXIT_BAD, EXIT_GOOD, EXIT_SKIP, is_trace};
+use crate::input::read_optional_side_file;
 use crate::load::LoadedTrace;
 use crate::thresholds::Thresholds;
 
@@ -35,7 +36,21 @@ pub struct Bisection {
     pub steps: Vec<Step>,
     /// Index into `steps` of the first bad commit.
     pub first_bad: Option<usize>,
+    /// Why nothing could be judged: no bad commit and no good one either
+    /// (an unreadable or empty baseline, every candidate unreadable).
+    pub cannot_judge: Option<String>,
     pub notes: Vec<String>,
+}
+
+impl Bisection {
+    /// Exit status: 125 when it could not judge, else 0 (bad commit or not).
+    pub fn code(&self) -> u8 {
+        if self.cannot_judge.is_some() {
+            EXIT_SKIP
+        } else {
+            EXIT_GOOD
+        }
+    }
 }
 
 /// Turns the command-line inputs into candidates, oldest first.
@@ -45,28 +60,34 @@ pub fn candidates(inputs: &[PathBuf]) -> Result<Vec<Candidate>> {
     {
         return from_dir(dir);
     }
-    Ok(inputs
+    inputs
         .iter()
-        .map(|p| Candidate {
-            commit: commit_of(p),
-            traces: vec![p.clone()],
+        .map(|p| {
+            Ok(Candidate {
+                commit: commit_of(p)?,
+                traces: vec![p.clone()],
+            })
         })
-        .collect())
+        .collect()
 }
 
-/// The commit a trace belongs to: its `.commit` sidecar, else its file stem.
-pub fn commit_of(path: &Path) -> String {
+/// The commit a trace belongs to: the first word of its `.commit` sidecar,
+/// else (no sidecar) its file stem. A sidecar that cannot be read or names
+/// no commit is an error, not a silent fallback.
+pub fn commit_of(path: &Path) -> Result<String> {
     let mut sidecar = path.as_os_str().to_owned();
     sidecar.push(".commit");
-    if let Ok(text) = std::fs::read_to_string(&sidecar)
-        && let Some(word) = text.split_whitespace().next()
-    {
-        return word.to_string();
+    let sidecar = PathBuf::from(sidecar);
+    if let Some(text) = read_optional_side_file(&sidecar)? {
+        let Some(word) = text.split_whitespace().next() else {
+            bail!("{} names no commit (it is empty)", sidecar.display());
+        };
+        return Ok(word.to_string());
     }
-    path.file_stem().map_or_else(
+    Ok(path.file_stem().map_or_else(
         || path.display().to_string(),
         |s| s.to_string_lossy().into_owned(),
-    )
+    ))
 }
 
 fn from_dir(dir: &Path) -> Result<Vec<Candidate>> {
@@ -81,16 +102,16 @@ fn from_dir(dir: &Path) -> Result<Vec<Candidate>> {
     }
     let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for t in traces {
-        groups.entry(commit_of(&t)).or_default().push(t);
+        groups.entry(commit_of(&t)?).or_default().push(t);
     }
     let order_file = dir.join("commits.txt");
-    let order: Vec<String> = match std::fs::read_to_string(&order_file) {
-        Ok(text) => text
+    let order: Vec<String> = match read_optional_side_file(&order_file)? {
+        Some(text) => text
             .lines()
             .filter_map(|l| l.split_whitespace().next())
             .map(str::to_string)
             .collect(),
-        Err(_) => {
+        None => {
             // Recording time of each commit's first trace.
             let mut by_time: Vec<(u64, String)> = groups
                 .iter()
@@ -176,7 +197,26 @@ pub fn bisect(
         });
     }
     let first_bad = steps.iter().position(|s| s.code == EXIT_BAD);
+    let judged_good = steps.iter().any(|s| s.code == EXIT_GOOD);
+    let cannot_judge = match steps.first() {
+        _ if first_bad.is_some() || judged_good => None,
+        None => Some("no commit to judge".to_string()),
+        Some(s) => Some(format!(
+            "no commit could be judged against the baseline (first, {}: {})",
+            s.commit, s.summary
+        )),
+    };
     let mut notes = Vec::new();
+    if first_bad.is_none() && judged_good {
+        let skipped: Vec<&str> = steps
+            .iter()
+            .filter(|s| s.code == EXIT_SKIP)
+            .map(|s| s.commit.as_str())
+            .collect();
+        if !skipped.is_empty() {
+            notes.push(format!("could not judge {}", skipped.join(", ")));
+        }
+    }
     if let Some(i) = first_bad {
         let skipped: Vec<&str> = steps[..i]
             .iter()
@@ -206,6 +246,7 @@ pub fn bisect(
         baseline,
         steps,
         first_bad,
+        cannot_judge,
         notes,
     })
 }
@@ -235,7 +276,10 @@ pub fn render(out: &mut impl Write, b: &Bisection, json: bool) -> Result<()> {
                 writeln!(out, "  {e}")?;
             }
         }
-        None => writeln!(out, "\nno commit regressed against the baseline")?,
+        None => match &b.cannot_judge {
+            Some(why) => writeln!(out, "\ncannot judge: {why}")?,
+            None => writeln!(out, "\nno commit regressed against the baseline")?,
+        },
     }
     for n in &b.notes {
         writeln!(out, "note: {n}")?;

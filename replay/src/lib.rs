@@ -10,8 +10,10 @@ pub mod check;
 pub mod compare;
 pub mod diff;
 pub mod failure;
+pub mod input;
 pub mod load;
 pub mod metric;
+pub mod output;
 pub mod perfetto;
 pub mod plot;
 pub mod runqueue;
@@ -155,6 +157,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             let t = thresholds(knobs, reference.map(PathBuf::as_path))?;
             let b = bisect::bisect(candidates, baseline, &t)?;
             bisect::render(&mut out, &b, *json)?;
+            if let Some(why) = &b.cannot_judge {
+                eprintln!("replay: cannot judge: {why}");
+            }
+            return Ok(ExitCode::from(b.code()));
         }
         Command::Judge {
             trace,
@@ -177,20 +183,22 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         } => {
             let mut paths = vec![trace.clone()];
             paths.extend(other.iter().cloned());
+            crate::output::check_not_an_input(output, &paths)?;
             let svg = plot::plot_files(&paths)?;
-            std::fs::write(output, svg)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
+            crate::output::write_atomic(output, svg.as_bytes())?;
         }
         Command::Export {
             trace,
             perfetto: _,
             output,
         } => {
+            if let Some(p) = output {
+                crate::output::check_not_an_input(p, &[trace])?;
+            }
             let loaded = load::LoadedTrace::open(trace)?;
             let json = perfetto::export(&loaded.trace()?)?;
             match output {
-                Some(p) => std::fs::write(p, json)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+                Some(p) => crate::output::write_atomic(p, json.as_bytes())?,
                 None => {
                     use std::io::Write;
                     out.write_all(json.as_bytes())?;

@@ -1,7 +1,7 @@
 //! Opening a trace file: read into memory, parsed once.
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use trace_format::file::Trace;
 
 /// A trace file's bytes.
@@ -12,17 +12,11 @@ pub struct LoadedTrace {
 }
 
 impl LoadedTrace {
-    /// Reads `path` and checks that its header and meta are readable. The
+    /// Reads `path` (a regular file, see [`crate::input`]) and checks that its header and meta are readable. The
     /// file is read, not mapped: a run re-recording the same path truncates
     /// it, which would fault a mapping.
     pub fn open(path: &Path) -> Result<Self> {
-        let meta =
-            std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
-        if !meta.is_file() {
-            bail!("{} is not a regular file", path.display());
-        }
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = crate::input::read_regular(path)?;
         let loaded = LoadedTrace {
             path: path.to_path_buf(),
             bytes,

@@ -126,8 +126,7 @@ impl DiffThresholds {
 impl Thresholds {
     /// Reads a thresholds file; unknown keys are errors.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read thresholds {}", path.display()))?;
+        let text = crate::input::read_side_file(path).context("cannot read thresholds")?;
         Self::parse(&text).with_context(|| format!("thresholds {}", path.display()))
     }
 
@@ -205,8 +204,7 @@ impl Thresholds {
         let Some(path) = file else {
             return Ok(t);
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read thresholds {}", path.display()))?;
+        let text = crate::input::read_side_file(path).context("cannot read thresholds")?;
         t.overlay(&text)
             .with_context(|| format!("thresholds {}", path.display()))
     }

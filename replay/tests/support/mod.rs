@@ -5,7 +5,8 @@
 )]
 #![allow(dead_code, reason = "each test binary uses a different part")]
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use trace_format::file::{ChunkLimits, TraceWriter};
 use trace_format::meta::{Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION};
@@ -329,6 +330,56 @@ pub fn replay(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run replay")
+}
+
+/// Runs `replay` like [`replay`], but kills it and fails the test when it has
+/// not exited within `secs` seconds: for inputs that used to hang it.
+pub fn replay_within(secs: u64, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_replay"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run replay");
+    // Drained on threads, so a full pipe cannot stall the child.
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).expect("read replay's output");
+            bytes
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for replay") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().expect("kill replay");
+            let _ = child.wait();
+            panic!("replay {args:?} still running after {secs} s: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout thread"),
+        stderr: err.join().expect("stderr thread"),
+    }
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 pub fn stdout(o: &Output) -> String {
