@@ -1,6 +1,5 @@
 //! Output paths checked before a run starts: the directory exists, the path
 //! is a file we may replace, and it is none of the run's inputs.
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Result, bail};
@@ -18,22 +17,18 @@ pub fn check_writable(out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
         Ok(_) => bail!("{shown}: {} is not a directory", parent.display()),
         Err(_) => bail!("{shown}: directory {} does not exist", parent.display()),
     }
-    let Ok(meta) = std::fs::metadata(out) else {
-        return Ok(());
-    };
-    if !meta.is_file() {
+    if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {
         bail!("{shown} exists and is not a regular file");
     }
-    for (what, input) in inputs {
-        if let Ok(m) = std::fs::metadata(input)
-            && m.dev() == meta.dev()
-            && m.ino() == meta.ino()
-        {
-            bail!(
-                "{shown} is {what} ({}): refusing to overwrite an input",
-                input.display()
-            );
-        }
+    let paths: Vec<&Path> = inputs.iter().map(|(_, p)| *p).collect();
+    if let Err(replay::output::OutputError::IsAnInput { input, .. }) =
+        replay::output::check_not_an_input(out, &paths)
+    {
+        let what = inputs.iter().find(|(_, p)| *p == input).map_or("an input", |(w, _)| w);
+        bail!(
+            "{shown} is {what} ({}): refusing to overwrite an input",
+            input.display()
+        );
     }
     Ok(())
 }
