@@ -70,7 +70,19 @@ fn smoke_runs_every_step_with_progressing_workers() {
         "{}",
         run.stderr()
     );
-    assert!(run.stderr().contains("to trace closed"), "{}", run.stderr());
+    // Results on stdout (the closed trace, the verdicts), progress on stderr.
+    let out = run.stdout();
+    assert!(
+        out.starts_with("trace ") && out.contains("to trace closed"),
+        "{out}"
+    );
+    assert!(out.contains("not-starved"), "verdicts on stdout: {out}");
+    assert!(
+        !run.stderr().contains("to trace closed"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!out.contains("/init reached"), "progress on stdout: {out}");
     // The trace keeps the kernel command line; under TCG it carries the boot
     // tuning, the APIC timer rate included (the project kernel takes it).
     let meta = run.meta();

@@ -152,7 +152,7 @@ fn a_stalling_scheduler_is_ejected_and_ends_the_hold_early() {
     // The scheduler under test failed: exit 1, as for a failed verdict.
     assert_eq!(run.code(), Some(1), "{}", run.stderr());
     assert!(
-        run.stderr().contains(
+        run.stdout().contains(
             "the system under test failed: scheduler \"schedtape-scx\" ejected (error_stall)"
         ),
         "{}",
@@ -173,7 +173,7 @@ fn a_scheduler_ejected_while_attaching_is_the_scheduler_failing() {
     let run = run_scenario("sched-hold", &["--", "--fail-init"]);
     assert_eq!(run.code(), Some(1), "{}", run.stderr());
     assert!(
-        run.stderr().contains(
+        run.stdout().contains(
             r#"the system under test failed: scheduler "schedtape-scx" ejected (error_bpf)"#
         ),
         "{}",

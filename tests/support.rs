@@ -28,7 +28,12 @@ impl Run {
         self.output.status.code()
     }
 
-    /// stderr of the run command.
+    /// stdout of the run command: its results (trace closed, verdicts, outcome).
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// stderr of the run command: progress and diagnostics.
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }

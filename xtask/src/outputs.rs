@@ -24,7 +24,10 @@ pub fn check_writable(out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     if let Err(replay::output::OutputError::IsAnInput { input, .. }) =
         replay::output::check_not_an_input(out, &paths)
     {
-        let what = inputs.iter().find(|(_, p)| *p == input).map_or("an input", |(w, _)| w);
+        let what = inputs
+            .iter()
+            .find(|(_, p)| *p == input)
+            .map_or("an input", |(w, _)| w);
         bail!(
             "{shown} is {what} ({}): refusing to overwrite an input",
             input.display()
