@@ -37,6 +37,7 @@ pub const GUEST_HEAP_BYTES: usize = 16 << 20;
 /// The part of [`GUEST_HEAP_BYTES`] a decoded scenario may take at worst; the
 /// rest is for the run (ring buffers, worker and cgroup tables).
 pub const GUEST_SCENARIO_HEAP_BYTES: usize = 8 << 20;
+const _: () = assert!(GUEST_SCENARIO_HEAP_BYTES <= GUEST_HEAP_BYTES / 2);
 
 /// Longest `duration`.
 pub const MAX_DURATION_NS: u64 = 24 * 3600 * NS_PER_SEC;
