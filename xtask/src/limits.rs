@@ -263,4 +263,21 @@ mod tests {
         assert!(check_topology(t("8n1l32c1t"), BackendKind::Kvm).is_ok());
         assert!(check_topology(t("3n3l3c9t"), BackendKind::Kvm).is_ok());
     }
+
+    #[test]
+    fn every_fixture_fits_the_default_memory_and_both_backends() {
+        let dir = crate::workspace_root().join("fixtures/scenarios");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let sc = Scenario::load(&path).unwrap();
+            let name = path.display();
+            check_memory(512, &sc).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for b in [BackendKind::Qemu, BackendKind::Kvm] {
+                check_topology(sc.topology, b).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+    }
 }
