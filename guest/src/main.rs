@@ -7,6 +7,7 @@ mod mem;
 
 use core::fmt::Write;
 use guest::rt::sys;
+use trace_format::scenario::limits::GUEST_HEAP_BYTES;
 
 core::arch::global_asm!(
     ".globl _start",
@@ -30,12 +31,12 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
     guest::rt::executor::main()
 }
 
-/// The heap: 16 MiB of zeroed `.bss`, claimed on first use. Workers inherit a
-/// copy-on-write copy at fork.
+/// The heap: 16 MiB of zeroed `.bss` ([`GUEST_HEAP_BYTES`]), claimed on first
+/// use; scenario limits are sized to it. Workers inherit a copy-on-write copy at fork.
 #[global_allocator]
 static ALLOCATOR: talc::TalcLock<spinning_top::RawSpinlock, talc::source::Claim> =
     talc::TalcLock::new({
-        static mut ARENA: [u8; 16 << 20] = [0; 16 << 20];
+        static mut ARENA: [u8; GUEST_HEAP_BYTES] = [0; GUEST_HEAP_BYTES];
         // SAFETY: the arena is used by nothing but this allocator.
         unsafe { talc::source::Claim::array(&raw mut ARENA) }
     });

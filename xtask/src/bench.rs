@@ -55,8 +55,8 @@ pub struct BootArgs {
     /// Kernel: a bzImage, a vmlinux, or a directory holding them (default: the cached build).
     #[arg(long)]
     pub kernel: Option<PathBuf>,
-    /// Guest memory in MiB, both sides.
-    #[arg(long, default_value_t = 512)]
+    /// Guest memory in MiB, both sides (64..=65536, at most the host's RAM).
+    #[arg(long, default_value_t = 512, value_parser = crate::limits::memory_mib)]
     pub memory: u64,
     /// Seconds one boot may take.
     #[arg(long, default_value_t = 60)]

@@ -7,6 +7,7 @@ mod guest;
 mod identity;
 mod initramfs;
 mod kernel;
+mod limits;
 mod outputs;
 mod prereq;
 mod rerun;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use clap::{Args, ValueEnum};
 use replay::thresholds::Thresholds;
 use trace_format::meta::{Backend, Meta, SCHEMA_VERSION};
@@ -71,11 +71,11 @@ pub struct RunArgs {
     /// Trace file to write (default: `<scenario>.trace` in the current directory).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512)]
+    /// Guest memory in MiB, 64..=65536 and at most the host's RAM.
+    #[arg(long, default_value_t = 512, value_parser = crate::limits::memory_mib)]
     pub memory: u64,
-    /// Seconds allowed for boot and teardown on top of the scenario's own length.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds allowed for boot and teardown on top of the scenario's own length (3..=3600).
+    #[arg(long, default_value_t = 60, value_parser = crate::limits::margin_secs)]
     pub margin: u64,
     /// Boot this program as /init instead of the guest executor (for debugging).
     #[arg(long)]
@@ -131,7 +131,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     // Checked before anything boots: a bad thresholds file is bad input.
     let thresholds = Thresholds::resolve(scenario.thresholds.as_ref(), args.thresholds.as_deref())
         .map_err(Failure::BadInput)?;
-    check_memory(args.memory, &scenario.topology).map_err(Failure::BadInput)?;
+    check_memory(args.memory, &scenario, args.backend).map_err(Failure::BadInput)?;
     let output = args
         .output
         .clone()
@@ -539,22 +539,11 @@ fn known_scenarios(root: &Path) -> Vec<String> {
     names
 }
 
-/// `--memory` must hold the transport window and give every NUMA node its
-/// share (the backends split RAM by [`vmm::numa::node_shares`]).
-fn check_memory(memory_mib: u64, topology: &Topology) -> Result<()> {
-    const MIN_MIB: u64 = 64;
-    if memory_mib < MIN_MIB {
-        bail!("--memory {memory_mib}: the guest needs at least {MIN_MIB} MiB");
-    }
-    let nodes = u32::from(topology.nodes);
-    let per_node = vmm::numa::SHARE_ALIGN >> 20;
-    if vmm::numa::node_shares(memory_mib << 20, nodes).contains(&0) {
-        bail!(
-            "--memory {memory_mib}: topology {topology} has {nodes} NUMA nodes, which need at least {} MiB ({per_node} MiB each)",
-            u64::from(nodes) * per_node
-        );
-    }
-    Ok(())
+/// `--memory` against the scenario, and the topology against the backend
+/// that will boot it (see [`crate::limits`]).
+fn check_memory(memory_mib: u64, scenario: &Scenario, backend: BackendChoice) -> Result<()> {
+    crate::limits::check_memory(memory_mib, scenario)?;
+    crate::limits::check_topology(scenario.topology, crate::limits::BackendKind::of(backend))
 }
 
 /// Which image boots, with which command line, and what that means for KASLR.
@@ -746,26 +735,5 @@ mod backend_tests {
         assert_eq!(c.initrd.as_deref(), Some(Path::new("/i.cpio")));
         assert_eq!((c.topology.cpus(), c.memory_mib), (4, 512));
         assert!(!c.stop_at_boot_mark);
-    }
-}
-
-#[cfg(test)]
-mod memory_tests {
-    use super::check_memory;
-    use trace_format::scenario::Topology;
-
-    #[test]
-    fn memory_must_fit_the_window_and_every_node() {
-        let numa = Topology::parse("40n1l1c1t").unwrap();
-        assert!(check_memory(512, &numa).is_ok());
-        assert_eq!(
-            check_memory(64, &numa).unwrap_err().to_string(),
-            "--memory 64: topology 40n1l1c1t has 40 NUMA nodes, which need at least 80 MiB (2 MiB each)"
-        );
-        let err = check_memory(32, &Topology::default()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "--memory 32: the guest needs at least 64 MiB"
-        );
     }
 }

@@ -15,6 +15,7 @@ use rustix::mount::MountFlags;
 use trace_format::record::{
     OpApplied, OpOutcome, Record, RunOutcome, StepOutcome, StepRef, WorkerSpawned,
 };
+use trace_format::scenario::limits::MAX_SCENARIO_BYTES;
 use trace_format::scenario::{CgroupDef, Op, PayloadSpec, Scenario, Topology, WorkSpec};
 
 use super::payload::Payloads;
@@ -126,16 +127,30 @@ fn ensure_console() {
 }
 
 fn load_scenario() -> Result<Scenario, String> {
-    let bytes = sys::read_all(SCENARIO_PATH).map_err(|e| {
+    let cannot = |e: rustix::io::Errno| {
         format!(
             "cannot read {SCENARIO_PATH}: {}",
             crate::errno::describe(e.raw_os_error())
         )
-    })?;
+    };
+    // Sized before it is read: the heap is a fixed arena that a huge file
+    // would exhaust (a panic, and no End record).
+    let size = rustix::fs::stat(SCENARIO_PATH).map_err(cannot)?.st_size;
+    if u64::try_from(size).unwrap_or(u64::MAX) > MAX_SCENARIO_BYTES as u64 {
+        return Err(format!(
+            "{SCENARIO_PATH} is {size} bytes; the guest takes at most {MAX_SCENARIO_BYTES}"
+        ));
+    }
+    let bytes = sys::read_all(SCENARIO_PATH).map_err(cannot)?;
     // The host validated the scenario before packing it (xtask, pack-scenario);
-    // validating again here would double the binary's share of scenario code.
-    postcard::from_bytes(&bytes)
-        .map_err(|e| format!("{SCENARIO_PATH} is not a scenario of this version: {e}"))
+    // validating again here would double the binary's share of scenario code,
+    // so only what the guest's heap must hold is checked again.
+    let sc: Scenario = postcard::from_bytes(&bytes)
+        .map_err(|e| format!("{SCENARIO_PATH} is not a scenario of this version: {e}"))?;
+    match sc.guest_capacity_error() {
+        Some(e) => Err(format!("{SCENARIO_PATH}: {e}")),
+        None => Ok(sc),
+    }
 }
 
 fn run(tx: &mut Transport, sc: &Scenario) -> RunOutcome {

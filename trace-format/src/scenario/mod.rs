@@ -7,6 +7,7 @@
 
 mod builder;
 mod cgroup;
+pub mod limits;
 mod op;
 mod thresholds;
 #[cfg(feature = "std")]

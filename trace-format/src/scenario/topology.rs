@@ -77,9 +77,18 @@ impl Topology {
             .map(|(_, t)| *t)
     }
 
-    /// Total logical CPUs.
+    /// Total logical CPUs, exact: four `u16` factors always fit in a `u64`.
+    pub fn cpus_u64(&self) -> u64 {
+        u64::from(self.nodes)
+            * u64::from(self.llcs_per_node)
+            * u64::from(self.cores_per_llc)
+            * u64::from(self.threads_per_core)
+    }
+
+    /// Total logical CPUs; saturates at `u32::MAX` for topologies that
+    /// validation refuses (more than [`MAX_CPUS`]).
     pub fn cpus(&self) -> u32 {
-        self.llcs() * u32::from(self.cores_per_llc) * u32::from(self.threads_per_core)
+        u32::try_from(self.cpus_u64()).unwrap_or(u32::MAX)
     }
 
     /// Total LLCs (across all nodes).
@@ -87,9 +96,9 @@ impl Topology {
         u32::from(self.nodes) * u32::from(self.llcs_per_node)
     }
 
-    /// Total physical cores.
+    /// Total physical cores (saturating, like [`Topology::cpus`]).
     pub fn cores(&self) -> u32 {
-        self.llcs() * u32::from(self.cores_per_llc)
+        self.llcs().saturating_mul(u32::from(self.cores_per_llc))
     }
 
     fn cpus_per_llc(&self) -> u32 {
@@ -97,7 +106,7 @@ impl Topology {
     }
 
     fn cpus_per_node(&self) -> u32 {
-        u32::from(self.llcs_per_node) * self.cpus_per_llc()
+        u32::from(self.llcs_per_node).saturating_mul(self.cpus_per_llc())
     }
 
     /// Every CPU id, `0..cpus()`.
@@ -146,7 +155,11 @@ impl Topology {
         if index >= count {
             return CpuList::default();
         }
-        CpuList((index * width..(index + 1) * width).collect())
+        // index < count <= u32::MAX, so index + 1 cannot overflow.
+        match (index.checked_mul(width), (index + 1).checked_mul(width)) {
+            (Some(start), Some(end)) => CpuList((start..end).collect()),
+            _ => CpuList::default(),
+        }
     }
 }
 

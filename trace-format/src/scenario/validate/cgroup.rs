@@ -4,6 +4,7 @@ use alloc::format;
 
 use super::{Problem, Validator, range_err};
 use crate::scenario::cgroup::{CgroupDef, CpuMax, CpusetError, CpusetSpec};
+use crate::scenario::limits::{MAX_CACHE_KIB, MAX_PHASES, MAX_PIDS, MAX_QUOTA_US, MAX_WORK_US};
 use crate::scenario::topology::CpuList;
 use crate::scenario::work::{
     AffinityIntent, MAX_COMM_LEN, MAX_WORKERS, SchedPolicy, WorkSpec, WorkType,
@@ -72,6 +73,11 @@ impl Validator<'_> {
             self.cpu_max(at, max);
         }
         self.memory(at, def);
+        if let Some(max) = def.pids_max
+            && max > MAX_PIDS
+        {
+            self.err(at, "pids.max", range_err(max, 1, MAX_PIDS));
+        }
         if def.pids_max == Some(0) {
             self.err(
                 at,
@@ -124,6 +130,11 @@ impl Validator<'_> {
                 Problem::Zero {
                     hint: "the cgroup could never run; leave quota_us out for \"max\"",
                 },
+            ),
+            Some(q) if q > MAX_QUOTA_US => self.err(
+                at,
+                "cpu.max quota_us",
+                range_err(q, CpuMax::MIN_QUOTA_US, MAX_QUOTA_US),
             ),
             Some(q) if q < CpuMax::MIN_QUOTA_US => self.invalid(
                 at,
@@ -284,14 +295,28 @@ impl Validator<'_> {
                 );
             }
         };
+        let at_most = |v: &mut Self, f: &str, x: u32, max: u32| {
+            v.at_most(at, &format!("{field}.{f}"), x, max);
+        };
         match t {
-            WorkType::IoSleep { sleep_us } => zero(self, "sleep_us", *sleep_us),
+            WorkType::IoSleep { sleep_us } => {
+                zero(self, "sleep_us", *sleep_us);
+                at_most(self, "sleep_us", *sleep_us, MAX_WORK_US);
+            }
             WorkType::Bursty { burst_us, sleep_us } => {
                 zero(self, "burst_us", *burst_us);
                 zero(self, "sleep_us", *sleep_us);
+                at_most(self, "burst_us", *burst_us, MAX_WORK_US);
+                at_most(self, "sleep_us", *sleep_us, MAX_WORK_US);
             }
-            WorkType::CachePressure { kib } => zero(self, "kib", *kib),
-            WorkType::FutexFanOut { fan } => zero(self, "fan", *fan),
+            WorkType::CachePressure { kib } => {
+                zero(self, "kib", *kib);
+                at_most(self, "kib", *kib, MAX_CACHE_KIB);
+            }
+            WorkType::FutexFanOut { fan } => {
+                zero(self, "fan", *fan);
+                at_most(self, "fan", *fan, MAX_WORKERS - 1);
+            }
             WorkType::MutexContention { holders } => {
                 zero(self, "holders", *holders);
                 if let Some(n) = workers
@@ -324,8 +349,10 @@ impl Validator<'_> {
                         },
                     );
                 }
-                for (i, p) in phases.iter().enumerate() {
+                self.phase_limits(at, field, phases.len());
+                for (i, p) in phases.iter().enumerate().take(MAX_PHASES) {
                     let f = format!("{field}.phases[{i}]");
+                    self.phase_duration(at, &format!("{f}.duration"), p.duration_ns);
                     if p.duration_ns == 0 {
                         self.err(
                             at,

@@ -4,6 +4,7 @@
 //! (`cpu.weight`) and what to do. Step indices are 0-based, as in traces.
 
 mod cgroup;
+mod limits;
 mod ops;
 mod thresholds;
 
@@ -186,34 +187,8 @@ impl Validator<'_> {
             );
         }
         self.topology();
-        if sc.duration_ns == 0 {
-            self.err(
-                at,
-                "duration",
-                Problem::Zero {
-                    hint: "give the run a total time, e.g. \"10s\"",
-                },
-            );
-        }
-        if sc.sample_interval_ns == 0 {
-            self.err(
-                at,
-                "sample_interval",
-                Problem::Zero {
-                    hint: "sample at least every few hundred ms, e.g. \"100ms\"",
-                },
-            );
-        } else if sc.duration_ns != 0 && sc.sample_interval_ns > sc.duration_ns {
-            self.invalid(
-                at,
-                "sample_interval",
-                format!(
-                    "= {} is longer than duration = {}; no sample would be taken",
-                    format_duration(sc.sample_interval_ns),
-                    format_duration(sc.duration_ns)
-                ),
-            );
-        }
+        self.times();
+        self.sizes();
         if let SchedulerSpec::Named { name, .. } = &sc.scheduler
             && name.is_empty()
         {
@@ -233,17 +208,6 @@ impl Validator<'_> {
                 Problem::Empty {
                     hint: "add at least one [[steps]]",
                 },
-            );
-        }
-        if sc.steps.len() >= usize::from(u16::MAX) {
-            self.invalid(
-                at,
-                "steps",
-                format!(
-                    "has {} steps; at most {} are allowed",
-                    sc.steps.len(),
-                    u16::MAX - 1
-                ),
             );
         }
         self.backdrop();
@@ -291,14 +255,14 @@ impl Validator<'_> {
                 );
             }
         }
-        if self.topo_ok && t.cpus() > MAX_CPUS {
+        if self.topo_ok && t.cpus_u64() > u64::from(MAX_CPUS) {
             self.topo_ok = false;
             self.invalid(
                 "scenario",
                 "topology",
                 format!(
-                    "= {t} has {} CPUs; at most {MAX_CPUS} are supported",
-                    t.cpus()
+                    "= {t} has {} CPUs; at most {MAX_CPUS} are supported (the guest's CPU masks hold {MAX_CPUS})",
+                    t.cpus_u64()
                 ),
             );
         }
@@ -417,6 +381,7 @@ impl Validator<'_> {
             HoldSpec::Loop { .. } if no_ops => {
                 self.invalid(at, "ops", "is empty, but hold.loop repeats the ops; add ops or use a frac/fixed hold".into())
             }
+            HoldSpec::Loop { interval_ns } => self.loop_interval(at, interval_ns),
             _ => {}
         }
     }
