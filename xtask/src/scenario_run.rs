@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use replay::thresholds::Thresholds;
 use trace_format::meta::{Backend, Meta, SCHEMA_VERSION};
@@ -156,6 +156,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
 
     let mut kernel = resolve(&resolve_opts).map_err(infra)?;
     kernel.require_options().map_err(Failure::BadInput)?;
+    check_kernel_cpus(&kernel, &scenario.topology).map_err(Failure::BadInput)?;
     if let Some(v) = &args.vmlinux {
         if !v.is_file() {
             return Err(Failure::BadInput(anyhow!(
@@ -672,6 +673,11 @@ pub(crate) fn smp_layout(t: Topology) -> SmpLayout {
 
 /// The kernel's `CONFIG_HZ`, from its `.config` or IKCONFIG (`None` when unknown).
 pub(crate) fn kernel_hz(kernel: &KernelImage) -> Option<u32> {
+    kernel_config_number(kernel, "CONFIG_HZ")
+}
+
+/// A numeric option of the kernel's `.config` or IKCONFIG (`None` when unknown).
+fn kernel_config_number(kernel: &KernelImage, option: &str) -> Option<u32> {
     use crate::kernel::ConfigSource;
     let text = match &kernel.config {
         ConfigSource::File(p) => std::fs::read_to_string(p).ok()?,
@@ -681,8 +687,23 @@ pub(crate) fn kernel_hz(kernel: &KernelImage) -> Option<u32> {
         ConfigSource::Unknown => return None,
     };
     text.lines()
-        .find_map(|l| l.strip_prefix("CONFIG_HZ="))
+        .find_map(|l| l.strip_prefix(option)?.strip_prefix('='))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// A topology the kernel cannot bring up in full (`CONFIG_NR_CPUS`) is bad
+/// input: the guest would run on fewer CPUs than the scenario asks for.
+fn check_kernel_cpus(kernel: &KernelImage, topology: &Topology) -> Result<()> {
+    let Some(max) = kernel_config_number(kernel, "CONFIG_NR_CPUS") else {
+        return Ok(());
+    };
+    let cpus = topology.cpus_u64();
+    if cpus > u64::from(max) {
+        bail!(
+            "topology {topology} has {cpus} CPUs; the kernel supports at most {max} (CONFIG_NR_CPUS={max})"
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn runtime_dir() -> PathBuf {
@@ -735,5 +756,34 @@ mod backend_tests {
         assert_eq!(c.initrd.as_deref(), Some(Path::new("/i.cpio")));
         assert_eq!((c.topology.cpus(), c.memory_mib), (4, 512));
         assert!(!c.stop_at_boot_mark);
+    }
+}
+
+#[cfg(test)]
+mod kernel_cpu_tests {
+    use super::*;
+    use crate::kernel::ConfigSource;
+
+    #[test]
+    fn topologies_beyond_the_kernels_nr_cpus_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join(".config");
+        std::fs::write(&config, "CONFIG_HZ=250\nCONFIG_NR_CPUS=64\n").unwrap();
+        let kernel = KernelImage {
+            bzimage: None,
+            vmlinux: Some(dir.path().join("vmlinux")),
+            pvh: false,
+            pvh_image: None,
+            config: ConfigSource::File(config),
+            missing: Vec::new(),
+            cache_dir: None,
+        };
+        assert_eq!(kernel_hz(&kernel), Some(250));
+        assert!(check_kernel_cpus(&kernel, &Topology::parse("1n2l16c2t").unwrap()).is_ok());
+        let err = check_kernel_cpus(&kernel, &Topology::parse("2n2l16c2t").unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "topology 2n2l16c2t has 128 CPUs; the kernel supports at most 64 (CONFIG_NR_CPUS=64)"
+        );
     }
 }

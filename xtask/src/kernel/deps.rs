@@ -114,6 +114,10 @@ impl Prerequisites {
     /// Installs what is missing in one `apt-get install` as root; as another
     /// user fails with [`NotInstalled`], which names the one command to run.
     pub fn ensure(&self) -> Result<()> {
+        self.ensure_as(is_root())
+    }
+
+    fn ensure_as(&self, root: bool) -> Result<()> {
         if self.wanted.is_empty() {
             return Ok(());
         }
@@ -130,7 +134,7 @@ impl Prerequisites {
         let names: Vec<String> = missing.iter().map(|(p, _)| p.clone()).collect();
         let line = format!("apt-get install -y {}", names.join(" "));
         let listed = describe(&missing);
-        if !is_root() {
+        if !root {
             return Err(NotInstalled {
                 listed,
                 line,
@@ -187,4 +191,33 @@ pub fn apt(args: &[&str], pkgs: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_user_gets_one_install_line_for_everything_missing() {
+        let mut needs = Prerequisites::default();
+        needs.need(
+            &["schedtape-absent-a", "schedtape-absent-b"],
+            "the QEMU backend",
+        );
+        needs.need(
+            &["schedtape-absent-a", "schedtape-absent-c"],
+            "payload \"p\" (x)",
+        );
+        let missing = needs.missing().expect("dpkg-query runs on Debian hosts");
+        assert_eq!(missing.len(), 3);
+        let err = needs.ensure_as(false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing packages: schedtape-absent-a, schedtape-absent-b (for the QEMU backend); \
+             schedtape-absent-c (for payload \"p\" (x))\ninstall them with:\n  \
+             sudo apt-get install -y schedtape-absent-a schedtape-absent-b schedtape-absent-c"
+        );
+        let not = err.downcast_ref::<NotInstalled>().unwrap();
+        assert_eq!(not.purposes.len(), 3);
+    }
 }
