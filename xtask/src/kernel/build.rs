@@ -137,6 +137,8 @@ pub fn ensure(opts: &BuildOpts) -> Result<PathBuf> {
     let hash = frag.hash_for(opts.src.as_deref());
     let name = cache::entry_name(&tree.version, hash);
     let dest = kernels.join(&name);
+    // One build per entry at a time: a second run waits and uses the first's.
+    let _building = lock_entry(&kernels, &name)?;
     if cache::load_entry(&dest).is_some() {
         eprintln!("cached: {}", dest.display());
         return Ok(dest);
@@ -202,6 +204,19 @@ pub fn ensure(opts: &BuildOpts) -> Result<PathBuf> {
         size("vmlinux")
     );
     Ok(dest)
+}
+
+/// Holds `kernels/.<name>.lock` exclusively, waiting (and saying so) while
+/// another process builds the same entry.
+fn lock_entry(kernels: &Path, name: &str) -> Result<File> {
+    let path = kernels.join(format!(".{name}.lock"));
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    if file.try_lock().is_err() {
+        eprintln!("kernel: another process is building {name}; waiting for it");
+        file.lock()
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+    }
+    Ok(file)
 }
 
 /// Configures, verifies, compiles in `tmp/obj`, and leaves the artifacts in
@@ -540,6 +555,27 @@ mod tests {
             build_steps: steps,
         };
         fs::write(dir.join(cache::IDENTITY), toml::to_string(&id).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_second_build_of_an_entry_waits_for_the_first() {
+        let kernels = tempfile::tempdir().unwrap();
+        let first = lock_entry(kernels.path(), "k").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let dir = kernels.path().to_path_buf();
+        let second = std::thread::spawn(move || {
+            let held = lock_entry(&dir, "k").unwrap();
+            tx.send(()).unwrap();
+            drop(held);
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(rx.try_recv().is_err(), "the second build did not wait");
+        drop(first);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the second build goes on once the first is done");
+        second.join().unwrap();
+        // Another entry is not held up.
+        let _other = lock_entry(kernels.path(), "other").unwrap();
     }
 
     #[test]
