@@ -330,7 +330,7 @@ pub struct Estimate {
 
 /// kbuild steps of the project kernel's compile (Debian 6.12 with the
 /// fragment), the estimate before any build of a config has been cached.
-const PROJECT_KERNEL_STEPS: u64 = 2900;
+const PROJECT_KERNEL_STEPS: u64 = 1850;
 
 /// The step count to expect for a build of `config_hash`: the newest cached
 /// build of the same config (its recorded count, or the steps in its log),
