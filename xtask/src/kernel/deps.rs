@@ -181,6 +181,8 @@ pub fn apt(args: &[&str], pkgs: &[String]) -> Result<()> {
         .args(args)
         .args(pkgs)
         .env("DEBIAN_FRONTEND", "noninteractive")
+        // apt's chatter is progress: stdout is kept for the command's results.
+        .stdout(std::io::stderr())
         .status()
         .context("cannot run apt-get")?;
     if !status.success() {

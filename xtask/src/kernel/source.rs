@@ -125,6 +125,7 @@ fn download(downloads: &Path) -> Result<PathBuf> {
         }
         cmd.args(["download", DEBIAN_PACKAGE])
             .current_dir(downloads)
+            .stdout(std::io::stderr())
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
@@ -280,6 +281,7 @@ fn kernel_version(dir: &Path) -> Result<String> {
 
 fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd
+        .stdout(std::io::stderr())
         .status()
         .with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
