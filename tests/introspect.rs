@@ -63,7 +63,7 @@ fn step_span(records: &[Timed], i: usize) -> (u64, u64) {
 /// Checks snapshots of the `introspect` scenario; returns the KASLR placement.
 fn check_introspect_run(extra: &[&str]) -> (u64, u64) {
     let run = run_scenario("introspect", extra);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.log());
     let records = run.records();
     let bytes = std::fs::read(&run.trace).unwrap();
     let trace = trace_format::file::Trace::open(&bytes).unwrap();
@@ -276,7 +276,7 @@ fn wrong_vmlinux_is_refused() {
     if let Some(cache) = vmm::introspect::cache::default_dir() {
         let _ = std::fs::remove_file(vmm::introspect::cache::path_for(&cache, &wrong_id));
     }
-    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    assert_eq!(run.code(), Some(3), "{}", run.log());
     assert!(
         run.stderr().contains("is not the running kernel"),
         "{}",
@@ -307,7 +307,7 @@ fn watch_snapshot_is_a_clear_error_on_qemu() {
     )
     .unwrap();
     let run = run_scenario(scenario.to_str().unwrap(), &[]);
-    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    assert_eq!(run.code(), Some(3), "{}", run.log());
     let records = run.records();
     let errors = pick(&records, |r| match r {
         Record::OpApplied(o) => match &o.outcome {

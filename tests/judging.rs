@@ -22,7 +22,7 @@ fn keep_dir() -> PathBuf {
 /// Runs `scenario` (a name or a path) and keeps its trace as `dest`.
 fn record(scenario: &str, dest: &Path) {
     let run = run_scenario(scenario, &[]);
-    assert_eq!(run.code(), Some(0), "{scenario}: {}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{scenario}: {}", run.log());
     std::fs::copy(&run.trace, dest).expect("keep trace");
 }
 

@@ -203,7 +203,7 @@ fn value(o: &OpOutcome) -> u64 {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn cgroup_cpuset_spawn_affinity_move_freeze_and_capture_ops_take_effect() {
     let (run, records) = run("ops-cgroups", Some(MIXED_LIFETIMES));
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.log());
     let v = View::new(records);
     assert_eq!(v.end(), &RunOutcome::Completed);
     let a = v.in_cgroup("a", Some(StepRef::BACKDROP));
@@ -392,7 +392,7 @@ fn ttys0_counts(v: &View) -> Vec<(u64, u64)> {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn payloads_and_irq_steering_take_effect() {
     let (run, records) = run("ops-payloads", None);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.log());
     assert!(
         run.stderr()
             .contains("payload stress: /usr/bin/stress-ng (sha256 "),
@@ -484,7 +484,7 @@ fn failing_op_fails_its_step_tears_down_and_closes_the_trace() {
         run.code(),
         Some(0),
         "a failed step fails the run: {}",
-        run.stderr()
+        run.log()
     );
     let v = View::new(records);
     let want = "ops[0] (add_cgroup): cgroup \"dup\" already exists";
@@ -541,7 +541,7 @@ fn failing_op_fails_its_step_tears_down_and_closes_the_trace() {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn work_mix_runs_every_work_type() {
     let (run, records) = run("work-mix", None);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.log());
     let v = View::new(records);
     assert_eq!(v.end(), &RunOutcome::Completed);
     let spawned = pick(&v.records, |r| match r {
@@ -611,7 +611,7 @@ fn work_mix_runs_every_work_type() {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn cpuset_churn_follows_every_cpuset_change() {
     let (run, records) = run("cpuset-churn", None);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.log());
     let v = View::new(records);
     assert_eq!(v.end(), &RunOutcome::Completed);
     let left = v.in_cgroup("left", Some(StepRef::BACKDROP));

@@ -64,7 +64,7 @@ fn tiny_init(code: &[u8]) -> Vec<u8> {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn smoke_runs_every_step_with_progressing_workers() {
     let run = run_scenario("smoke", &[]);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.log());
     assert!(
         run.stderr().contains("/init reached after"),
         "{}",
@@ -258,7 +258,7 @@ fn invalid_scenario_is_rejected_before_boot() {
     let text = std::fs::read_to_string(e2e::root().join("fixtures/scenarios/smoke.toml")).unwrap();
     std::fs::write(&bad, text.replace("workers = 2", "workers = 0")).unwrap();
     let run = run_scenario(bad.to_str().unwrap(), &[]);
-    assert_eq!(run.code(), Some(2), "{}", run.stderr());
+    assert_eq!(run.code(), Some(2), "{}", run.log());
     assert!(run.stderr().contains("workers"), "{}", run.stderr());
     assert!(
         !run.stderr().contains("backend:"),
@@ -278,7 +278,7 @@ fn kernel_panic_closes_the_trace_with_the_reason() {
         "smoke",
         &["--init", init.to_str().unwrap(), "--margin", "30"],
     );
-    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    assert_eq!(run.code(), Some(3), "{}", run.log());
     let records = run.records();
     let Some(Record::End(RunOutcome::KernelPanic { message })) = records.last().map(|t| &t.record)
     else {
@@ -304,7 +304,7 @@ fn hung_guest_hits_the_watchdog_and_closes_the_trace() {
         "smoke",
         &["--init", init.to_str().unwrap(), "--margin", "4"],
     );
-    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    assert_eq!(run.code(), Some(3), "{}", run.log());
     let records = run.records();
     assert!(
         matches!(
@@ -323,7 +323,7 @@ fn a_guest_that_ends_early_gets_the_vm_exit_in_its_trace() {
     let dir = tempfile::tempdir().unwrap();
     let init = executable(dir.path(), "reboot", &rebooting_init());
     let run = run_scenario("smoke", &["--init", init.to_str().unwrap()]);
-    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    assert_eq!(run.code(), Some(3), "{}", run.log());
     let records = run.records();
     let Some(Record::End(RunOutcome::HostError { message })) = records.last().map(|t| &t.record)
     else {
@@ -360,7 +360,7 @@ fn per_cgroup(records: &[trace_format::record::Timed]) -> BTreeMap<String, (u64,
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn cpusets_weights_quotas_and_wakeups_hold() {
     let run = run_scenario("e2e-basics", &[]);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.log());
     let records = run.records();
     for op in pick(&records, |r| match r {
         Record::OpApplied(o) => Some(o.clone()),
@@ -414,7 +414,7 @@ fn cpusets_weights_quotas_and_wakeups_hold() {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn rerun_from_a_trace_repeats_its_scenario_and_notes_the_source() {
     let base = run_scenario("smoke", &[]);
-    assert_eq!(base.code(), Some(0), "{}", base.stderr());
+    assert_eq!(base.code(), Some(0), "{}", base.log());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("again.trace");
     let output = std::process::Command::new(env!("CARGO"))
@@ -473,7 +473,7 @@ fn the_guest_sees_the_topology_it_was_given() {
     // SMT and two LLCs (QEMU's `pc` machine, a die per LLC); NUMA nodes (SRAT).
     for topology in ["1n2l2c2t", "2n1l2c1t"] {
         let run = run_scenario("smoke", &["--topology", topology, "--no-kaslr"]);
-        assert_eq!(run.code(), Some(0), "{topology}: {}", run.stderr());
+        assert_eq!(run.code(), Some(0), "{topology}: {}", run.log());
         assert!(
             !run.stderr().contains("topology mismatch"),
             "{}",

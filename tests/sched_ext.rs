@@ -47,7 +47,7 @@ fn end(run: &Run) -> RunOutcome {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn attach_replace_restart_detach_are_all_recorded() {
     let run = run_scenario("sched-lifecycle", &[]);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.log());
     assert_eq!(end(&run), RunOutcome::Completed);
     let records = run.records();
     let ops = pick(&records, |r| match r {
@@ -150,7 +150,7 @@ fn a_stalling_scheduler_is_ejected_and_ends_the_hold_early() {
         matches!(end(&run), RunOutcome::GuestError { message } if message.contains("error_stall"))
     );
     // The scheduler under test failed: exit 1, as for a failed verdict.
-    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert_eq!(run.code(), Some(1), "{}", run.log());
     assert!(
         run.stdout().contains(
             "the system under test failed: scheduler \"schedtape-scx\" ejected (error_stall)"
@@ -171,7 +171,7 @@ fn a_stalling_scheduler_is_ejected_and_ends_the_hold_early() {
 fn a_scheduler_ejected_while_attaching_is_the_scheduler_failing() {
     // ops.init raises scx_bpf_error: the kernel ejects it before it attaches.
     let run = run_scenario("sched-hold", &["--", "--fail-init"]);
-    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert_eq!(run.code(), Some(1), "{}", run.log());
     assert!(
         run.stdout().contains(
             r#"the system under test failed: scheduler "schedtape-scx" ejected (error_bpf)"#
@@ -201,7 +201,7 @@ fn a_program_that_is_no_scheduler_dies_on_start_up() {
     );
     assert!(matches!(end(&run), RunOutcome::GuestError { .. }));
     // A scheduler that never started is no ejection: the harness's status 3.
-    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    assert_eq!(run.code(), Some(3), "{}", run.log());
     let evs = events(&run);
     assert!(
         evs.iter().any(

@@ -28,6 +28,12 @@ impl Run {
         self.output.status.code()
     }
 
+    /// Both streams, for assertion messages: results and verdicts are on
+    /// stdout, progress and diagnostics on stderr.
+    pub fn log(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr())
+    }
+
     /// stdout of the run command: its results (trace closed, verdicts, outcome).
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
