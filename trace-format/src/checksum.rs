@@ -15,6 +15,18 @@ pub(crate) fn crc32c_digest() -> Digest<'static, u32, Table<16>> {
     CRC32C.digest()
 }
 
+/// The raw CRC32C register after feeding `bytes` to register `reg` (no
+/// initial value or final XOR): `crc32c(b) == !crc32c_advance(!0, b)`. The
+/// register is linear in its input, which lets the recovery scan check the
+/// CRC of any span from two prefix registers (see `file::span_crc`).
+pub(crate) fn crc32c_advance(reg: u32, bytes: &[u8]) -> u32 {
+    // The crate reflects a custom initial value and XORs the result with
+    // 0xFFFFFFFF; undo both so the register goes in and comes out as is.
+    let mut d = CRC32C.digest_with_initial(reg.reverse_bits());
+    d.update(bytes);
+    !d.finalize()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +41,8 @@ mod tests {
         d.update(b"1234");
         d.update(b"56789");
         assert_eq!(d.finalize(), crc32c(b"123456789"));
+        assert_eq!(!crc32c_advance(!0, b"123456789"), 0xE306_9283);
+        let mid = crc32c_advance(!0, b"1234");
+        assert_eq!(!crc32c_advance(mid, b"56789"), 0xE306_9283);
     }
 }

@@ -21,13 +21,16 @@
 
 mod codec;
 mod fast;
+mod finder;
 mod index;
 mod layout;
 mod reader;
 mod recovery;
+mod span_crc;
 mod writer;
 
 pub use codec::RecordFault;
+pub use finder::ScanWork;
 pub use index::{ChunkEntry, Index};
 pub use layout::{
     CHUNK_HEADER_LEN, CHUNK_SYNC, CODEC_DELTA_V1, CODEC_DELTA_V2, FILE_HEADER_LEN, FILE_MAGIC,

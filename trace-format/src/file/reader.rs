@@ -7,6 +7,7 @@
 use alloc::vec::Vec;
 
 use super::codec::{Decoder, RecordFault};
+use super::finder::ScanWork;
 use super::index::{Index, Summary};
 use super::layout::{
     CHUNK_HEADER_LEN, ChunkHeader, FILE_HEADER_LEN, FORMAT_MAJOR, FileHeader, FrameError,
@@ -71,6 +72,7 @@ pub struct Trace<'a> {
     index: Option<Index>,
     chunks: Vec<ChunkInfo>,
     recovery: Recovery,
+    scan_work: ScanWork,
 }
 
 impl<'a> Trace<'a> {
@@ -103,6 +105,7 @@ impl<'a> Trace<'a> {
             index: layout.index,
             chunks: layout.chunks,
             recovery: layout.recovery,
+            scan_work: layout.work,
         })
     }
 
@@ -125,6 +128,12 @@ impl<'a> Trace<'a> {
     /// listed by a valid index shows up only when decoding; see [`Trace::verify`].
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
+    }
+
+    /// What the recovery scan cost while opening (zero when the index was
+    /// used): lets tests pin the scan's work to the file size.
+    pub fn scan_work(&self) -> ScanWork {
+        self.scan_work
     }
 
     /// The decodable chunks, in file order.
