@@ -10,9 +10,9 @@
 //! index body decoded at most once (a CRC-valid index that does not decode
 //! is skipped whole), whatever the input.
 
-use alloc::collections::{BinaryHeap, VecDeque};
-use core::cmp::Reverse;
+use alloc::collections::VecDeque;
 
+use super::end_queue::EndQueue;
 use super::index::Index;
 use super::layout::{
     CHUNK_HEADER_LEN, CHUNK_SYNC, ChunkHeader, INDEX_SYNC, SYNC_FIRST_BYTE, VarintError,
@@ -80,7 +80,7 @@ pub(crate) struct Finder<'a> {
     /// Candidates (by sequence number) waiting for the sweep to reach their
     /// body start (in file order) or body end.
     starts: VecDeque<(usize, u64)>,
-    ends: BinaryHeap<Reverse<(usize, u64)>>,
+    ends: EndQueue,
     /// The sweep: `reg` is the register of `data[origin..sweep_at]`.
     sweep_at: usize,
     reg: u32,
@@ -100,7 +100,7 @@ impl<'a> Finder<'a> {
             live: VecDeque::new(),
             first_seq: 0,
             starts: VecDeque::new(),
-            ends: BinaryHeap::new(),
+            ends: EndQueue::default(),
             sweep_at: 0,
             reg: 0,
             search_at: 0,
@@ -145,8 +145,8 @@ impl<'a> Finder<'a> {
                 Some(_) => self.step(),
                 None => {
                     // Nothing pending: the sweep may restart at the next sync.
+                    // (Entries left in `ends` belong to dropped candidates.)
                     self.starts.clear();
-                    self.ends.clear();
                     let next = self.peek_sync()?;
                     self.sweep_at = next;
                     self.reg = 0;
@@ -161,7 +161,7 @@ impl<'a> Finder<'a> {
     fn step(&mut self) {
         let sync = self.peek_sync();
         let start = self.starts.front().map(|&(p, _)| p);
-        let end = self.ends.peek().map(|Reverse((p, _))| *p);
+        let end = self.ends.next_stop();
         let Some(to) = [sync, start, end].into_iter().flatten().min() else {
             // Unreachable while a candidate is pending; drop them all.
             self.live.clear();
@@ -189,14 +189,10 @@ impl<'a> Finder<'a> {
             {
                 c.state = State::Pending { reg: reg ^ g_start };
                 let body_end = c.body_end;
-                self.ends.push(Reverse((body_end, seq)));
+                self.ends.push(body_end, seq);
             }
         }
-        while let Some(&Reverse((p, seq))) = self.ends.peek() {
-            if p != to {
-                break;
-            }
-            self.ends.pop();
+        while let Some(seq) = self.ends.pop_at(to) {
             let g_end = self.reg;
             let Some(c) = self.get(seq) else { continue };
             let State::Pending { reg } = c.state else {

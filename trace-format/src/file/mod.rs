@@ -20,6 +20,7 @@
 //! [`validate`] (= `Trace::open` + [`Trace::verify`]) is the full check.
 
 mod codec;
+mod end_queue;
 mod fast;
 mod finder;
 mod index;
