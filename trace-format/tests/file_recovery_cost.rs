@@ -3,6 +3,8 @@
 //! `crafted_resync_trace`). Counts work, not time; the throughput is in
 //! `benches/recovery.rs`.
 
+#![allow(clippy::cast_possible_truncation)] // test sizes are small
+
 mod support;
 
 use support::*;

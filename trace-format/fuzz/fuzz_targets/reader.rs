@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use trace_format::crc32c;
 use trace_format::file::{
-    CHUNK_HEADER_LEN, CHUNK_SYNC, FILE_HEADER_LEN, INDEX_SYNC, TRAILER_LEN, Trace,
+    CHUNK_HEADER_LEN, CHUNK_SYNC, FILE_HEADER_LEN, FileHeader, INDEX_SYNC, TRAILER_LEN, Trace,
 };
 
 fn exercise(data: &[u8]) {
@@ -42,19 +42,28 @@ fn varint(b: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// Rewrites the CRC of a `varint len ‖ body ‖ crc` frame at `at`; returns its end.
-fn fix_frame(d: &mut [u8], at: usize) -> Option<usize> {
+/// Rewrites the CRC of a `varint len ‖ body ‖ crc` frame at `at`, covering
+/// `covered` bytes before the body too; returns its end.
+fn fix_frame(d: &mut [u8], at: usize, covered: &[u8]) -> Option<usize> {
     let (len, n) = varint(d.get(at..)?)?;
     let body = at.checked_add(n)?;
     let end = body.checked_add(len)?;
-    let crc = crc32c(d.get(body..end)?);
+    let mut bytes = covered.to_vec();
+    bytes.extend_from_slice(d.get(body..end)?);
+    let crc = crc32c(&bytes);
     d.get_mut(end..end.checked_add(4)?)?
         .copy_from_slice(&crc.to_le_bytes());
     Some(end + 4)
 }
 
 fn fix_crcs(d: &mut [u8]) {
-    let Some(mut p) = fix_frame(d, FILE_HEADER_LEN) else {
+    // From minor 1 on the meta CRC covers the file header as well.
+    let header = d.get(..FILE_HEADER_LEN).unwrap_or_default().to_vec();
+    let covered = match FileHeader::decode(&header) {
+        Some(h) if h.is_protected() => header,
+        _ => Vec::new(),
+    };
+    let Some(mut p) = fix_frame(d, FILE_HEADER_LEN, &covered) else {
         return;
     };
     while p + 4 <= d.len() {
@@ -71,7 +80,7 @@ fn fix_crcs(d: &mut [u8]) {
                 continue;
             }
         } else if sync == INDEX_SYNC {
-            if let Some(end) = fix_frame(d, p + 4) {
+            if let Some(end) = fix_frame(d, p + 4, &[]) {
                 p = end;
                 continue;
             }

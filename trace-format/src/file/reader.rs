@@ -11,7 +11,7 @@ use super::finder::ScanWork;
 use super::index::{Index, Summary};
 use super::layout::{
     CHUNK_HEADER_LEN, ChunkHeader, FILE_HEADER_LEN, FORMAT_MAJOR, FileHeader, FrameError,
-    take_frame, to_usize,
+    take_frame_covering, to_usize,
 };
 use super::recovery::{ChunkDamage, ChunkInfo, DamageReason, Recovery, locate};
 use crate::meta::{Meta, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
@@ -91,11 +91,17 @@ impl<'a> Trace<'a> {
                 minor: header.minor,
             });
         }
-        let (body, used) =
-            take_frame(bytes.get(FILE_HEADER_LEN..).unwrap_or_default()).map_err(|e| match e {
-                FrameError::Incomplete => ReadError::MetaTruncated,
-                FrameError::BadLength | FrameError::Crc => ReadError::MetaCorrupt,
-            })?;
+        // From minor 1 on the meta CRC covers the header as well.
+        let covered = if header.is_protected() {
+            bytes.get(..FILE_HEADER_LEN).unwrap_or_default()
+        } else {
+            &[]
+        };
+        let frame = bytes.get(FILE_HEADER_LEN..).unwrap_or_default();
+        let (body, used) = take_frame_covering(frame, covered).map_err(|e| match e {
+            FrameError::Incomplete => ReadError::MetaTruncated,
+            FrameError::BadLength | FrameError::Crc => ReadError::MetaCorrupt,
+        })?;
         let meta = Meta::decode(body)?;
         let layout = locate(bytes, FILE_HEADER_LEN.saturating_add(used));
         Ok(Trace {

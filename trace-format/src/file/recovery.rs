@@ -98,9 +98,14 @@ pub enum DamageReason {
     /// An index frame that fails its CRC or does not decode.
     #[error("corrupt index frame")]
     BadIndex,
-    /// Bytes after the index that are not a valid trailer.
-    #[error("corrupt trailer")]
+    /// Bytes after the index that are not a valid trailer, or a valid
+    /// trailer that does not point at the index frame.
+    #[error("corrupt trailer, or a trailer not pointing at the index")]
     BadTrailer,
+    /// A CRC-valid index frame whose chunk list differs from the chunks
+    /// in the file (offsets, lengths, sequence numbers, counts, times).
+    #[error("index disagrees with the chunks in the file")]
+    IndexMismatch,
     /// The chunk's CRC is fine but its records do not decode.
     #[error("records do not decode: {0}")]
     Records(RecordFault),
@@ -200,6 +205,7 @@ fn scan(bytes: &[u8], start: usize, trailer: Option<Trailer>) -> Layout {
     let mut index = None;
     let mut torn = 0usize;
     let mut pos = start;
+    let mut index_span = None;
     let mut finder = Finder::new(data);
     while pos < end {
         let Some((at, found, next)) = finder.first_valid(pos) else {
@@ -220,6 +226,7 @@ fn scan(bytes: &[u8], start: usize, trailer: Option<Trailer>) -> Layout {
             Found::Chunk(c) => chunks.push(c),
             Found::Index(ix) => {
                 index = Some(ix);
+                index_span = Some((at, next));
                 break;
             }
         }
@@ -234,6 +241,20 @@ fn scan(bytes: &[u8], start: usize, trailer: Option<Trailer>) -> Layout {
     }
     let index_found = index.is_some();
     let index = index.filter(|ix| agrees(ix, &chunks));
+    // An index that disagrees with undamaged chunks is damage of its own
+    // (after lost chunks the disagreement is already explained).
+    if let (None, Some((from, to)), true) = (&index, index_span, damaged.is_empty()) {
+        damaged.push(damage(from, to, DamageReason::IndexMismatch));
+    }
+    // A valid trailer must point at the index frame the scan found.
+    if let (Some(t), Some((from, to))) = (trailer, index_span) {
+        let points_at = to_usize(t.index_offset) == from
+            && to_usize(u64::from(t.index_len)) == to.saturating_sub(from);
+        if !points_at {
+            damaged.push(damage(end, bytes.len(), DamageReason::BadTrailer));
+        }
+    }
+    damaged.sort_by_key(|d| d.offset);
     if let Some(ix) = &index {
         for (c, e) in chunks.iter_mut().zip(&ix.chunks) {
             c.last_ts = Some(e.last_ts);

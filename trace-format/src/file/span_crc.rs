@@ -11,6 +11,8 @@
 
 use alloc::vec::Vec;
 
+use crate::checksum::crc32c_advance;
+
 /// CRC32C's polynomial, reflected: `x^32` mod P.
 const POLY: u32 = 0x82F6_3B78;
 
@@ -24,7 +26,10 @@ const NIBBLE_WRAP: [u32; 16] = {
     let mut t = [0u32; 16];
     let mut j = 0;
     while j < 16 {
-        t[j] = mul_x(mul_x(mul_x(mul_x(j as u32))));
+        // j < 16: the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        let nibble = j as u32;
+        t[j] = mul_x(mul_x(mul_x(mul_x(nibble))));
         j += 1;
     }
     t
@@ -53,70 +58,75 @@ pub(crate) fn gf_mul(a: u32, b: u32) -> u32 {
     p
 }
 
-/// `v · x^(8n)`: the register after feeding `n` zero bytes to `v`, in two
-/// multiplications (tables of `x^(8i)` for the low and high 16 bits of `n`).
+/// Bits of `n` per table in [`ZeroShift`].
+const DIGIT_BITS: u32 = 11;
+const DIGITS: usize = 1 << DIGIT_BITS;
+
+/// `v · x^(8n)`: the register after feeding `n` zero bytes to `v`, with one
+/// multiplication per non-zero 11-bit digit of `n` (two for spans under
+/// 4 MiB). Table `k` holds `x^(8 · i · 2^(11k))` for `i < 2048`, built the
+/// first time a length needs it, so a small scan pays for small tables.
 #[derive(Debug, Default)]
 pub(crate) struct ZeroShift {
-    /// `x^(8i)` for `i < 2^16`; filled on first use.
-    low: Vec<u32>,
-    /// `x^(8 · 2^16 · j)`; grown on demand.
-    high: Vec<u32>,
+    tables: Vec<Vec<u32>>,
 }
 
 impl ZeroShift {
     /// `v` shifted by `n` zero bytes.
     pub fn shift(&mut self, v: u32, n: u64) -> u32 {
-        if self.low.is_empty() {
-            self.fill_low();
-        }
-        let lo = (n & 0xFFFF) as usize;
-        let hi = super::layout::to_usize(n >> 16);
-        let mut out = gf_mul(v, self.low.get(lo).copied().unwrap_or(X0));
-        if hi > 0 {
-            self.grow_high(hi);
-            out = gf_mul(out, self.high.get(hi).copied().unwrap_or(X0));
+        let mut out = v;
+        let mut rest = n;
+        let mut k = 0;
+        while rest > 0 {
+            let digit = super::layout::to_usize(rest & (DIGITS as u64 - 1));
+            if digit > 0 {
+                let power = self.table(k).get(digit).copied().unwrap_or(X0);
+                out = gf_mul(out, power);
+            }
+            rest >>= DIGIT_BITS;
+            k += 1;
         }
         out
     }
 
-    fn fill_low(&mut self) {
-        self.low.reserve_exact(1 << 16);
-        let mut x = X0;
-        for _ in 0..(1u32 << 16) {
-            self.low.push(x);
-            x = times_x8(x);
+    /// Table `k`, built (with those below it) on first use.
+    fn table(&mut self, k: usize) -> &[u32] {
+        while self.tables.len() <= k {
+            let table = match self.tables.last() {
+                // x^(8i): one zero byte at a time.
+                None => successive(X0, |x| crc32c_advance(x, &[0])),
+                // The previous table's step, 2048 times over.
+                Some(prev) => {
+                    let step = gf_mul(
+                        prev.last().copied().unwrap_or(X0),
+                        prev.get(1).copied().unwrap_or(X0),
+                    );
+                    successive(X0, |x| gf_mul(x, step))
+                }
+            };
+            self.tables.push(table);
         }
+        self.tables.get(k).map(Vec::as_slice).unwrap_or_default()
     }
+}
 
-    fn grow_high(&mut self, upto: usize) {
-        if self.high.is_empty() {
-            self.high.push(X0);
-        }
-        // x^(8 · 2^16) = x^(8 · (2^16 − 1)) · x^8.
-        let step = times_x8(self.low.last().copied().unwrap_or(X0));
-        while self.high.len() <= upto {
-            let last = self.high.last().copied().unwrap_or(X0);
-            self.high.push(gf_mul(last, step));
-        }
+/// `[first, next(first), next(next(first)), …]`, [`DIGITS`] long.
+fn successive(first: u32, next: impl Fn(u32) -> u32) -> Vec<u32> {
+    let mut out = Vec::with_capacity(DIGITS);
+    let mut x = first;
+    for _ in 0..DIGITS {
+        out.push(x);
+        x = next(x);
     }
+    out
 }
 
 /// The polynomial 1.
 const X0: u32 = 1 << 31;
 
-/// `v · x^8` mod P.
-fn times_x8(v: u32) -> u32 {
-    let mut v = v;
-    for _ in 0..8 {
-        v = mul_x(v);
-    }
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checksum::crc32c_advance;
     use alloc::vec;
 
     /// Bit-at-a-time reference multiplication.
@@ -139,7 +149,11 @@ mod tests {
             s = s
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let (a, b) = ((s >> 32) as u32, s as u32);
+            let [a0, a1, a2, a3, b0, b1, b2, b3] = s.to_le_bytes();
+            let (a, b) = (
+                u32::from_le_bytes([a0, a1, a2, a3]),
+                u32::from_le_bytes([b0, b1, b2, b3]),
+            );
             assert_eq!(gf_mul(a, b), gf_mul_slow(a, b), "{a:#x} · {b:#x}");
         }
         assert_eq!(gf_mul(X0, 0xDEAD_BEEF), 0xDEAD_BEEF);
@@ -148,8 +162,8 @@ mod tests {
     #[test]
     fn shift_equals_feeding_zero_bytes() {
         let mut z = ZeroShift::default();
-        for n in [0u64, 1, 7, 255, 65535, 65536, 65537, 200_000] {
-            let zeros = vec![0u8; n as usize];
+        for n in [0u64, 1, 7, 2047, 2048, 2049, 65536, 4_194_305, 9_000_000] {
+            let zeros = vec![0u8; crate::file::layout::to_usize(n)];
             let v = 0xA5A5_1234;
             assert_eq!(z.shift(v, n), crc32c_advance(v, &zeros), "n = {n}");
         }

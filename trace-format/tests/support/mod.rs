@@ -407,6 +407,7 @@ pub fn write_trace(records: &[(u64, Record)], limits: trace_format::file::ChunkL
 /// every 8th slot), each sane and claiming a payload that runs to the last
 /// chunk, all with wrong CRCs, then one genuine chunk and no trailer. About
 /// `len` bytes. Returns the bytes and the genuine chunk's offset.
+#[allow(clippy::cast_possible_truncation)] // test sizes are small
 pub fn crafted_resync_trace(len: usize) -> (Vec<u8>, usize) {
     use trace_format::file::{CHUNK_SYNC, INDEX_SYNC, Trace};
     let full = write_trace(
