@@ -19,13 +19,15 @@
 //!
 //! [`TraceWriter`] produces files; [`Trace`] reads them, using the index when
 //! the file was closed cleanly and scanning for chunks otherwise.
-//! [`validate`] (= `Trace::open` + [`Trace::verify`]) is the full check.
+//! [`validate`] (= `Trace::open` + [`Trace::verify`]) checks the bytes;
+//! [`Trace::integrity`] is the full check every `replay` command uses.
 
 mod codec;
 mod end_queue;
 mod fast;
 mod finder;
 mod index;
+mod integrity;
 mod layout;
 mod reader;
 mod recovery;
@@ -35,6 +37,7 @@ mod writer;
 pub use codec::RecordFault;
 pub use finder::ScanWork;
 pub use index::{ChunkEntry, Index};
+pub use integrity::{Integrity, IntegrityFault};
 pub use layout::{
     CHUNK_HEADER_LEN, CHUNK_SYNC, CODEC_DELTA_V1, CODEC_DELTA_V2, FILE_HEADER_LEN, FILE_MAGIC,
     FORMAT_MAJOR, FORMAT_MINOR, FileHeader, HEADER_COVERED_MINOR, INDEX_SYNC, TRAILER_LEN,

@@ -9,11 +9,12 @@ use alloc::vec::Vec;
 use super::codec::{Decoder, RecordFault};
 use super::finder::ScanWork;
 use super::index::{Index, Summary};
+use super::integrity::record_damage;
 use super::layout::{
     CHUNK_HEADER_LEN, ChunkHeader, FILE_HEADER_LEN, FORMAT_MAJOR, FileHeader, FrameError,
     take_frame_covering, to_usize,
 };
-use super::recovery::{ChunkDamage, ChunkInfo, DamageReason, Recovery, locate};
+use super::recovery::{ChunkInfo, Recovery, locate};
 use crate::meta::{Meta, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 use crate::metrics::RunMetrics;
 use crate::record::{RecordKind, Timed};
@@ -200,8 +201,8 @@ impl<'a> Trace<'a> {
     }
 
     /// Decodes everything and returns [`Trace::recovery`] extended with
-    /// every chunk that fails its CRC or does not decode. This is the full
-    /// check behind `replay validate`.
+    /// every chunk that fails its CRC or does not decode: the byte-level
+    /// part of [`Trace::integrity`], the full check.
     pub fn verify(&self) -> Recovery {
         let mut rec = self.recovery.clone();
         for (i, info) in self.chunks.iter().enumerate() {
@@ -209,19 +210,9 @@ impl<'a> Trace<'a> {
                 Err(e) => Some(e),
                 Ok(mut it) => it.find_map(Result::err),
             };
-            let Some(err) = failure else { continue };
-            let reason = match err {
-                ReadError::ChunkCrc { .. } => DamageReason::Crc,
-                ReadError::Record { fault, .. } => DamageReason::Records(fault),
-                _ => DamageReason::BadHeader,
-            };
-            rec.chunks_recovered = rec.chunks_recovered.saturating_sub(1);
-            rec.bytes_unaccounted = rec.bytes_unaccounted.saturating_add(info.total_len());
-            rec.damaged.push(ChunkDamage {
-                offset: info.offset,
-                len: info.total_len(),
-                reason,
-            });
+            if let Some(err) = failure {
+                record_damage(&mut rec, info, err);
+            }
         }
         rec.damaged.sort_by_key(|d| d.offset);
         rec
