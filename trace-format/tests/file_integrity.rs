@@ -66,6 +66,9 @@ fn with_index(bytes: &[u8], index: &Index, trailer: Option<(u64, u32)>) -> Vec<u
     out
 }
 
+/// A change made to an index.
+type IndexEdit = Box<dyn Fn(&mut Index)>;
+
 fn index_of(bytes: &[u8]) -> Index {
     Trace::open(bytes).unwrap().index().unwrap().clone()
 }
@@ -103,7 +106,7 @@ fn index_listing_other_chunks_is_damage() {
 #[test]
 fn index_summary_disagreeing_with_records_is_damage() {
     let t = closed();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Index)>)> = vec![
+    let cases: Vec<(&str, IndexEdit)> = vec![
         (
             "per-kind record counts",
             Box::new(|ix| ix.kind_counts[RecordKind::WorkerSample.index()] += 1),
