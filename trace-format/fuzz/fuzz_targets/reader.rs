@@ -1,5 +1,5 @@
 //! Fuzzes the trace reader: open arbitrary bytes, iterate every record,
-//! compute metrics and verify. Each input is tried twice: as given, and with
+//! compute metrics, verify and check integrity. Each input is tried twice: as given, and with
 //! its meta/chunk/index/trailer CRCs recomputed, so mutations reach the record
 //! decoders instead of stopping at a CRC mismatch.
 #![no_main]
@@ -21,6 +21,12 @@ fn exercise(data: &[u8]) {
     let _ = trace.kind_counts();
     let rec = trace.verify();
     assert!(rec.chunks_recovered <= trace.chunks().len());
+    let integrity = trace.integrity();
+    assert_eq!(
+        integrity.recovery, rec,
+        "integrity() and verify() disagree on bytes"
+    );
+    assert!(!integrity.is_intact() || rec.is_clean());
     let mut again = 0usize;
     for i in 0..trace.chunks().len() {
         again += trace
