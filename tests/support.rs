@@ -58,11 +58,8 @@ impl Run {
             panic!("no trace {}: {e}\n{}", self.trace.display(), self.stderr())
         });
         let trace = Trace::open(&bytes).expect("trace opens");
-        assert!(
-            trace.recovery().is_clean(),
-            "trace damaged: {:?}",
-            trace.recovery()
-        );
+        let integrity = trace.integrity();
+        assert!(!integrity.is_damaged(), "trace damaged: {integrity:?}");
         trace
             .records()
             .map(|r| r.expect("record decodes"))

@@ -30,7 +30,8 @@ use crate::thresholds::DiffThresholds;
 pub struct Run {
     pub path: PathBuf,
     pub meta: Meta,
-    /// Closed cleanly with nothing lost.
+    /// Nothing lost or contradicted (`Integrity::is_damaged` is false); a
+    /// run without `End` is clean but has no outcome.
     pub clean: bool,
     /// From the index; `None` when the trace has none.
     pub outcome: Option<RunOutcome>,
@@ -56,7 +57,7 @@ impl Run {
         Run {
             path: path.to_path_buf(),
             meta: trace.meta().clone(),
-            clean: trace.verify().is_clean(),
+            clean: !trace.integrity().is_damaged(),
             outcome: trace.index().and_then(|ix| ix.outcome.clone()),
             values: extract(&metrics),
             judged: judged_steps(&metrics),

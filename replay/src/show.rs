@@ -12,7 +12,7 @@ use trace_format::scenario::Scenario;
 use crate::load::LoadedTrace;
 use crate::runqueue::RunQueues;
 use crate::text::{duration, hex, secs, table};
-use crate::validate::write_recovery;
+use crate::validate::write_integrity;
 
 /// Prints meta, record counts, the step/op timeline, a worker summary and any damage.
 pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Result<()> {
@@ -212,7 +212,7 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
     if decode_errors > 0 {
         writeln!(out, "decode     {decode_errors} chunk(s) failed to decode")?;
     }
-    write_recovery(out, &trace.verify())?;
+    write_integrity(out, &trace.integrity())?;
     Ok(())
 }
 

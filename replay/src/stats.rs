@@ -47,7 +47,7 @@ pub fn stats(out: &mut impl Write, loaded: &LoadedTrace, json: bool) -> Result<(
         }
     }
     run_queues.write(out)?;
-    if !trace.verify().is_clean() {
+    if trace.integrity().is_damaged() {
         writeln!(
             out,
             "note: the trace is damaged; figures cover the recovered chunks only"

@@ -1,15 +1,16 @@
-//! `replay validate`: is every byte of the trace accounted for?
+//! `replay validate`: is the trace intact ([`trace_format::file::Integrity`],
+//! the notion every command shares)?
 use std::io::Write;
 
 use anyhow::Result;
-use trace_format::file::Recovery;
+use trace_format::file::{Integrity, Recovery};
 
 use crate::load::LoadedTrace;
 
 /// Decodes every chunk and prints a verdict; returns true when the trace is intact.
 pub fn validate(out: &mut impl Write, loaded: &LoadedTrace) -> Result<bool> {
     let trace = loaded.trace()?;
-    let recovery = trace.verify();
+    let integrity = trace.integrity();
     let records: u64 = trace.chunks().iter().map(|c| u64::from(c.records)).sum();
     writeln!(
         out,
@@ -22,10 +23,32 @@ pub fn validate(out: &mut impl Write, loaded: &LoadedTrace) -> Result<bool> {
             "missing"
         }
     )?;
-    write_recovery(out, &recovery)?;
-    let intact = recovery.is_clean();
-    writeln!(out, "{}", if intact { "ok" } else { "DAMAGED" })?;
-    Ok(intact)
+    write_integrity(out, &integrity)?;
+    let verdict = if integrity.is_intact() {
+        "ok"
+    } else if integrity.is_damaged() {
+        "DAMAGED"
+    } else {
+        "INCOMPLETE"
+    };
+    writeln!(out, "{verdict}")?;
+    Ok(integrity.is_intact())
+}
+
+/// Prints what keeps a trace from being intact (nothing when it is), and
+/// notes a format 1.0 header, which no CRC covers.
+pub fn write_integrity(out: &mut impl Write, i: &Integrity) -> Result<()> {
+    write_recovery(out, &i.recovery)?;
+    for fault in &i.faults {
+        writeln!(out, "  {fault}")?;
+    }
+    if !i.header_protected {
+        writeln!(
+            out,
+            "note: format 1.0 file: its header's minor version and flags are not CRC-checked"
+        )?;
+    }
+    Ok(())
 }
 
 /// Prints a recovery report when the file was not clean.

@@ -1,5 +1,6 @@
 //! Golden bytes: the postcard encoding of every `Record` variant and a whole
-//! small trace are pinned in `fixtures/golden/`. A difference means the wire
+//! small trace are pinned in `fixtures/golden/`; older files of the same
+//! records (`small-v1.0.trace`, `small-schema1.trace`) must keep reading. A difference means the wire
 //! format changed; if intended, re-bless with
 //! `SCHEDTAPE_BLESS=1 cargo test -p trace-format --test golden`.
 
@@ -194,6 +195,29 @@ fn schema_1_trace_still_reads() {
         .map(|(ts_ns, record)| Timed { ts_ns, record })
         .collect();
     assert_eq!(got, want);
+}
+
+/// `small-v1.0.trace` is `small.trace` as format 1.0 wrote it: the same
+/// bytes but minor version 0 and a meta CRC that leaves the header out. It
+/// must keep reading, reported as having an unprotected header.
+#[test]
+fn format_1_0_trace_still_reads() {
+    let old = std::fs::read(golden_dir().join("small-v1.0.trace")).unwrap();
+    let t = Trace::open(&old).unwrap_or_else(|e| panic!("format 1.0 trace does not open: {e}"));
+    assert_eq!((t.header().major, t.header().minor), (1, 0));
+    assert!(!t.header().is_protected());
+    assert!(t.recovery().is_clean(), "{:?}", t.recovery());
+    let got: Vec<Timed> = t.records().collect::<Result<_, _>>().unwrap();
+    let want: Vec<Timed> = small_trace_records()
+        .into_iter()
+        .map(|(ts_ns, record)| Timed { ts_ns, record })
+        .collect();
+    assert_eq!(got, want);
+    // What this writer produces now covers the header.
+    let new = std::fs::read(golden_dir().join("small.trace")).unwrap();
+    let t = Trace::open(&new).unwrap();
+    assert_eq!(t.header().minor, trace_format::file::FORMAT_MINOR);
+    assert!(t.header().is_protected());
 }
 
 /// A meta declaring a schema this reader does not know is a clear error.

@@ -38,7 +38,7 @@ pub fn judge_with(trace: &Trace<'_>, t: &VerdictThresholds) -> Vec<Verdict> {
         checks::runqueue_stall(&ev, t),
     ];
     out.retain(|v| !t.skip.contains(&v.name));
-    if ev.decode_errors > 0 || !trace.recovery().is_clean() {
+    if ev.decode_errors > 0 || trace.integrity().is_damaged() {
         for v in &mut out {
             v.detail
                 .push_str(" [damaged trace: recovered records only]");

@@ -1,5 +1,5 @@
 //! Fuzzes the trace reader: open arbitrary bytes, iterate every record,
-//! compute metrics and verify. Each input is tried twice: as given, and with
+//! compute metrics, verify and check integrity. Each input is tried twice: as given, and with
 //! its meta/chunk/index/trailer CRCs recomputed, so mutations reach the record
 //! decoders instead of stopping at a CRC mismatch.
 #![no_main]
@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use trace_format::crc32c;
 use trace_format::file::{
-    CHUNK_HEADER_LEN, CHUNK_SYNC, FILE_HEADER_LEN, INDEX_SYNC, TRAILER_LEN, Trace,
+    CHUNK_HEADER_LEN, CHUNK_SYNC, FILE_HEADER_LEN, FileHeader, INDEX_SYNC, TRAILER_LEN, Trace,
 };
 
 fn exercise(data: &[u8]) {
@@ -21,6 +21,12 @@ fn exercise(data: &[u8]) {
     let _ = trace.kind_counts();
     let rec = trace.verify();
     assert!(rec.chunks_recovered <= trace.chunks().len());
+    let integrity = trace.integrity();
+    assert_eq!(
+        integrity.recovery, rec,
+        "integrity() and verify() disagree on bytes"
+    );
+    assert!(!integrity.is_intact() || rec.is_clean());
     let mut again = 0usize;
     for i in 0..trace.chunks().len() {
         again += trace
@@ -42,19 +48,28 @@ fn varint(b: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// Rewrites the CRC of a `varint len ‖ body ‖ crc` frame at `at`; returns its end.
-fn fix_frame(d: &mut [u8], at: usize) -> Option<usize> {
+/// Rewrites the CRC of a `varint len ‖ body ‖ crc` frame at `at`, covering
+/// `covered` bytes before the body too; returns its end.
+fn fix_frame(d: &mut [u8], at: usize, covered: &[u8]) -> Option<usize> {
     let (len, n) = varint(d.get(at..)?)?;
     let body = at.checked_add(n)?;
     let end = body.checked_add(len)?;
-    let crc = crc32c(d.get(body..end)?);
+    let mut bytes = covered.to_vec();
+    bytes.extend_from_slice(d.get(body..end)?);
+    let crc = crc32c(&bytes);
     d.get_mut(end..end.checked_add(4)?)?
         .copy_from_slice(&crc.to_le_bytes());
     Some(end + 4)
 }
 
 fn fix_crcs(d: &mut [u8]) {
-    let Some(mut p) = fix_frame(d, FILE_HEADER_LEN) else {
+    // From minor 1 on the meta CRC covers the file header as well.
+    let header = d.get(..FILE_HEADER_LEN).unwrap_or_default().to_vec();
+    let covered = match FileHeader::decode(&header) {
+        Some(h) if h.is_protected() => header,
+        _ => Vec::new(),
+    };
+    let Some(mut p) = fix_frame(d, FILE_HEADER_LEN, &covered) else {
         return;
     };
     while p + 4 <= d.len() {
@@ -71,7 +86,7 @@ fn fix_crcs(d: &mut [u8]) {
                 continue;
             }
         } else if sync == INDEX_SYNC {
-            if let Some(end) = fix_frame(d, p + 4) {
+            if let Some(end) = fix_frame(d, p + 4, &[]) {
                 p = end;
                 continue;
             }

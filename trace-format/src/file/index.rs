@@ -67,6 +67,16 @@ impl Summary {
         self.kind_counts.to_vec()
     }
 
+    /// The `End` record's outcome, if one was seen.
+    pub fn outcome(&self) -> Option<RunOutcome> {
+        self.outcome.clone()
+    }
+
+    /// Sum of the `Drop` records' counts so far.
+    pub fn drops(&self) -> u64 {
+        self.drops
+    }
+
     /// Metrics so far.
     pub fn metrics(&self) -> RunMetrics {
         self.metrics.snapshot()

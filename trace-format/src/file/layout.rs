@@ -13,8 +13,12 @@ use crate::checksum::{crc32c, crc32c_digest};
 pub const FILE_MAGIC: [u8; 8] = [0x8E, b'S', b'T', b'P', b'\r', b'\n', 0x1A, b'\n'];
 /// Major format version; readers reject other majors.
 pub const FORMAT_MAJOR: u16 = 1;
-/// Minor format version; bumped for compatible additions.
-pub const FORMAT_MINOR: u16 = 0;
+/// Minor format version; bumped for compatible additions. Minor 1: the
+/// meta frame's CRC also covers the 16 header bytes (minor 0 left the
+/// minor version and flags unprotected; such files still read).
+pub const FORMAT_MINOR: u16 = 1;
+/// The first minor version whose meta CRC covers the file header.
+pub const HEADER_COVERED_MINOR: u16 = 1;
 /// Size of the file header: magic, major, minor, flags.
 pub const FILE_HEADER_LEN: usize = 16;
 /// Sync word starting every chunk header (bytes `C7 'C' 'K' 5A`).
@@ -137,6 +141,12 @@ impl FileHeader {
         flags: 0,
     };
 
+    /// True when the meta frame's CRC covers this header (minor ≥ 1), so a
+    /// flipped minor version or flag bit is caught.
+    pub fn is_protected(&self) -> bool {
+        self.minor >= HEADER_COVERED_MINOR
+    }
+
     /// The header's bytes.
     pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
         let mut b = [0u8; FILE_HEADER_LEN];
@@ -253,9 +263,22 @@ impl Trailer {
 
 /// Appends a frame: `varint len ‖ body ‖ crc32c(body) LE`.
 pub(crate) fn put_frame(out: &mut Vec<u8>, body: &[u8]) {
+    put_frame_covering(out, &[], body);
+}
+
+/// [`put_frame`] whose CRC also covers `covered` (bytes written before the
+/// frame, e.g. the file header): `crc32c(covered ‖ body)`.
+pub(crate) fn put_frame_covering(out: &mut Vec<u8>, covered: &[u8], body: &[u8]) {
     put_varint(out, to_u64(body.len()));
     out.extend_from_slice(body);
-    out.extend_from_slice(&crc32c(body).to_le_bytes());
+    out.extend_from_slice(&crc_covering(covered, body).to_le_bytes());
+}
+
+fn crc_covering(covered: &[u8], body: &[u8]) -> u32 {
+    let mut d = crc32c_digest();
+    d.update(covered);
+    d.update(body);
+    d.finalize()
 }
 
 /// Why a frame could not be read.
@@ -272,6 +295,14 @@ pub(crate) enum FrameError {
 /// Reads a frame from the front of `b`; returns the body and the total
 /// number of bytes the frame occupies.
 pub(crate) fn take_frame(b: &[u8]) -> Result<(&[u8], usize), FrameError> {
+    take_frame_covering(b, &[])
+}
+
+/// [`take_frame`] for a frame written by [`put_frame_covering`].
+pub(crate) fn take_frame_covering<'b>(
+    b: &'b [u8],
+    covered: &[u8],
+) -> Result<(&'b [u8], usize), FrameError> {
     let (len, rest) = take_varint(b).map_err(|e| match e {
         VarintError::Incomplete => FrameError::Incomplete,
         VarintError::Overflow => FrameError::BadLength,
@@ -280,7 +311,7 @@ pub(crate) fn take_frame(b: &[u8]) -> Result<(&[u8], usize), FrameError> {
     let prefix = b.len() - rest.len();
     let body = rest.get(..len).ok_or(FrameError::Incomplete)?;
     let crc = le_u32(rest, len).ok_or(FrameError::Incomplete)?;
-    if crc != crc32c(body) {
+    if crc != crc_covering(covered, body) {
         return Err(FrameError::Crc);
     }
     // prefix + len + 4 ≤ b.len(), so this cannot overflow.
@@ -352,6 +383,14 @@ mod tests {
         );
         out[2] ^= 1;
         assert_eq!(take_frame(&out), Err(FrameError::Crc));
+        let mut covered = Vec::new();
+        put_frame_covering(&mut covered, b"head", b"hello");
+        assert_eq!(
+            take_frame_covering(&covered, b"head").map(|f| f.0),
+            Ok(&b"hello"[..])
+        );
+        assert_eq!(take_frame_covering(&covered, b"heaD"), Err(FrameError::Crc));
+        assert_eq!(take_frame(&covered), Err(FrameError::Crc));
         // A huge claimed length in a tiny input is just incomplete.
         assert_eq!(
             take_frame(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 1, 2]),

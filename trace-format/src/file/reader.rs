@@ -7,12 +7,14 @@
 use alloc::vec::Vec;
 
 use super::codec::{Decoder, RecordFault};
+use super::finder::ScanWork;
 use super::index::{Index, Summary};
+use super::integrity::record_damage;
 use super::layout::{
     CHUNK_HEADER_LEN, ChunkHeader, FILE_HEADER_LEN, FORMAT_MAJOR, FileHeader, FrameError,
-    take_frame, to_usize,
+    take_frame_covering, to_usize,
 };
-use super::recovery::{ChunkDamage, ChunkInfo, DamageReason, Recovery, locate};
+use super::recovery::{ChunkInfo, Recovery, locate};
 use crate::meta::{Meta, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 use crate::metrics::RunMetrics;
 use crate::record::{RecordKind, Timed};
@@ -71,6 +73,7 @@ pub struct Trace<'a> {
     index: Option<Index>,
     chunks: Vec<ChunkInfo>,
     recovery: Recovery,
+    scan_work: ScanWork,
 }
 
 impl<'a> Trace<'a> {
@@ -89,11 +92,17 @@ impl<'a> Trace<'a> {
                 minor: header.minor,
             });
         }
-        let (body, used) =
-            take_frame(bytes.get(FILE_HEADER_LEN..).unwrap_or_default()).map_err(|e| match e {
-                FrameError::Incomplete => ReadError::MetaTruncated,
-                FrameError::BadLength | FrameError::Crc => ReadError::MetaCorrupt,
-            })?;
+        // From minor 1 on the meta CRC covers the header as well.
+        let covered = if header.is_protected() {
+            bytes.get(..FILE_HEADER_LEN).unwrap_or_default()
+        } else {
+            &[]
+        };
+        let frame = bytes.get(FILE_HEADER_LEN..).unwrap_or_default();
+        let (body, used) = take_frame_covering(frame, covered).map_err(|e| match e {
+            FrameError::Incomplete => ReadError::MetaTruncated,
+            FrameError::BadLength | FrameError::Crc => ReadError::MetaCorrupt,
+        })?;
         let meta = Meta::decode(body)?;
         let layout = locate(bytes, FILE_HEADER_LEN.saturating_add(used));
         Ok(Trace {
@@ -103,6 +112,7 @@ impl<'a> Trace<'a> {
             index: layout.index,
             chunks: layout.chunks,
             recovery: layout.recovery,
+            scan_work: layout.work,
         })
     }
 
@@ -125,6 +135,12 @@ impl<'a> Trace<'a> {
     /// listed by a valid index shows up only when decoding; see [`Trace::verify`].
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
+    }
+
+    /// What the recovery scan cost while opening (zero when the index was
+    /// used): lets tests pin the scan's work to the file size.
+    pub fn scan_work(&self) -> ScanWork {
+        self.scan_work
     }
 
     /// The decodable chunks, in file order.
@@ -185,8 +201,8 @@ impl<'a> Trace<'a> {
     }
 
     /// Decodes everything and returns [`Trace::recovery`] extended with
-    /// every chunk that fails its CRC or does not decode. This is the full
-    /// check behind `replay validate`.
+    /// every chunk that fails its CRC or does not decode: the byte-level
+    /// part of [`Trace::integrity`], the full check.
     pub fn verify(&self) -> Recovery {
         let mut rec = self.recovery.clone();
         for (i, info) in self.chunks.iter().enumerate() {
@@ -194,19 +210,9 @@ impl<'a> Trace<'a> {
                 Err(e) => Some(e),
                 Ok(mut it) => it.find_map(Result::err),
             };
-            let Some(err) = failure else { continue };
-            let reason = match err {
-                ReadError::ChunkCrc { .. } => DamageReason::Crc,
-                ReadError::Record { fault, .. } => DamageReason::Records(fault),
-                _ => DamageReason::BadHeader,
-            };
-            rec.chunks_recovered = rec.chunks_recovered.saturating_sub(1);
-            rec.bytes_unaccounted = rec.bytes_unaccounted.saturating_add(info.total_len());
-            rec.damaged.push(ChunkDamage {
-                offset: info.offset,
-                len: info.total_len(),
-                reason,
-            });
+            if let Some(err) = failure {
+                record_damage(&mut rec, info, err);
+            }
         }
         rec.damaged.sort_by_key(|d| d.offset);
         rec

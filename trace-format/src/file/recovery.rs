@@ -4,17 +4,19 @@
 //! The scan walks from the end of the meta frame expecting a chunk header at
 //! each position. A chunk is accepted when its header is sane and its CRC
 //! matches. On anything else the bytes are skipped up to the next position
-//! where a whole, CRC-valid chunk or index frame starts (searching byte by
-//! byte for a sync word) and recorded as [`ChunkDamage`]. Bytes at the end
-//! that are merely incomplete (a torn write) count as truncation instead.
+//! where a whole, CRC-valid chunk or index frame starts and recorded as
+//! [`ChunkDamage`]. Bytes at the end that are merely incomplete (a torn
+//! write) count as truncation instead. The search is linear in the file
+//! size whatever the bytes ([`super::finder`]).
 
 use alloc::vec::Vec;
 
 use super::codec::RecordFault;
+use super::finder::{Finder, Found, ScanWork, damage_reason};
 use super::index::Index;
 use super::layout::{
-    CHUNK_HEADER_LEN, CHUNK_SYNC, ChunkHeader, FrameError, INDEX_SYNC, SYNC_FIRST_BYTE,
-    TRAILER_LEN, Trailer, codec_supported, le_u32, take_frame, to_u64, to_usize,
+    CHUNK_HEADER_LEN, ChunkHeader, INDEX_SYNC, TRAILER_LEN, Trailer, codec_supported, le_u32,
+    take_frame, to_u64, to_usize,
 };
 
 /// A chunk the reader can decode, in file order.
@@ -96,18 +98,17 @@ pub enum DamageReason {
     /// An index frame that fails its CRC or does not decode.
     #[error("corrupt index frame")]
     BadIndex,
-    /// Bytes after the index that are not a valid trailer.
-    #[error("corrupt trailer")]
+    /// Bytes after the index that are not a valid trailer, or a valid
+    /// trailer that does not point at the index frame.
+    #[error("corrupt trailer, or a trailer not pointing at the index")]
     BadTrailer,
+    /// A CRC-valid index frame whose chunk list differs from the chunks
+    /// in the file (offsets, lengths, sequence numbers, counts, times).
+    #[error("index disagrees with the chunks in the file")]
+    IndexMismatch,
     /// The chunk's CRC is fine but its records do not decode.
     #[error("records do not decode: {0}")]
     Records(RecordFault),
-}
-
-/// A structure found at some offset.
-enum Found {
-    Chunk(ChunkInfo),
-    Index(Index),
 }
 
 /// Chunks, index and recovery report for a file.
@@ -116,6 +117,8 @@ pub(crate) struct Layout {
     /// Only when it agrees with `chunks`.
     pub index: Option<Index>,
     pub recovery: Recovery,
+    /// What the scan cost; zero when the index was used.
+    pub work: ScanWork,
 }
 
 /// Locates the chunks of `bytes`, whose meta frame ends at `start`.
@@ -139,8 +142,8 @@ fn via_index(bytes: &[u8], start: usize) -> Result<Layout, Option<Trailer>> {
         return fail;
     }
     let body = bytes.get(..trailer_at).unwrap_or_default();
-    let index = match probe(body, index_at) {
-        Ok((Found::Index(index), next)) if next == trailer_at => index,
+    let index = match index_frame(body.get(index_at..).unwrap_or_default()) {
+        Some((index, len)) if index_at.checked_add(len) == Some(trailer_at) => index,
         _ => return fail,
     };
     let mut chunks = Vec::with_capacity(index.chunks.len());
@@ -184,6 +187,7 @@ fn via_index(bytes: &[u8], start: usize) -> Result<Layout, Option<Trailer>> {
         chunks,
         index: Some(index),
         recovery,
+        work: ScanWork::default(),
     })
 }
 
@@ -201,37 +205,30 @@ fn scan(bytes: &[u8], start: usize, trailer: Option<Trailer>) -> Layout {
     let mut index = None;
     let mut torn = 0usize;
     let mut pos = start;
-    let mut pending = None;
+    let mut index_span = None;
+    let mut finder = Finder::new(data);
     while pos < end {
-        let step = match pending.take() {
-            Some(found) => Ok(found),
-            None => probe(data, pos),
-        };
-        match step {
-            Ok((Found::Chunk(c), next)) => {
-                chunks.push(c);
-                pos = next;
+        let Some((at, found, next)) = finder.first_valid(pos) else {
+            let reason = damage_reason(data, pos);
+            if reason == DamageReason::Incomplete && trailer.is_none() {
+                torn = end - pos;
+            } else {
+                damaged.push(damage(pos, end, reason));
             }
-            Ok((Found::Index(ix), next)) => {
+            pos = end;
+            break;
+        };
+        if at > pos {
+            damaged.push(damage(pos, at, damage_reason(data, pos)));
+        }
+        pos = next;
+        match found {
+            Found::Chunk(c) => chunks.push(c),
+            Found::Index(ix) => {
                 index = Some(ix);
-                pos = next;
+                index_span = Some((at, next));
                 break;
             }
-            Err(reason) => match resync(data, pos.saturating_add(1)) {
-                Some((q, found)) => {
-                    damaged.push(damage(pos, q, reason));
-                    pending = Some(found);
-                    pos = q;
-                }
-                None if reason == DamageReason::Incomplete && trailer.is_none() => {
-                    torn = end - pos;
-                    pos = end;
-                }
-                None => {
-                    damaged.push(damage(pos, end, reason));
-                    pos = end;
-                }
-            },
         }
     }
     if pos < end {
@@ -244,6 +241,20 @@ fn scan(bytes: &[u8], start: usize, trailer: Option<Trailer>) -> Layout {
     }
     let index_found = index.is_some();
     let index = index.filter(|ix| agrees(ix, &chunks));
+    // An index that disagrees with undamaged chunks is damage of its own
+    // (after lost chunks the disagreement is already explained).
+    if let (None, Some((from, to)), true) = (&index, index_span, damaged.is_empty()) {
+        damaged.push(damage(from, to, DamageReason::IndexMismatch));
+    }
+    // A valid trailer must point at the index frame the scan found.
+    if let (Some(t), Some((from, to))) = (trailer, index_span) {
+        let points_at = to_usize(t.index_offset) == from
+            && to_usize(u64::from(t.index_len)) == to.saturating_sub(from);
+        if !points_at {
+            damaged.push(damage(end, bytes.len(), DamageReason::BadTrailer));
+        }
+    }
+    damaged.sort_by_key(|d| d.offset);
     if let Some(ix) = &index {
         for (c, e) in chunks.iter_mut().zip(&ix.chunks) {
             c.last_ts = Some(e.last_ts);
@@ -265,6 +276,7 @@ fn scan(bytes: &[u8], start: usize, trailer: Option<Trailer>) -> Layout {
         chunks,
         index,
         recovery,
+        work: finder.work(),
     }
 }
 
@@ -285,73 +297,13 @@ fn agrees(index: &Index, chunks: &[ChunkInfo]) -> bool {
         })
 }
 
-/// The first offset ≥ `from` where a valid structure starts, with it.
-fn resync(data: &[u8], from: usize) -> Option<(usize, (Found, usize))> {
-    let mut q = from;
-    loop {
-        let skip = data.get(q..)?.iter().position(|&b| b == SYNC_FIRST_BYTE)?;
-        q = q.checked_add(skip)?;
-        if let Ok(found) = probe(data, q) {
-            return Some((q, found));
-        }
-        q = q.checked_add(1)?;
+/// The index frame at the front of `b` and its length, if CRC-valid and
+/// decodable.
+fn index_frame(b: &[u8]) -> Option<(Index, usize)> {
+    if le_u32(b, 0)? != INDEX_SYNC {
+        return None;
     }
-}
-
-/// Tries to read a chunk or index frame at `pos`; returns it and the offset
-/// just past it.
-fn probe(data: &[u8], pos: usize) -> Result<(Found, usize), DamageReason> {
-    let rest = data.get(pos..).unwrap_or_default();
-    let Some(sync) = le_u32(rest, 0) else {
-        let prefix_of = |s: u32| s.to_le_bytes().starts_with(rest);
-        return Err(if prefix_of(CHUNK_SYNC) || prefix_of(INDEX_SYNC) {
-            DamageReason::Incomplete
-        } else {
-            DamageReason::NoSync
-        });
-    };
-    let (found, len) = match sync {
-        CHUNK_SYNC => probe_chunk(rest, pos)?,
-        INDEX_SYNC => probe_index(rest)?,
-        _ => return Err(DamageReason::NoSync),
-    };
-    Ok((found, pos.saturating_add(len)))
-}
-
-fn probe_chunk(rest: &[u8], pos: usize) -> Result<(Found, usize), DamageReason> {
-    let h = ChunkHeader::decode(rest).ok_or(DamageReason::Incomplete)?;
-    let len = CHUNK_HEADER_LEN.saturating_add(to_usize(u64::from(h.payload_len)));
-    let payload = rest
-        .get(CHUNK_HEADER_LEN..len)
-        .ok_or(DamageReason::Incomplete)?;
-    if h.compute_crc(payload) != h.crc {
-        return Err(DamageReason::Crc);
-    }
-    if !codec_supported(h.codec) {
-        return Err(DamageReason::UnsupportedCodec(h.codec));
-    }
-    if h.reserved != [0; 3] {
-        return Err(DamageReason::BadHeader);
-    }
-    let info = ChunkInfo {
-        offset: to_u64(pos),
-        seq: h.seq,
-        payload_len: h.payload_len,
-        records: h.records,
-        first_ts: h.first_ts,
-        last_ts: None,
-        codec: h.codec,
-        crc_checked: true,
-    };
-    Ok((Found::Chunk(info), len))
-}
-
-fn probe_index(rest: &[u8]) -> Result<(Found, usize), DamageReason> {
-    let frame = rest.get(4..).unwrap_or_default();
-    let (body, used) = take_frame(frame).map_err(|e| match e {
-        FrameError::Incomplete => DamageReason::Incomplete,
-        FrameError::BadLength | FrameError::Crc => DamageReason::BadIndex,
-    })?;
-    let index = postcard::from_bytes::<Index>(body).map_err(|_| DamageReason::BadIndex)?;
-    Ok((Found::Index(index), used.saturating_add(4)))
+    let (body, used) = take_frame(b.get(4..)?).ok()?;
+    let index = postcard::from_bytes::<Index>(body).ok()?;
+    Some((index, used.checked_add(4)?))
 }

@@ -12,8 +12,8 @@ use alloc::vec::Vec;
 use super::codec::Encoder;
 use super::index::{ChunkEntry, Index, Summary};
 use super::layout::{
-    CODEC_DELTA_V2, ChunkHeader, FileHeader, INDEX_SYNC, Trailer, put_frame, put_varint, to_u64,
-    varint_len,
+    CODEC_DELTA_V2, ChunkHeader, FileHeader, INDEX_SYNC, Trailer, put_frame, put_frame_covering,
+    put_varint, to_u64, varint_len,
 };
 use crate::meta::Meta;
 use crate::record::Record;
@@ -183,8 +183,10 @@ impl<S: Sink> TraceWriter<S> {
         };
         let meta_bytes = postcard::to_allocvec(meta).map_err(WriteError::Encode)?;
         let mut head = Vec::with_capacity(meta_bytes.len() + 32);
-        head.extend_from_slice(&FileHeader::CURRENT.encode());
-        put_frame(&mut head, &meta_bytes);
+        let header = FileHeader::CURRENT.encode();
+        head.extend_from_slice(&header);
+        // The meta CRC covers the header too, so no header bit goes unchecked.
+        put_frame_covering(&mut head, &header, &meta_bytes);
         w.write(&head)?;
         w.sink_flush()?;
         Ok(w)

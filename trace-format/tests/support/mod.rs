@@ -401,3 +401,50 @@ pub fn write_trace(records: &[(u64, Record)], limits: trace_format::file::ChunkL
     }
     w.finish().expect("finish")
 }
+
+/// A damaged trace built to make a naive recovery scan quadratic: after the
+/// header and meta, fake chunk headers every 32 bytes (and a fake index frame
+/// every 8th slot), each sane and claiming a payload that runs to the last
+/// chunk, all with wrong CRCs, then one genuine chunk and no trailer. About
+/// `len` bytes. Returns the bytes and the genuine chunk's offset.
+#[allow(clippy::cast_possible_truncation)] // test sizes are small
+pub fn crafted_resync_trace(len: usize) -> (Vec<u8>, usize) {
+    use trace_format::file::{CHUNK_SYNC, INDEX_SYNC, Trace};
+    let full = write_trace(
+        &[(5, Record::End(RunOutcome::Completed))],
+        trace_format::file::ChunkLimits::default(),
+    );
+    let trace = Trace::open(&full).expect("open");
+    let chunk = &trace.chunks()[0];
+    let chunk_at = chunk.offset as usize;
+    let real = full[chunk_at..chunk_at + chunk.total_len() as usize].to_vec();
+    let mut out = full[..chunk_at].to_vec();
+    let slots = len.saturating_sub(out.len() + real.len()) / 32;
+    let real_at = out.len() + slots * 32;
+    for i in 0..slots {
+        let at = out.len();
+        if i % 8 == 7 {
+            // INDEX_SYNC, a 5-byte varint length reaching the genuine chunk.
+            let body_len = (real_at - (at + 9)) as u64;
+            out.extend_from_slice(&INDEX_SYNC.to_le_bytes());
+            let mut v = body_len;
+            for _ in 0..4 {
+                out.push((v as u8 & 0x7f) | 0x80);
+                v >>= 7;
+            }
+            out.push(v as u8);
+            out.extend_from_slice(&[0xEE; 23]);
+        } else {
+            let payload = (real_at - (at + 32)) as u32;
+            out.extend_from_slice(&CHUNK_SYNC.to_le_bytes());
+            out.extend_from_slice(&(i as u32).to_le_bytes()); // seq
+            out.extend_from_slice(&payload.to_le_bytes());
+            out.extend_from_slice(&1u32.to_le_bytes()); // records
+            out.extend_from_slice(&0xBAD0_C0DEu32.to_le_bytes()); // crc
+            out.extend_from_slice(&[2, 0, 0, 0]); // codec, reserved
+            out.extend_from_slice(&0u64.to_le_bytes()); // first ts
+        }
+    }
+    out.extend_from_slice(&real);
+    (out, real_at)
+}
