@@ -11,6 +11,7 @@ mod rerun;
 mod scenario_pack;
 mod scenario_run;
 mod scheduler;
+mod signals;
 mod stage;
 mod test_cmd;
 
