@@ -53,9 +53,11 @@ fn tied_parent_role() {
     if std::env::var_os(PARENT_ROLE).is_none() {
         return;
     }
-    let child = spawn_tied(sleeper()).unwrap();
+    let mut child = spawn_tied(sleeper()).unwrap();
     println!("child-pid {}", child.id());
     std::thread::sleep(Duration::from_secs(600));
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]
