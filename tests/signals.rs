@@ -243,3 +243,29 @@ fn sigkill_of_the_recorder_kills_qemu_too() {
     // QEMU's RAM files and QMP socket are unlinked once it is up.
     assert_eq!(runtime_files(pid), Vec::<PathBuf>::new());
 }
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
+fn a_second_signal_exits_at_once_and_still_kills_qemu() {
+    let mut rec = start();
+    let pid = rec.pid();
+    let qemu = qemu_children(pid);
+    assert_eq!(qemu.len(), 1, "one QEMU runs the guest: {qemu:?}");
+    // Two different signals: a second pending SIGTERM would merge with the first.
+    signal(pid, libc::SIGTERM);
+    signal(pid, libc::SIGHUP);
+    let code = rec.exit_within(Duration::from_secs(10));
+    let qemu_gone = gone_within(qemu[0], Duration::from_secs(10));
+    reap(qemu[0]);
+    let log = rec.seen.join("\n");
+    // The kernel delivers the lower-numbered pending signal first.
+    assert!(
+        [128 + libc::SIGTERM, 128 + libc::SIGHUP]
+            .map(Some)
+            .contains(&code),
+        "exit {code:?}:\n{log}"
+    );
+    assert!(log.contains("exiting without closing the trace"), "{log}");
+    assert!(qemu_gone, "QEMU {} outlived the recorder:\n{log}", qemu[0]);
+    assert_eq!(runtime_files(pid), Vec::<PathBuf>::new(), "{log}");
+}
