@@ -294,6 +294,7 @@ fn outcome_detail(o: &trace_format::record::RunOutcome) -> String {
         | RunOutcome::GuestError { message }
         | RunOutcome::HostError { message } => format!("— {message}"),
         RunOutcome::Timeout { after_ns } => format!("after {}", duration(*after_ns)),
+        RunOutcome::Terminated { signal } => format!("by {}", printable(signal)),
     }
 }
 

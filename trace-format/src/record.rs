@@ -429,6 +429,9 @@ pub enum RunOutcome {
     GuestError { message: String },
     /// The host failed (VM died, I/O error).
     HostError { message: String },
+    /// The host was told to stop by a signal other than SIGINT (which is
+    /// `Interrupted`), e.g. `SIGTERM` from `timeout` or systemd; its name.
+    Terminated { signal: String },
 }
 
 impl RunOutcome {
@@ -441,6 +444,7 @@ impl RunOutcome {
             RunOutcome::Interrupted => "interrupted",
             RunOutcome::GuestError { .. } => "guest-error",
             RunOutcome::HostError { .. } => "host-error",
+            RunOutcome::Terminated { .. } => "terminated",
         }
     }
 }

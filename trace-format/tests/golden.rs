@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use support::*;
 use trace_format::file::{ChunkLimits, Trace};
-use trace_format::record::{Record, RecordKind, Timed, WorkerSample};
+use trace_format::record::{Record, RecordKind, RunOutcome, Timed, WorkerSample};
 
 fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/golden")
@@ -83,6 +83,70 @@ fn every_record_variant_has_golden_bytes() {
         }
     }
     report(failures);
+}
+
+/// One `End` per run outcome, in variant order. The `match` fails to compile
+/// when a variant is added without being listed here.
+fn every_outcome() -> Vec<RunOutcome> {
+    let all = vec![
+        RunOutcome::Completed,
+        RunOutcome::KernelPanic {
+            message: "Oops".into(),
+        },
+        RunOutcome::Timeout { after_ns: 7 },
+        RunOutcome::Interrupted,
+        RunOutcome::GuestError {
+            message: "g".into(),
+        },
+        RunOutcome::HostError {
+            message: "h".into(),
+        },
+        RunOutcome::Terminated {
+            signal: "SIGTERM".into(),
+        },
+    ];
+    for (i, o) in all.iter().enumerate() {
+        let index = match o {
+            RunOutcome::Completed => 0,
+            RunOutcome::KernelPanic { .. } => 1,
+            RunOutcome::Timeout { .. } => 2,
+            RunOutcome::Interrupted => 3,
+            RunOutcome::GuestError { .. } => 4,
+            RunOutcome::HostError { .. } => 5,
+            RunOutcome::Terminated { .. } => 6,
+        };
+        assert_eq!(
+            i, index,
+            "every_outcome() lists the outcomes in variant order"
+        );
+    }
+    all
+}
+
+/// `RunOutcome` is append-only too: each outcome's `End` bytes are pinned.
+#[test]
+fn every_run_outcome_has_golden_bytes() {
+    let mut failures = Vec::new();
+    for outcome in every_outcome() {
+        let record = Record::End(outcome);
+        let bytes = postcard::to_allocvec(&record).unwrap();
+        let name = format!("end_{}.bin", record_label(&record));
+        failures.extend(check(&name, &bytes));
+        if let Ok(old) = std::fs::read(golden_dir().join(&name)) {
+            match postcard::from_bytes::<Record>(&old) {
+                Ok(decoded) if decoded == record => {}
+                other => failures.push(format!("{name}: decodes to {other:?}")),
+            }
+        }
+    }
+    report(failures);
+}
+
+fn record_label(record: &Record) -> &'static str {
+    match record {
+        Record::End(o) => o.label(),
+        _ => "other",
+    }
 }
 
 /// Every variant, spread over several chunks, with two snapshots sharing a

@@ -2,7 +2,6 @@
 //! trace, watch the console and the clock, and close the trace on every path.
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use trace_format::file::{Trace, TraceWriter, WriteError};
@@ -18,9 +17,12 @@ use trace_format::ring::{
 
 mod guard;
 mod judge;
+mod stop;
 
 use guard::{MAX_GUEST_LEAD_NS, contained, guest_may_send};
 use judge::judge_before_end;
+use stop::host_outcome_wins;
+pub use stop::{StopRequest, signal_name};
 
 use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm, WatchHit, WatchId};
 use crate::console::{ConsoleSignal, ConsoleTail};
@@ -39,8 +41,8 @@ pub struct RunOptions {
     pub meta: Meta,
     /// Limit for the whole run, from launch.
     pub watchdog: Duration,
-    /// Set (e.g. by Ctrl-C) to ask the guest to stop.
-    pub stop: Arc<AtomicBool>,
+    /// Made (e.g. by Ctrl-C or SIGTERM) to ask the guest to stop.
+    pub stop: Arc<StopRequest>,
     /// Grace period for the guest to stop after a request, before it is killed.
     pub stop_grace: Duration,
 }
@@ -358,14 +360,13 @@ impl<V: Vm> Session<V> {
                 )?;
                 return Ok(());
             }
-            if options.stop.load(Ordering::Relaxed) {
+            if let Some(outcome) = options.stop.outcome() {
                 match self.stop_sent {
                     None => {
                         self.stop_sent = Some(Instant::now());
-                        self.host_outcome.get_or_insert(RunOutcome::Interrupted);
-                        self.send(&HostMsg::Stop {
-                            reason: "interrupted on the host".into(),
-                        });
+                        self.host_outcome.get_or_insert(outcome);
+                        let reason = options.stop.reason();
+                        self.send(&HostMsg::Stop { reason });
                     }
                     Some(at) if at.elapsed() > options.stop_grace => {
                         self.note(writer, "guest did not stop in time; killing the VM")?;
@@ -772,7 +773,7 @@ impl<V: Vm> Session<V> {
     /// The run's outcome: the guest's own when it finished, else what the host saw.
     fn final_outcome(&self) -> RunOutcome {
         if let Some(o) = &self.host_outcome
-            && (self.guest_end.is_none() || matches!(o, RunOutcome::KernelPanic { .. }))
+            && host_outcome_wins(o, self.guest_end.as_ref().map(|(_, g)| g))
         {
             return o.clone();
         }

@@ -272,13 +272,12 @@ fn time_ours(config: &QemuConfig, timeout: Duration) -> Result<Duration> {
 /// The peer, with the same console detection (lines polled every millisecond).
 fn time_peer(args: &[String], timeout: Duration) -> Result<Duration> {
     let start = Instant::now();
-    let mut child = Command::new(QEMU)
-        .args(args)
+    let mut cmd = Command::new(QEMU);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {QEMU}"))?;
+        .stderr(Stdio::piped());
+    let mut child = vmm::child::spawn_tied(cmd).with_context(|| format!("cannot start {QEMU}"))?;
     let lines = read_lines(&mut child);
     let mut tail = Vec::new();
     let result = 'wait: loop {

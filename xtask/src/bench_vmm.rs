@@ -302,10 +302,10 @@ fn measure(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    let program = cmd.get_program().to_owned();
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    let mut child =
+        vmm::child::spawn_tied(cmd).with_context(|| format!("cannot start {program:?}"))?;
     let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
     let mut status = 0;
     // SAFETY: a zeroed rusage is a valid out-parameter.
@@ -323,7 +323,7 @@ fn measure(
         let _ = std::io::Read::read_to_string(&mut pipe, &mut out);
     }
     if !ok(status) {
-        bail!("{:?} ended with {status}", cmd.get_program());
+        bail!("{program:?} ended with {status}");
     }
     let tv = |t: libc::timeval| {
         Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
@@ -340,12 +340,12 @@ fn measure(
 
 /// QEMU's `VmHWM` (KiB) once the guest's first console line has arrived.
 fn qemu_peak_rss(guest: &Path, accel: &str, args: &VmmArgs) -> Result<u64> {
-    let mut child = Command::new(&args.qemu)
-        .args(qemu_args(guest, accel, args.memory, 1, None))
+    let mut cmd = Command::new(&args.qemu);
+    cmd.args(qemu_args(guest, accel, args.memory, 1, None))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+        .stderr(Stdio::null());
+    let mut child = vmm::child::spawn_tied(cmd)
         .with_context(|| format!("cannot start {}", args.qemu.display()))?;
     let result = (|| {
         let out = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
@@ -445,12 +445,12 @@ fn freeze_qemu(guest: &Path, accel: &str, cpus: u16, args: &VmmArgs) -> Result<F
         std::process::id()
     ));
     let _ = std::fs::remove_file(&qmp_path);
-    let mut child = Command::new(&args.qemu)
-        .args(qemu_args(guest, accel, args.memory, cpus, Some(&qmp_path)))
+    let mut cmd = Command::new(&args.qemu);
+    cmd.args(qemu_args(guest, accel, args.memory, cpus, Some(&qmp_path)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+        .stderr(Stdio::null());
+    let mut child = vmm::child::spawn_tied(cmd)
         .with_context(|| format!("cannot start {}", args.qemu.display()))?;
     let result = (|| {
         // The guest prints one "cpu N up apic M" line per vCPU.

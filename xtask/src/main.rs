@@ -14,6 +14,7 @@ mod rerun;
 mod scenario_pack;
 mod scenario_run;
 mod scheduler;
+mod signals;
 mod stage;
 mod test_cmd;
 

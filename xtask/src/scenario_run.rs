@@ -1,8 +1,6 @@
 //! `cargo xtask run scenario NAME|FILE`: validate, build, pack, boot, record.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow, bail};
@@ -97,7 +95,15 @@ pub struct RunArgs {
 
 /// Runs the command and maps every failure to the documented exit status.
 pub fn run(args: &RunArgs) -> ExitCode {
-    match run_inner(args) {
+    let result = run_inner(args);
+    // Stopped by a signal: the trace is closed; exit as the signal would.
+    if let Some(signal) = crate::signals::received() {
+        if let Err(Failure::BadInput(e) | Failure::Infra(e)) = &result {
+            eprintln!("error: {e:#}");
+        }
+        return ExitCode::from(crate::signals::exit_status(signal));
+    }
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(Failure::BadInput(e)) => {
             eprintln!("error: {e:#}");
@@ -175,7 +181,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
 
     let intro = load_introspection(&kernel, &scenario);
     let mut worst = EXIT_PASS;
-    for round in 1..=args.repeat {
+    for round in (1..=args.repeat).take_while(|_| crate::signals::received().is_none()) {
         let output = if args.repeat == 1 {
             output.clone()
         } else {
@@ -267,8 +273,7 @@ fn record_one(
 ) -> Result<u8, Failure> {
     let topo = scenario.topology;
     let scenario_ns = scenario.duration_ns.saturating_add(scenario.settle_ns);
-    let stop = Arc::new(AtomicBool::new(false));
-    install_ctrl_c(&stop);
+    let stop = crate::signals::stop_request();
     let options = RunOptions {
         output: output.clone(),
         meta,
@@ -475,6 +480,7 @@ fn describe(outcome: &RunOutcome) -> String {
         ),
         RunOutcome::GuestError { message } => format!("guest error: {message}"),
         RunOutcome::HostError { message } => format!("host error: {message}"),
+        RunOutcome::Terminated { signal } => format!("terminated by {signal}"),
         other => other.label().to_string(),
     }
 }
@@ -713,21 +719,6 @@ pub(crate) fn runtime_dir() -> PathBuf {
     } else {
         std::env::temp_dir()
     }
-}
-
-fn install_ctrl_c(stop: &Arc<AtomicBool>) {
-    let flag = Arc::clone(stop);
-    let first = Arc::new(AtomicBool::new(true));
-    let _ = ctrlc::set_handler(move || {
-        if first.swap(false, Ordering::SeqCst) {
-            eprintln!(
-                "\ninterrupted: stopping the guest and closing the trace (Ctrl-C again to force)"
-            );
-            flag.store(true, Ordering::SeqCst);
-        } else {
-            std::process::exit(130);
-        }
-    });
 }
 
 #[cfg(test)]

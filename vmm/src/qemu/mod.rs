@@ -2,6 +2,7 @@
 //! file the host maps too, freeze through QMP, and capture the serial console.
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -14,6 +15,7 @@ use memmap2::MmapRaw;
 mod args;
 pub mod qmp;
 mod ram;
+pub mod runtime;
 mod tuning;
 
 pub use tuning::{BootTuning, TCG_APIC_TIMER_HZ, takes_lapic_timer_hz};
@@ -233,7 +235,8 @@ impl QemuVm {
         let initrd_len = std::fs::metadata(&config.initrd).map_or(0, |m| m.len());
         let window = window_for(mem_bytes, initrd_len)
             .ok_or(QemuError::TooLittleMemory(config.memory_mib))?;
-        let tag = format!("schedtape-{}-{}", std::process::id(), unique());
+        runtime::remove_stale(&config.runtime_dir);
+        let tag = runtime::tag(unique());
         let qmp_path = config.runtime_dir.join(format!("{tag}.qmp"));
         let sizes = node_shares(mem_bytes, config.smp.sockets);
         if sizes.contains(&0) {
@@ -261,22 +264,27 @@ impl QemuVm {
             window,
             &tuning,
         );
-        let mut child = Command::new(&config.binary)
+        let mut command = Command::new(&config.binary);
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| QemuError::Spawn {
-                binary: config.binary.display().to_string(),
-                source,
-            })?;
+            // Its own process group: a Ctrl-C at the terminal (or `timeout`
+            // signalling our group) reaches only the recorder, which stops the
+            // guest cleanly; QEMU dies with us however we end (spawn_tied).
+            .process_group(0);
+        let mut child = crate::child::spawn_tied(command).map_err(|source| QemuError::Spawn {
+            binary: config.binary.display().to_string(),
+            source,
+        })?;
         let console = spawn_line_reader(child.stdout.take(), child.stderr.take());
         let qmp = match Qmp::connect(&qmp_path, Duration::from_secs(10)) {
             Ok(q) => q,
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                let _ = std::fs::remove_file(&qmp_path);
                 let output: Vec<String> = console
                     .try_iter()
                     .map(|e| match e {
@@ -290,9 +298,11 @@ impl QemuVm {
                 });
             }
         };
-        // QEMU has opened and mapped the RAM files by the time QMP answers;
-        // unlinking them now means a killed run never leaves guest RAM behind.
+        // QEMU has opened and mapped the RAM files by the time QMP answers,
+        // and the socket is no longer needed once connected; unlinking them
+        // now means a killed run never leaves guest RAM or a socket behind.
         ram.unlink();
+        let _ = std::fs::remove_file(&qmp_path);
         Ok(QemuVm {
             child,
             qmp,

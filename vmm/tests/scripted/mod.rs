@@ -2,8 +2,8 @@
 //! ever say is in the ring before the run starts, and it has already exited.
 #![allow(dead_code, reason = "each test file uses a different part")]
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use vmm::run::StopRequest;
 
 use memmap2::{MmapOptions, MmapRaw};
 use trace_format::meta::{Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION};
@@ -16,6 +16,8 @@ use vmm::run::{RunOptions, prepare_window};
 pub struct ScriptedVm {
     window: GuestWindow,
     console: Vec<String>,
+    /// Keeps running until killed (else it has exited from the start).
+    running: bool,
 }
 
 impl ScriptedVm {
@@ -49,7 +51,14 @@ impl ScriptedVm {
         Ok(ScriptedVm {
             window,
             console: Vec::new(),
+            running: false,
         })
+    }
+
+    /// The VM keeps running (saying nothing more) until it is killed.
+    pub fn still_running(mut self) -> Self {
+        self.running = true;
+        self
     }
 
     /// The guest also printed these serial console lines.
@@ -73,9 +82,11 @@ impl Vm for ScriptedVm {
         out.extend(self.console.drain(..).map(ConsoleEvent::Serial));
     }
     fn has_exited(&mut self) -> bool {
-        true
+        !self.running
     }
-    fn kill(&mut self) {}
+    fn kill(&mut self) {
+        self.running = false;
+    }
     fn describe(&self) -> Backend {
         Backend::Synthetic
     }
@@ -104,7 +115,7 @@ pub fn options(dir: &tempfile::TempDir) -> RunOptions {
         output: dir.path().join("run.trace"),
         meta: meta(),
         watchdog: Duration::from_secs(30),
-        stop: Arc::new(AtomicBool::new(false)),
+        stop: Arc::new(StopRequest::new()),
         stop_grace: Duration::from_secs(1),
     }
 }
