@@ -83,6 +83,12 @@ fn smoke_runs_every_step_with_progressing_workers() {
         run.stderr()
     );
     assert!(!out.contains("/init reached"), "progress on stdout: {out}");
+    // Recorded aside and renamed into place: nothing else is left beside it.
+    let beside: Vec<_> = std::fs::read_dir(run.trace.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, ["run.trace"], "{}", run.log());
     // The trace keeps the kernel command line; under TCG it carries the boot
     // tuning, the APIC timer rate included (the project kernel takes it).
     let meta = run.meta();

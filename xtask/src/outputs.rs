@@ -36,9 +36,25 @@ pub fn check_writable(out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     Ok(())
 }
 
+/// Where a run records `out` until it is closed: `out.<pid>.partial` beside
+/// it (a run killed outright leaves its trace there, readable by `replay`).
+pub fn partial_path(out: &Path) -> std::path::PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.partial", std::process::id()));
+    out.with_file_name(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_traces_sit_beside_their_output() {
+        let p = partial_path(Path::new("runs/a.trace"));
+        assert_eq!(p.parent(), Some(Path::new("runs")));
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(name, format!("a.trace.{}.partial", std::process::id()));
+    }
 
     #[test]
     fn refuses_inputs_however_spelt_and_missing_directories() {

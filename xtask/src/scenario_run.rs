@@ -274,8 +274,11 @@ fn record_one(
     let topo = scenario.topology;
     let scenario_ns = scenario.duration_ns.saturating_add(scenario.settle_ns);
     let stop = crate::signals::stop_request();
+    // Recorded beside the output and renamed onto it once closed: a run that
+    // fails leaves an earlier trace of the same name whole.
+    let partial = crate::outputs::partial_path(&output);
     let options = RunOptions {
-        output: output.clone(),
+        output: partial.clone(),
         meta,
         watchdog: Duration::from_nanos(scenario_ns) + Duration::from_secs(args.margin),
         stop,
@@ -345,8 +348,18 @@ fn record_one(
                 progress,
             )
         }
-    }
-    .map_err(|e| infra(e.into()))?;
+    };
+    // Whatever the recording's result, what it wrote takes the output's name
+    // (a truncated trace stays readable).
+    let renamed = std::fs::rename(&partial, &output);
+    let report = report.map_err(|e| infra(e.into()))?;
+    renamed.map_err(|e| {
+        infra(anyhow!(
+            "cannot rename {} to {}: {e}",
+            partial.display(),
+            output.display()
+        ))
+    })?;
 
     // The result goes to stdout; progress and diagnostics went to stderr.
     println!(
