@@ -81,6 +81,26 @@ pub struct MemoryEvents {
     pub oom_group_kill: u64,
 }
 
+impl core::fmt::Display for MemoryEvents {
+    /// `cgroup "mem": the OOM killer killed 2 process(es) (3 OOM event(s))`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = if self.cgroup.is_empty() {
+            "(root)"
+        } else {
+            &self.cgroup
+        };
+        write!(
+            f,
+            "cgroup {name:?}: the OOM killer killed {} process(es) ({} OOM event(s)",
+            self.oom_kill, self.oom
+        )?;
+        if self.oom_group_kill > 0 {
+            write!(f, ", {} group kill(s)", self.oom_group_kill)?;
+        }
+        f.write_str(")")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +121,19 @@ mod tests {
             Some(ExitHow::Killed { signal: 11 })
         );
         assert_eq!(ExitHow::from_wait_status(0x137f), None);
+    }
+
+    #[test]
+    fn memory_events_name_the_cgroup_and_kills() {
+        let m = MemoryEvents {
+            cgroup: "mem".into(),
+            oom: 3,
+            oom_kill: 2,
+            oom_group_kill: 0,
+        };
+        assert_eq!(
+            format!("{m}"),
+            "cgroup \"mem\": the OOM killer killed 2 process(es) (3 OOM event(s))"
+        );
     }
 }
