@@ -158,7 +158,10 @@ mod tests {
         let mut out = WorkerSample::default();
         let d = st.delta(&now, &[0; CPU_WORDS], None, &mut out);
         assert_eq!(d, Delta::Sample { failed: 0 });
-        assert_eq!((out.iterations, out.run_ns, out.wait_ns), (50, 1_000_000, 0));
+        assert_eq!(
+            (out.iterations, out.run_ns, out.wait_ns),
+            (50, 1_000_000, 0)
+        );
     }
 
     #[test]

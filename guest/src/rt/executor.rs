@@ -523,7 +523,10 @@ impl Executor<'_> {
             _ => 0,
         };
         let cause = if oom_kills > 0 {
-            format!(" (cgroup {:?} OOM-killed {oom_kills})", w.cgroup.as_deref().unwrap_or(""))
+            format!(
+                " (cgroup {:?} OOM-killed {oom_kills})",
+                w.cgroup.as_deref().unwrap_or("")
+            )
         } else {
             String::new()
         };

@@ -37,7 +37,12 @@ pub fn not_starved(ev: &Evidence) -> Verdict {
         for (w, t) in seg.workers.iter().filter(|(_, t)| !t.frozen) {
             checked += 1;
             if t.iterations == 0 {
-                let who = format!("worker {w} ({}, {}) in {}", cg(&t.cgroup), t.work, seg.label);
+                let who = format!(
+                    "worker {w} ({}, {}) in {}",
+                    cg(&t.cgroup),
+                    t.work,
+                    seg.label
+                );
                 match ev.health.death(*w).filter(|_| t.died) {
                     Some(how) => dead.push(format!("{who} {how}")),
                     None => starved.push(who),
@@ -67,7 +72,11 @@ pub fn not_starved(ev: &Evidence) -> Verdict {
     };
     if !starved.is_empty() {
         let (n, list) = listed(starved);
-        let died = if died.is_empty() { died } else { format!("; {died}") };
+        let died = if died.is_empty() {
+            died
+        } else {
+            format!("; {died}")
+        };
         return verdict(
             NAME,
             VerdictOutcome::Fail,

@@ -31,10 +31,13 @@ impl Health {
     pub fn observe(&mut self, record: &Record, cgroup_of: impl Fn(u32) -> Option<String>) {
         match record {
             Record::MemoryEvents(m) => {
-                let sum = self.oom.entry(m.cgroup.clone()).or_insert_with(|| MemoryEvents {
-                    cgroup: m.cgroup.clone(),
-                    ..MemoryEvents::default()
-                });
+                let sum = self
+                    .oom
+                    .entry(m.cgroup.clone())
+                    .or_insert_with(|| MemoryEvents {
+                        cgroup: m.cgroup.clone(),
+                        ..MemoryEvents::default()
+                    });
                 sum.oom = sum.oom.saturating_add(m.oom);
                 sum.oom_kill = sum.oom_kill.saturating_add(m.oom_kill);
                 sum.oom_group_kill = sum.oom_group_kill.saturating_add(m.oom_group_kill);
