@@ -145,13 +145,18 @@ fn failed_forks_are_errors_not_iterations() {
         _ => None,
     });
     assert!(!errors.is_empty(), "{}", run.stderr());
-    assert!(errors.iter().all(|e| e.worker == limited && e.op == "fork" && e.errno == 11));
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.worker == limited && e.op == "fork" && e.errno == 11)
+    );
     let failed: u64 = errors.iter().map(|e| e.failed).sum();
     assert!(failed > 10, "failed forks: {failed}");
     let (outcome, detail) = verdict(&run, "no-op-errors");
     assert_eq!(outcome, VerdictOutcome::Fail, "{detail}");
     assert!(
-        detail.contains("cgroup limited: 1 worker(s) had") && detail.contains("failed fork (EAGAIN"),
+        detail.contains("cgroup limited: 1 worker(s) had")
+            && detail.contains("failed fork (EAGAIN"),
         "{detail}"
     );
     assert_eq!(run.code(), Some(1), "{}", run.stderr());
