@@ -60,13 +60,7 @@ impl Health {
     fn oom_kills_over(&self, cgroup: &str) -> u64 {
         self.oom
             .iter()
-            .filter(|(name, _)| {
-                name.is_empty()
-                    || *name == cgroup
-                    || cgroup
-                        .strip_prefix(name.as_str())
-                        .is_some_and(|r| r.starts_with('/'))
-            })
+            .filter(|(name, _)| within(cgroup, name))
             .map(|(_, m)| m.oom_kill)
             .sum()
     }
@@ -87,6 +81,15 @@ impl Health {
     }
 }
 
+/// True when `cgroup` is `ancestor` or lies below it (`""` is the root).
+fn within(cgroup: &str, ancestor: &str) -> bool {
+    ancestor.is_empty()
+        || cgroup == ancestor
+        || cgroup
+            .strip_prefix(ancestor)
+            .is_some_and(|r| r.starts_with('/'))
+}
+
 fn cg(name: &str) -> &str {
     if name.is_empty() { "(root)" } else { name }
 }
@@ -99,7 +102,7 @@ pub fn no_oom_kill(h: &Health) -> Verdict {
         let workers = h
             .exits
             .iter()
-            .filter(|(w, (c, _))| c == name && h.oom_killed(**w))
+            .filter(|(w, (c, _))| within(c, name) && h.oom_killed(**w))
             .count();
         let killed = if workers > 0 {
             format!("{workers} worker(s) OOM-killed; ")
@@ -157,5 +160,50 @@ pub fn no_op_errors(h: &Health) -> Verdict {
         name: NAME.into(),
         outcome,
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trace_format::record::WorkerExited;
+
+    fn killed(worker: u32, cgroup: &str, signal: u32) -> Record {
+        Record::WorkerExited(WorkerExited {
+            worker,
+            pid: 100 + worker,
+            cgroup: cgroup.into(),
+            how: ExitHow::Killed { signal },
+        })
+    }
+
+    #[test]
+    fn oom_kills_are_matched_to_the_cgroup_or_one_above() {
+        let mut h = Health::default();
+        for r in [
+            killed(1, "jail/inner", SIGKILL),
+            killed(2, "jailbreak", SIGKILL),
+            killed(3, "jail", 11),
+            Record::MemoryEvents(MemoryEvents {
+                cgroup: "jail".into(),
+                oom: 1,
+                oom_kill: 1,
+                oom_group_kill: 0,
+            }),
+        ] {
+            h.observe(&r, |_| None);
+        }
+        assert!(h.oom_killed(1), "the limit of the parent killed it");
+        assert!(!h.oom_killed(2), "a name prefix is not a parent");
+        assert!(!h.oom_killed(3), "SIGSEGV is no OOM kill");
+        assert_eq!(h.death(3).as_deref(), Some("was killed by signal 11"));
+        assert_eq!(h.death(4), None);
+        let v = no_oom_kill(&h);
+        assert_eq!(v.outcome, VerdictOutcome::Fail);
+        assert!(
+            v.detail.starts_with("cgroup jail: the OOM killer killed 1"),
+            "{}",
+            v.detail
+        );
     }
 }

@@ -288,22 +288,28 @@ impl<'m> Walker<'m> {
         }
     }
 
-    /// Marks a worker that ended on its own in the open segment, even one
+    /// Marks a worker that ended on its own in the latest segment (its death
+    /// may be reaped just after the step ended); in an open segment also one
     /// that died before its first sample (it made no progress there).
     fn exited(&mut self, worker: u32) {
         let Some(info) = self.workers.get(&worker) else {
             return;
         };
-        let Some(seg) = self.ev.segments.last_mut().filter(|s| !s.ended) else {
+        let Some(seg) = self.ev.segments.last_mut() else {
             return;
         };
-        let tally = seg.workers.entry(worker).or_insert_with(|| WorkerTally {
-            cgroup: info.cgroup.clone(),
-            work: info.work.clone(),
-            unpinned: true,
-            ..WorkerTally::default()
-        });
-        tally.died = true;
+        if let Some(t) = seg.workers.get_mut(&worker) {
+            t.died = true;
+        } else if !seg.ended {
+            let tally = WorkerTally {
+                cgroup: info.cgroup.clone(),
+                work: info.work.clone(),
+                unpinned: true,
+                died: true,
+                ..WorkerTally::default()
+            };
+            seg.workers.insert(worker, tally);
+        }
     }
 
     fn op(&self, step: StepRef, index: u16) -> Option<&Op> {
