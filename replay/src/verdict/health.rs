@@ -201,7 +201,8 @@ mod tests {
         let v = no_oom_kill(&h);
         assert_eq!(v.outcome, VerdictOutcome::Fail);
         assert!(
-            v.detail.starts_with("cgroup jail: the OOM killer killed 1"),
+            v.detail
+                .starts_with("cgroup jail: 1 worker(s) OOM-killed; the OOM killer killed 1"),
             "{}",
             v.detail
         );
