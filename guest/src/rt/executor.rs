@@ -454,11 +454,11 @@ impl Executor<'_> {
             None => e,
         })?;
         // Each worker's first sample interval starts at its baseline reading,
-        // taken now, at the instant its spawn record is stamped.
-        let ts = self.tx.now();
+        // taken at the instant its spawn record is stamped.
         let mut pids = Vec::with_capacity(range.len());
         for i in range {
             let w = &mut self.workers.list[i];
+            let ts = self.tx.now();
             self.sampler.baseline(w, &self.workers.pool);
             pids.push(w.pid);
             let record = Record::WorkerSpawned(WorkerSpawned {
@@ -479,10 +479,12 @@ impl Executor<'_> {
         self.workers.kill_where(pred)
     }
 
-    /// Samples the matching workers, all under one timestamp.
+    /// Samples the matching workers, each stamped with the instant its
+    /// counters are read (reading one takes milliseconds under emulation, so
+    /// one stamp for a batch would skew short intervals).
     fn sample_where(&mut self, pred: impl Fn(&Worker) -> bool) {
-        let ts = self.tx.now();
         for w in self.workers.list.iter_mut().filter(|w| pred(w)) {
+            let ts = self.tx.now();
             if let Some((sample, errors)) = self.sampler.sample(w, &self.workers.pool) {
                 self.tx.record_at(ts, sample);
                 if let Some(errors) = errors {
