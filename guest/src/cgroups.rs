@@ -8,6 +8,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use trace_format::record::StepRef;
+
+use crate::memevents::OomCounts;
 use trace_format::scenario::{CgroupDef, CpuList, CpuMax, MAX_COMM_LEN, Topology, WorkSpec};
 
 /// A live scenario cgroup.
@@ -17,6 +19,8 @@ pub struct Cgroup {
     pub owner: StepRef,
     /// The cpuset written to `cpuset.cpus`; `None` inherits the parent's CPUs.
     pub cpuset: Option<CpuList>,
+    /// `memory.events` OOM counters as last recorded.
+    pub oom: OomCounts,
 }
 
 /// Every live scenario cgroup, in creation order.
@@ -38,6 +42,7 @@ impl CgroupTable {
             name: name.to_string(),
             owner,
             cpuset: None,
+            oom: OomCounts::default(),
         });
         Ok(())
     }

@@ -14,6 +14,7 @@ pub mod cmdline;
 pub mod errno;
 pub mod irq;
 pub mod lines;
+pub mod memevents;
 pub mod payload_pick;
 pub mod procfs;
 pub mod sample;

@@ -53,6 +53,12 @@ pub struct Slot {
     pub acks: AtomicU32,
     /// Mutex contention: workers holding the lock; used in the group's first slot.
     pub held: AtomicU32,
+    /// Operations of the work type that failed (cumulative); never iterations.
+    pub failed: AtomicU64,
+    /// Errno of the latest failed operation.
+    pub failed_errno: AtomicU32,
+    /// Which operation failed last (see [`op_name`]).
+    pub failed_op: AtomicU32,
 }
 
 /// Setting stages a worker reports on failure.
@@ -60,6 +66,21 @@ pub const STAGE_COMM: u32 = 1;
 pub const STAGE_NICE: u32 = 2;
 pub const STAGE_POLICY: u32 = 3;
 pub const STAGE_AFFINITY: u32 = 4;
+
+/// Work operations a worker reports as failed.
+pub const OP_FORK: u32 = 1;
+pub const OP_WAIT: u32 = 2;
+pub const OP_MAP: u32 = 3;
+
+/// The name of a failed work operation, as recorded in `WorkerErrors`.
+pub fn op_name(op: u32) -> &'static str {
+    match op {
+        OP_FORK => "fork",
+        OP_WAIT => "waitpid",
+        OP_MAP => "mmap",
+        _ => "operation",
+    }
+}
 
 /// What a failed stage was doing.
 pub fn stage_name(stage: u32) -> &'static str {
@@ -84,6 +105,8 @@ impl Slot {
             &self.seq,
             &self.acks,
             &self.held,
+            &self.failed_errno,
+            &self.failed_op,
         ] {
             a.store(0, Relaxed);
         }
@@ -92,6 +115,7 @@ impl Slot {
             &self.cpu_changes,
             &self.wake_max_ns,
             &self.woken_at_ns,
+            &self.failed,
         ] {
             a.store(0, Relaxed);
         }
@@ -113,6 +137,14 @@ impl Slot {
         if let Some(word) = self.cpus_seen.get(cpu / 64) {
             word.fetch_and(!(1u64 << (cpu % 64)), Relaxed);
         }
+    }
+
+    /// Counts one failed work operation: `op` (an `OP_*`) with `errno`.
+    pub fn note_failure(&self, op: u32, errno: i32) {
+        self.failed_errno
+            .store(u32::try_from(errno).unwrap_or(0), Relaxed);
+        self.failed_op.store(op, Relaxed);
+        self.failed.fetch_add(1, Relaxed);
     }
 
     /// Counts one wake-up that took `ns`.
@@ -181,5 +213,18 @@ mod tests {
         s.reset();
         s.wake_hist(&mut h);
         assert_eq!(h, [0; HIST_BUCKETS]);
+    }
+
+    #[test]
+    fn failures_count_apart_from_iterations() {
+        let s = slot();
+        s.note_failure(OP_FORK, 11);
+        s.note_failure(OP_FORK, 11);
+        assert_eq!(s.failed.load(Relaxed), 2);
+        assert_eq!(s.iterations.load(Relaxed), 0);
+        assert_eq!(op_name(s.failed_op.load(Relaxed)), "fork");
+        assert_eq!(s.failed_errno.load(Relaxed), 11);
+        s.reset();
+        assert_eq!((s.failed.load(Relaxed), s.failed_op.load(Relaxed)), (0, 0));
     }
 }

@@ -121,12 +121,14 @@ pub fn export(trace: &Trace<'_>) -> Result<String> {
                     continue;
                 }
                 let secs = interval as f64 / 1e9;
+                // One worker runs or waits at most the whole interval.
+                let share = |ns: u64| (100.0 * ns as f64 / interval as f64).min(100.0);
                 ev.push(json!({
                     "ph": "C", "pid": PID_WORKERS, "name": entry.0, "ts": us(ts),
                     "args": {
                         "iterations/s": s.iterations as f64 / secs,
-                        "run %": 100.0 * s.run_ns as f64 / interval as f64,
-                        "wait %": 100.0 * s.wait_ns as f64 / interval as f64,
+                        "run %": share(s.run_ns),
+                        "wait %": share(s.wait_ns),
                     },
                 }));
             }
@@ -156,6 +158,20 @@ pub fn export(trace: &Trace<'_>) -> Result<String> {
             Record::End(o) => ev.push(json!({
                 "ph": "i", "s": "g", "pid": PID_RUN, "tid": TID_EVENTS, "cat": "end",
                 "name": format!("end: {}", o.label()), "ts": us(ts),
+            })),
+            Record::MemoryEvents(m) => ev.push(json!({
+                "ph": "i", "s": "g", "pid": PID_RUN, "tid": TID_EVENTS, "cat": "oom",
+                "name": m.to_string(), "ts": us(ts),
+            })),
+            Record::WorkerExited(w) => ev.push(json!({
+                "ph": "i", "s": "p", "pid": PID_RUN, "tid": TID_EVENTS, "cat": "worker",
+                "name": format!("worker {} {}", w.worker, w.how), "ts": us(ts),
+                "args": {"pid": w.pid, "cgroup": w.cgroup},
+            })),
+            Record::WorkerErrors(e) => ev.push(json!({
+                "ph": "i", "s": "p", "pid": PID_RUN, "tid": TID_EVENTS, "cat": "worker",
+                "name": format!("worker {}: {} failed {}", e.worker, e.failed, e.op),
+                "ts": us(ts), "args": {"errno": e.errno},
             })),
             _ => {}
         }

@@ -9,6 +9,8 @@ use anyhow::Result;
 use trace_format::file::Trace;
 use trace_format::record::{Record, StepRef};
 
+mod ticks;
+
 use crate::load::LoadedTrace;
 use crate::metric::Metric;
 use crate::series::segments;
@@ -129,24 +131,22 @@ impl TimeAxis {
 
     fn ticks(&self, s: &mut String, top: f64, bottom: f64) {
         let secs = self.end_ns as f64 / 1e9;
-        let step = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]
+        for t in ticks::ticks(secs, 12)
             .into_iter()
-            .find(|st| secs / st <= 12.0)
-            .unwrap_or(600.0);
-        let mut t = 0.0;
-        while t <= secs + 1e-9 {
+            .filter(|t| *t <= secs + 1e-9)
+        {
             let x = self.x(crate::stat::to_index(t * 1e9) as u64);
             let _ = write!(
                 s,
-                r##"<line x1="{x:.1}" y1="{bottom:.1}" x2="{x:.1}" y2="{:.1}" stroke="#999"/><text x="{x:.1}" y="{:.1}" font-size="10" text-anchor="middle">{t:.1}s</text>"##,
+                r##"<line class="x-tick" x1="{x:.1}" y1="{bottom:.1}" x2="{x:.1}" y2="{:.1}" stroke="#999"/><text x="{x:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}s</text>"##,
                 bottom + 4.0,
-                bottom + 15.0
+                bottom + 15.0,
+                ticks::label(t)
             );
             let _ = write!(
                 s,
                 r##"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" stroke="#eee"/>"##
             );
-            t += step;
         }
     }
 }
@@ -250,11 +250,13 @@ fn throughput(s: &mut String, data: &[PlotData], axis: &TimeAxis, top: f64) -> f
     );
     let top = top + 18.0;
     let bottom = top + PANEL_H;
-    let ymax = data
+    let highest = data
         .iter()
         .flat_map(|d| d.throughput.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)))
         .fold(0.0f64, f64::max)
         .max(1.0);
+    let y_ticks = ticks::ticks(highest, 5);
+    let ymax = y_ticks.last().copied().unwrap_or(highest);
     let yy = |v: f64| bottom - PANEL_H * (v / ymax);
     let _ = write!(s, r#"<g id="throughput">"#);
     let _ = write!(
@@ -262,14 +264,15 @@ fn throughput(s: &mut String, data: &[PlotData], axis: &TimeAxis, top: f64) -> f
         r##"<line x1="{LEFT}" y1="{bottom:.1}" x2="{:.1}" y2="{bottom:.1}" stroke="#333"/><line x1="{LEFT}" y1="{top:.1}" x2="{LEFT}" y2="{bottom:.1}" stroke="#333"/>"##,
         WIDTH - RIGHT
     );
-    for frac in [0.0, 0.5, 1.0] {
-        let v = ymax * frac;
+    for v in y_ticks {
+        let y = yy(v);
         let _ = write!(
             s,
-            r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{}</text>"#,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#f2f2f2"/><text class="y-tick" data-value="{v}" x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{}</text>"##,
+            WIDTH - RIGHT,
             LEFT - 6.0,
-            yy(v) + 3.0,
-            crate::text::number(Some(v))
+            y + 3.0,
+            ticks::label(v)
         );
     }
     axis.ticks(s, top, bottom);

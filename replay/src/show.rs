@@ -84,14 +84,12 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
             Record::WorkerSpawned(w) => {
                 workers += 1;
                 if all_records {
-                    let cg = if w.cgroup.is_empty() {
-                        "(root)"
-                    } else {
-                        &w.cgroup
-                    };
                     timeline.push(format!(
-                        "{at}    worker {} pid {} {} in {cg}",
-                        w.worker, w.pid, w.work
+                        "{at}    worker {} pid {} {} in {}",
+                        w.worker,
+                        w.pid,
+                        w.work,
+                        cgroup_name(&w.cgroup)
                     ));
                 }
             }
@@ -170,6 +168,21 @@ pub fn show(out: &mut impl Write, loaded: &LoadedTrace, all_records: bool) -> Re
                 outcome = Some(o.clone());
                 timeline.push(format!("{at}  end: {}", o.label()));
             }
+            Record::WorkerExited(w) => timeline.push(format!(
+                "{at}    worker {} (pid {}, {}) {}",
+                w.worker,
+                w.pid,
+                cgroup_name(&w.cgroup),
+                w.how
+            )),
+            Record::WorkerErrors(e) => timeline.push(format!(
+                "{at}    worker {}: {} failed {} (last {})",
+                e.worker,
+                e.failed,
+                e.op,
+                crate::text::errno(e.errno)
+            )),
+            Record::MemoryEvents(m) => timeline.push(format!("{at}    {m}")),
         }
     }
 
@@ -325,4 +338,9 @@ fn op_name(scenario: &Scenario, step: StepRef, op: u16) -> String {
     ops.and_then(|ops| ops.get(usize::from(op)))
         .map(|o| o.name().to_string())
         .unwrap_or_else(|| "op?".to_string())
+}
+
+/// A cgroup's name, or `(root)`.
+fn cgroup_name(cgroup: &str) -> &str {
+    if cgroup.is_empty() { "(root)" } else { cgroup }
 }

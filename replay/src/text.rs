@@ -18,6 +18,27 @@ pub fn duration(ns: u64) -> String {
     }
 }
 
+/// An errno from the guest, e.g. `EAGAIN (Resource temporarily unavailable, errno 11)`.
+pub fn errno(n: u32) -> String {
+    let name = match n {
+        1 => "EPERM",
+        4 => "EINTR",
+        10 => "ECHILD",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        22 => "EINVAL",
+        _ => "errno",
+    };
+    let text = i32::try_from(n).map_or_else(
+        |_| "unknown".to_string(),
+        |n| {
+            let s = std::io::Error::from_raw_os_error(n).to_string();
+            s.split(" (os error").next().unwrap_or_default().to_string()
+        },
+    );
+    format!("{name} ({text}, errno {n})")
+}
+
 /// Lowercase hex of a byte string.
 pub fn hex(bytes: &[u8]) -> String {
     bytes

@@ -11,6 +11,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+mod health;
+pub use health::{ExitHow, MemoryEvents, SIGKILL, WorkerErrors, WorkerExited};
+
 /// Index of a step in the scenario, or [`StepRef::BACKDROP`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -63,6 +66,12 @@ pub enum Record {
     Verdict(Verdict),
     /// The run is over; nothing follows.
     End(RunOutcome),
+    /// A worker ended on its own (exited, or killed, e.g. by the OOM killer).
+    WorkerExited(WorkerExited),
+    /// A worker's operations failed (e.g. `fork` under `pids.max`).
+    WorkerErrors(WorkerErrors),
+    /// New OOM events of a cgroup.
+    MemoryEvents(MemoryEvents),
 }
 
 /// How a step's hold finished.
@@ -464,11 +473,14 @@ pub enum RecordKind {
     Drop,
     Verdict,
     End,
+    WorkerExited,
+    WorkerErrors,
+    MemoryEvents,
 }
 
 impl RecordKind {
     /// Every kind, in variant order.
-    pub const ALL: [RecordKind; 12] = [
+    pub const ALL: [RecordKind; 15] = [
         RecordKind::StepBegin,
         RecordKind::StepEnd,
         RecordKind::OpApplied,
@@ -481,6 +493,9 @@ impl RecordKind {
         RecordKind::Drop,
         RecordKind::Verdict,
         RecordKind::End,
+        RecordKind::WorkerExited,
+        RecordKind::WorkerErrors,
+        RecordKind::MemoryEvents,
     ];
 
     /// Position in [`RecordKind::ALL`].
@@ -505,6 +520,9 @@ impl Record {
             Record::Drop(_) => RecordKind::Drop,
             Record::Verdict(_) => RecordKind::Verdict,
             Record::End(_) => RecordKind::End,
+            Record::WorkerExited(_) => RecordKind::WorkerExited,
+            Record::WorkerErrors(_) => RecordKind::WorkerErrors,
+            Record::MemoryEvents(_) => RecordKind::MemoryEvents,
         }
     }
 }

@@ -153,7 +153,14 @@ fn record_label(record: &Record) -> &'static str {
 /// chunk so the snapshot deltas are pinned too.
 fn variants_and_snapshots() -> Vec<(u64, Record)> {
     let mut out: Vec<(u64, Record)> = Vec::new();
-    for (i, (_, r)) in all_variants().into_iter().enumerate() {
+    // `small.trace` pins the variants that existed when it was blessed; later
+    // ones are pinned by their `record_*.bin` and round-tripped elsewhere.
+    const SMALL_TRACE_VARIANTS: usize = 12;
+    for (i, (_, r)) in all_variants()
+        .into_iter()
+        .take(SMALL_TRACE_VARIANTS)
+        .enumerate()
+    {
         out.push((i as u64 * 150_000_000, r));
     }
     let snaps: Vec<(u64, Record)> = realistic_stream(2, 4, 2)

@@ -504,6 +504,9 @@ impl<V: Vm> Session<V> {
                             }) if line.starts_with(TOPOLOGY_MISMATCH) => {
                                 progress(Progress::Warning(line.clone()));
                             }
+                            Record::MemoryEvents(m) if m.oom_kill > 0 => {
+                                progress(Progress::Warning(m.to_string()));
+                            }
                             _ => {}
                         }
                         writer.append(ts_ns, &record)?;

@@ -13,7 +13,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use rustix::mount::MountFlags;
 use trace_format::record::{
-    OpApplied, OpOutcome, Record, RunOutcome, StepOutcome, StepRef, WorkerSpawned,
+    ExitHow, MemoryEvents, OpApplied, OpOutcome, Record, RunOutcome, StepOutcome, StepRef,
+    WorkerExited, WorkerSpawned,
 };
 use trace_format::scenario::limits::MAX_SCENARIO_BYTES;
 use trace_format::scenario::{CgroupDef, Op, PayloadSpec, Scenario, Topology, WorkSpec};
@@ -25,6 +26,7 @@ use super::transport::Transport;
 use super::worker::{Group, Worker, Workers};
 use super::{cgroupfs, ops, sys};
 use crate::cgroups::{self, CgroupTable};
+use crate::memevents::OomCounts;
 use crate::timeline::{Hold, Ticker, sleep_for};
 
 /// Where the host packs the scenario.
@@ -466,9 +468,13 @@ impl Executor<'_> {
             Some(c) => format!("cgroup {c:?}: {e}"),
             None => e,
         })?;
+        // Each worker's first sample interval starts at its baseline reading,
+        // taken at the instant its spawn record is stamped.
         let mut pids = Vec::with_capacity(range.len());
         for i in range {
-            let w = &self.workers.list[i];
+            let w = &mut self.workers.list[i];
+            let ts = self.tx.now();
+            self.sampler.baseline(w, &self.workers.pool);
             pids.push(w.pid);
             let record = Record::WorkerSpawned(WorkerSpawned {
                 worker: w.id,
@@ -477,7 +483,7 @@ impl Executor<'_> {
                 cgroup: cgroup.unwrap_or("").into(),
                 work: spec.work.name().into(),
             });
-            self.tx.record(&record);
+            self.tx.record_at(ts, &record);
         }
         Ok(pids)
     }
@@ -488,12 +494,17 @@ impl Executor<'_> {
         self.workers.kill_where(pred)
     }
 
-    /// Samples the matching workers, all under one timestamp.
+    /// Samples the matching workers, each stamped with the instant its
+    /// counters are read (reading one takes milliseconds under emulation, so
+    /// one stamp for a batch would skew short intervals).
     fn sample_where(&mut self, pred: impl Fn(&Worker) -> bool) {
-        let ts = self.tx.now();
         for w in self.workers.list.iter_mut().filter(|w| pred(w)) {
-            if let Some(record) = self.sampler.sample(w, &self.workers.pool) {
-                self.tx.record_at(ts, record);
+            let ts = self.tx.now();
+            if let Some((sample, errors)) = self.sampler.sample(w, &self.workers.pool) {
+                self.tx.record_at(ts, sample);
+                if let Some(errors) = errors {
+                    self.tx.record_at(ts, errors);
+                }
             }
         }
     }
@@ -511,13 +522,69 @@ impl Executor<'_> {
         while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
             let pid = u32::try_from(pid.as_raw_nonzero().get()).unwrap_or(0);
             let status = status.as_raw();
-            if let Some(line) = self.workers.on_exit(pid, status) {
-                self.tx.console(line);
+            if let Some(w) = self.workers.on_exit(pid) {
+                self.worker_ended(w, status);
             } else if !self.sched.on_exit(pid, status) {
                 // Payloads record their own line; anything else is an orphan.
                 self.payloads.on_exit(pid, status, self.tx);
             }
         }
+    }
+
+    /// Records a worker that ended on its own; a kill also records its
+    /// cgroup's OOM events, so the trace says whether the OOM killer did it.
+    fn worker_ended(&mut self, w: Worker, status: i32) {
+        let how = ExitHow::from_wait_status(status);
+        let oom_kills = match (&how, &w.cgroup) {
+            (Some(ExitHow::Killed { .. }), Some(cg)) => self.record_oom(cg),
+            _ => 0,
+        };
+        let cause = if oom_kills > 0 {
+            format!(
+                " (cgroup {:?} OOM-killed {oom_kills})",
+                w.cgroup.as_deref().unwrap_or("")
+            )
+        } else {
+            String::new()
+        };
+        self.tx.console(format!(
+            "worker {} (pid {}) {}{cause}",
+            w.id,
+            w.pid,
+            crate::errno::describe_wait(status)
+        ));
+        if let Some(how) = how {
+            self.tx.record(&Record::WorkerExited(WorkerExited {
+                worker: w.id,
+                pid: w.pid,
+                cgroup: w.cgroup.unwrap_or_default(),
+                how,
+            }));
+        }
+    }
+
+    /// Records cgroup `name`'s OOM events that are new since its last
+    /// `MemoryEvents` record; returns the new OOM kills.
+    pub fn record_oom(&mut self, name: &str) -> u64 {
+        let Ok(text) = sys::read_all(&cgroupfs::path(name, "memory.events")) else {
+            return 0;
+        };
+        let now = OomCounts::parse(&text);
+        let Some(c) = self.cgroups.get_mut(name) else {
+            return 0;
+        };
+        let new = now.since(&c.oom);
+        c.oom = now;
+        if new.is_zero() {
+            return 0;
+        }
+        self.tx.record(&Record::MemoryEvents(MemoryEvents {
+            cgroup: name.into(),
+            oom: new.oom,
+            oom_kill: new.oom_kill,
+            oom_group_kill: new.oom_group_kill,
+        }));
+        new.oom_kill
     }
 
     /// Waits until the payload with `pid` exits, sampling and reading output
@@ -553,9 +620,12 @@ impl Executor<'_> {
 
     /// Kills `owner`'s payloads and workers and removes its cgroups, newest first.
     fn teardown(&mut self, owner: StepRef) {
+        // Reap workers that died on their own first, so their ends are recorded.
+        self.reap();
         self.payloads.kill_where(|p| p.owner == owner, self.tx);
         self.workers.kill_where(|w| w.owner == owner);
         for name in self.cgroups.owned_by(owner) {
+            self.record_oom(&name);
             let here = |c: &Option<String>| c.as_deref() == Some(name.as_str());
             self.payloads.kill_where(|p| here(&p.cgroup), self.tx);
             self.workers.kill_where(|w| here(&w.cgroup));

@@ -70,6 +70,7 @@ pub fn apply(
         Op::AddCgroupDef(def) => ex.create_def(def, owner).map(Pids),
         Op::RemoveCgroup { cgroup } => {
             ex.cgroups.require(cgroup)?;
+            ex.record_oom(cgroup);
             let here = |c: &Option<String>| c.as_deref() == Some(cgroup.as_str());
             ex.payloads.kill_where(|p| here(&p.cgroup), ex.tx);
             let pids = ex.stop_workers(|w| here(&w.cgroup));

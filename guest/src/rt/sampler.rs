@@ -8,20 +8,23 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-use trace_format::record::{Record, WorkerSample};
+use core::sync::atomic::Ordering::Relaxed;
+use trace_format::record::{Record, WorkerErrors, WorkerSample};
 
 use super::sys;
 use super::worker::{Pool, Worker};
 use crate::procfs;
-use crate::sample::Reading;
+use crate::sample::{Delta, Reading};
 use crate::stack_format;
-use crate::telemetry::CPU_WORDS;
+use crate::telemetry::{CPU_WORDS, op_name};
 
 /// Reusable buffers for sampling.
 #[derive(Debug)]
 pub struct Sampler {
     buf: Vec<u8>,
     record: Record,
+    /// The latest sample's failed operations, if any.
+    errors: Option<Record>,
     /// `/proc/<pid>/sched` does not exist (kernel without SCHED_DEBUG).
     no_sched_file: bool,
 }
@@ -37,24 +40,26 @@ impl Default for Sampler {
                 cpus_seen: Vec::with_capacity(CPU_WORDS),
                 ..WorkerSample::default()
             }),
+            errors: None,
             no_sched_file,
         }
     }
 }
 
 impl Sampler {
-    /// Samples `w`; `None` when its process is gone (nothing to report).
-    pub fn sample(&mut self, w: &mut Worker, pool: &Pool) -> Option<&Record> {
+    /// Reads `w`'s cumulative counters; `None` when its process is gone.
+    fn read(&mut self, w: &Worker, pool: &Pool) -> Option<Reading> {
         let slot = pool.slot(w.slot);
         let path = stack_format!(48, "/proc/{}/schedstat", w.pid)?;
         let n = sys::read_into(&path, &mut self.buf).ok()?;
         let stat = procfs::parse_schedstat(&self.buf[..n])?;
         let mut r = Reading {
-            iterations: slot.iterations.load(core::sync::atomic::Ordering::Relaxed),
+            iterations: slot.iterations.load(Relaxed),
             run_ns: stat.run_ns,
             wait_ns: stat.wait_ns,
             timeslices: stat.timeslices,
-            cpu_changes: slot.cpu_changes.load(core::sync::atomic::Ordering::Relaxed),
+            cpu_changes: slot.cpu_changes.load(Relaxed),
+            failed: slot.failed.load(Relaxed),
             ..Reading::default()
         };
         let path = stack_format!(48, "/proc/{}/status", w.pid)?;
@@ -70,19 +75,47 @@ impl Sampler {
                 r.migrations = procfs::parse_nr_migrations(&self.buf[..n]);
             }
         }
-        let wake_max = if w.wakes {
+        if w.wakes {
             slot.wake_hist(&mut r.wake_hist);
-            Some(slot.take_wake_max())
-        } else {
-            None
-        };
+        }
+        Some(r)
+    }
+
+    /// Starts `w`'s first sample interval now: call it at the instant its
+    /// spawn record is stamped. Clears the interval fields of its page.
+    pub fn baseline(&mut self, w: &mut Worker, pool: &Pool) {
+        if let Some(r) = self.read(w, pool) {
+            let slot = pool.slot(w.slot);
+            let _ = slot.take_wake_max();
+            slot.take_cpus(&mut [0u64; CPU_WORDS]);
+            w.sample.baseline(&r);
+        }
+    }
+
+    /// Samples `w`: its sample, and a `WorkerErrors` record when its
+    /// operations failed in the interval. `None` when its process is gone or
+    /// the reading only set its baseline.
+    pub fn sample(&mut self, w: &mut Worker, pool: &Pool) -> Option<(&Record, Option<&Record>)> {
+        let r = self.read(w, pool)?;
+        let slot = pool.slot(w.slot);
+        let wake_max = w.wakes.then(|| slot.take_wake_max());
         let mut cpus = [0u64; CPU_WORDS];
         slot.take_cpus(&mut cpus);
         let Record::WorkerSample(out) = &mut self.record else {
             return None;
         };
         out.worker = w.id;
-        w.sample.delta(&r, &cpus, wake_max, out);
-        Some(&self.record)
+        let Delta::Sample { failed } = w.sample.delta(&r, &cpus, wake_max, out) else {
+            return None;
+        };
+        self.errors = (failed > 0).then(|| {
+            Record::WorkerErrors(WorkerErrors {
+                worker: w.id,
+                failed,
+                op: op_name(slot.failed_op.load(Relaxed)).into(),
+                errno: slot.failed_errno.load(Relaxed),
+            })
+        });
+        Some((&self.record, self.errors.as_ref()))
     }
 }

@@ -15,15 +15,15 @@ use rustix::thread::CpuSet;
 
 use super::sys;
 use super::work::{Runner, before, spin_chunk};
-use crate::telemetry::CPU_WORDS;
+use crate::telemetry::{CPU_WORDS, OP_FORK, OP_MAP, OP_WAIT};
 use crate::workplan::{nice_at, nth_set_bit, policy_at, xorshift};
 
 const LINE: usize = 64;
 const PAGE: usize = 4096;
 const FAULT_REGION: usize = 1 << 20;
 
-/// A private anonymous mapping of `len` bytes; `None` when it fails.
-fn map(len: usize) -> Option<(usize, usize)> {
+/// A private anonymous mapping of `len` bytes, or the errno of its failure.
+fn map(len: usize) -> Result<(usize, usize), i32> {
     // SAFETY: a fresh private anonymous mapping that nothing else refers to.
     let p = unsafe {
         rustix::mm::mmap_anonymous(
@@ -33,29 +33,34 @@ fn map(len: usize) -> Option<(usize, usize)> {
             MapFlags::PRIVATE,
         )
     }
-    .ok()?;
-    Some((p as usize, len))
+    .map_err(|e| e.raw_os_error())?;
+    Ok((p as usize, len))
 }
 
 /// The mapping in `slot`, at least `len` bytes, mapped on first use.
-fn region(slot: &mut Option<(usize, usize)>, len: usize) -> Option<(usize, usize)> {
+fn region(slot: &mut Option<(usize, usize)>, len: usize) -> Result<(usize, usize), i32> {
     if let Some((addr, have)) = *slot {
         if have >= len {
-            return Some((addr, have));
+            return Ok((addr, have));
         }
         // SAFETY: the region was mapped by `map` and no reference into it survives.
         let _ = unsafe { rustix::mm::munmap(addr as *mut _, have) };
         *slot = None;
     }
-    *slot = map(len);
-    *slot
+    let mapped = map(len)?;
+    *slot = Some(mapped);
+    Ok(mapped)
 }
 
 impl Runner<'_> {
     pub(super) fn cache_pressure(&mut self, kib: u32, until: u64) {
         let len = (kib.max(1) as usize * 1024).next_multiple_of(PAGE);
-        let Some((addr, _)) = region(&mut self.cache, len) else {
-            return self.idle_until(until);
+        let addr = match region(&mut self.cache, len) {
+            Ok((addr, _)) => addr,
+            Err(errno) => {
+                self.slot.note_failure(OP_MAP, errno);
+                return self.idle_until(until);
+            }
         };
         while before(until) {
             for off in (0..len).step_by(LINE) {
@@ -67,19 +72,30 @@ impl Runner<'_> {
         }
     }
 
+    /// One iteration is one fork whose child was reaped; a failed fork (out
+    /// of PIDs under `pids.max`, or memory) is counted as a failure, not work.
     pub(super) fn fork_exit(&mut self, until: u64) {
         while before(until) {
             match sys::fork() {
                 Ok(None) => sys::exit(0),
                 Ok(Some(pid)) => {
-                    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                        let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
+                    let reaped = match rustix::process::Pid::from_raw(pid as i32) {
+                        Some(pid) => rustix::process::waitpid(Some(pid), WaitOptions::empty())
+                            .map(|_| ())
+                            .map_err(|e| e.raw_os_error()),
+                        None => Err(0),
+                    };
+                    match reaped {
+                        Ok(()) => self.iteration(),
+                        Err(errno) => self.slot.note_failure(OP_WAIT, errno),
                     }
                 }
-                // Out of PIDs (pids.max) or memory: back off, try again.
-                Err(_) => sys::sleep_ns(1_000_000),
+                Err(e) => {
+                    self.slot.note_failure(OP_FORK, e.raw_os_error());
+                    // Back off before trying again.
+                    sys::sleep_ns(1_000_000);
+                }
             }
-            self.iteration();
         }
     }
 
@@ -145,8 +161,12 @@ impl Runner<'_> {
     }
 
     pub(super) fn page_fault(&mut self, until: u64) {
-        let Some((addr, len)) = region(&mut self.pages, FAULT_REGION) else {
-            return self.idle_until(until);
+        let (addr, len) = match region(&mut self.pages, FAULT_REGION) {
+            Ok(r) => r,
+            Err(errno) => {
+                self.slot.note_failure(OP_MAP, errno);
+                return self.idle_until(until);
+            }
         };
         while before(until) {
             for off in (0..len).step_by(PAGE) {

@@ -275,17 +275,13 @@ impl Workers {
         self.kill_where(|w| ids.contains(&w.id));
     }
 
-    /// Forgets worker `pid` after it exited on its own; returns a line saying
-    /// how, or `None` when `pid` is no worker.
-    pub fn on_exit(&mut self, pid: u32, status: i32) -> Option<String> {
+    /// Forgets worker `pid` after it ended on its own; returns it, or `None`
+    /// when `pid` is no worker.
+    pub fn on_exit(&mut self, pid: u32) -> Option<Worker> {
         let i = self.list.iter().position(|w| w.pid == pid)?;
         let w = self.list.remove(i);
         self.pool.release(w.slot);
-        Some(format!(
-            "worker {} (pid {pid}) {}",
-            w.id,
-            errno::describe_wait(status)
-        ))
+        Some(w)
     }
 }
 

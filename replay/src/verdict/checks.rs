@@ -24,22 +24,29 @@ fn cg(name: &str) -> &str {
     if name.is_empty() { "(root)" } else { name }
 }
 
-/// Every worker made progress in every judged step.
+/// Every worker made progress in every judged step. A worker that ended on
+/// its own (OOM-killed, crashed) is named with how it ended, and does not
+/// count as starved by the scheduler.
 pub fn not_starved(ev: &Evidence) -> Verdict {
     const NAME: &str = "not-starved";
     let mut checked = 0usize;
     let mut least: Option<(u64, u32, String)> = None;
     let mut starved = Vec::new();
+    let mut dead = Vec::new();
     for seg in ev.segments.iter().filter(|s| s.judged()) {
         for (w, t) in seg.workers.iter().filter(|(_, t)| !t.frozen) {
             checked += 1;
             if t.iterations == 0 {
-                starved.push(format!(
+                let who = format!(
                     "worker {w} ({}, {}) in {}",
                     cg(&t.cgroup),
                     t.work,
                     seg.label
-                ));
+                );
+                match ev.health.death(*w).filter(|_| t.died) {
+                    Some(how) => dead.push(format!("{who} {how}")),
+                    None => starved.push(who),
+                }
             } else if least.as_ref().is_none_or(|l| t.iterations < l.0) {
                 least = Some((t.iterations, *w, seg.label.clone()));
             }
@@ -52,16 +59,35 @@ pub fn not_starved(ev: &Evidence) -> Verdict {
             "no worker samples in any completed step".into(),
         );
     }
+    let listed = |mut v: Vec<String>| {
+        let n = v.len();
+        v.truncate(5);
+        (n, v.join("; "))
+    };
+    let died = if dead.is_empty() {
+        String::new()
+    } else {
+        let (n, list) = listed(dead.clone());
+        format!("{n} worker-step(s) made no progress because the worker died: {list}")
+    };
     if !starved.is_empty() {
-        let n = starved.len();
-        starved.truncate(5);
+        let (n, list) = listed(starved);
+        let died = if died.is_empty() {
+            died
+        } else {
+            format!("; {died}")
+        };
         return verdict(
             NAME,
             VerdictOutcome::Fail,
-            format!(
-                "{n} of {checked} worker-steps made no progress: {}",
-                starved.join("; ")
-            ),
+            format!("{n} of {checked} worker-steps made no progress: {list}{died}"),
+        );
+    }
+    if !dead.is_empty() {
+        return verdict(
+            NAME,
+            VerdictOutcome::Inconclusive,
+            format!("{died}; starvation cannot be judged for them"),
         );
     }
     let (it, w, step) = least.unwrap_or_default();
@@ -143,7 +169,11 @@ pub fn fairness_spread(ev: &Evidence, t: &VerdictThresholds) -> Verdict {
     for seg in ev.segments.iter().filter(|s| s.judged()) {
         let mut by_group: BTreeMap<(&str, &str), Vec<(u32, u64)>> = BTreeMap::new();
         for (w, tally) in &seg.workers {
-            if tally.samples >= t.fairness_min_samples && !tally.frozen && tally.unpinned {
+            if tally.samples >= t.fairness_min_samples
+                && !tally.frozen
+                && tally.unpinned
+                && !tally.died
+            {
                 by_group
                     .entry((tally.cgroup.as_str(), tally.work.as_str()))
                     .or_default()

@@ -2,6 +2,7 @@
 //! behind each. The live verdict at the end of `cargo xtask run` and
 //! `replay judge` call the same [`judge`].
 mod checks;
+mod health;
 mod walk;
 
 use std::io::Write;
@@ -16,7 +17,7 @@ use crate::text::table;
 use crate::thresholds::{Thresholds, VerdictThresholds};
 
 /// Every verdict, in evaluation order (the names a scenario's `skip` takes).
-pub const NAMES: [&str; 7] = trace_format::scenario::VERDICT_NAMES;
+pub const NAMES: [&str; 9] = trace_format::scenario::VERDICT_NAMES;
 
 /// Judges a run with the default thresholds.
 pub fn judge(trace: &Trace<'_>) -> Vec<Verdict> {
@@ -36,6 +37,8 @@ pub fn judge_with(trace: &Trace<'_>, t: &VerdictThresholds) -> Vec<Verdict> {
         checks::max_sched_gap(&ev, t),
         checks::wake_p99(&run, t),
         checks::runqueue_stall(&ev, t),
+        health::no_oom_kill(&ev.health),
+        health::no_op_errors(&ev.health),
     ];
     out.retain(|v| !t.skip.contains(&v.name));
     if ev.decode_errors > 0 || trace.integrity().is_damaged() {

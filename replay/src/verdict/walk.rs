@@ -10,6 +10,7 @@ use trace_format::scenario::{
     AffinityIntent, CgroupDef, CpuList, Op, SchedPolicy, Topology, WorkSpec,
 };
 
+use super::health::Health;
 use crate::metric::StepLabeler;
 
 /// What the scenario says about one cgroup right now.
@@ -109,6 +110,8 @@ pub struct WorkerTally {
     pub frozen: bool,
     /// Placement was left to the cgroup (no pinning, one policy and nice).
     pub unpinned: bool,
+    /// The worker ended on its own during the segment (see [`Health`]).
+    pub died: bool,
 }
 
 /// One cgroup within one sample round, for weight shares.
@@ -173,6 +176,8 @@ pub struct Evidence {
     pub snapshot_fields: RowFields,
     pub stalls: Vec<Stall>,
     pub decode_errors: u64,
+    /// OOM kills, workers that ended on their own, failed operations.
+    pub health: Health,
 }
 
 /// Shortest span over which a busy CPU must have switched tasks at least once.
@@ -269,7 +274,41 @@ impl<'m> Walker<'m> {
             }
             Record::WorkerSample(s) => self.sample(ts, s),
             Record::Snapshot(s) => self.snapshot(ts, s),
+            Record::WorkerExited(x) => {
+                self.exited(x.worker);
+                self.ev.health.observe(record, |_| None);
+            }
+            Record::WorkerErrors(_) | Record::MemoryEvents(_) => {
+                let workers = &self.workers;
+                self.ev
+                    .health
+                    .observe(record, |w| workers.get(&w).map(|i| i.cgroup.clone()));
+            }
             _ => {}
+        }
+    }
+
+    /// Marks a worker that ended on its own in the latest segment (its death
+    /// may be reaped just after the step ended); in an open segment also one
+    /// that died before its first sample (it made no progress there).
+    fn exited(&mut self, worker: u32) {
+        let Some(info) = self.workers.get(&worker) else {
+            return;
+        };
+        let Some(seg) = self.ev.segments.last_mut() else {
+            return;
+        };
+        if let Some(t) = seg.workers.get_mut(&worker) {
+            t.died = true;
+        } else if !seg.ended {
+            let tally = WorkerTally {
+                cgroup: info.cgroup.clone(),
+                work: info.work.clone(),
+                unpinned: true,
+                died: true,
+                ..WorkerTally::default()
+            };
+            seg.workers.insert(worker, tally);
         }
     }
 
@@ -390,7 +429,9 @@ impl<'m> Walker<'m> {
         let first = info.samples == 0;
         info.samples += 1;
         if !first && interval >= self.meta.sample_interval_ns / 2 && interval > 0 {
-            let frac = s.wait_ns as f64 / interval as f64;
+            // schedstat credits a wait when it ends, so one interval can hold
+            // more than its own length of waiting: a share is at most 100 %.
+            let frac = (s.wait_ns as f64 / interval as f64).min(1.0);
             if self.ev.max_wait_fraction.is_none_or(|m| frac > m.0) {
                 self.ev.max_wait_fraction = Some((frac, s.worker, ts));
             }

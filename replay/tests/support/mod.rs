@@ -29,6 +29,13 @@ pub struct Synth {
     pub b_cpus: [u64; 2],
     /// Worker 0 makes no progress in step 1.
     pub starve: bool,
+    /// The first worker of step 1 is OOM-killed before its first sample.
+    pub oom: bool,
+    /// The second worker of step 0 reports 50 failed forks per sample.
+    pub fork_errors: bool,
+    /// The first worker's second sample of step 0 waited 3 intervals long
+    /// (schedstat credits a wait when it ends).
+    pub wait_burst: bool,
     /// Write run-queue snapshots every 200 ms; CPU 1's clock stops when `stall`.
     pub snapshots: bool,
     pub stall: bool,
@@ -49,6 +56,9 @@ impl Default for Synth {
             scenario: None,
             b_cpus: [0b11, 0b11],
             starve: false,
+            oom: false,
+            fork_errors: false,
+            wait_burst: false,
             snapshots: false,
             stall: false,
             recorded: Vec::new(),
@@ -189,9 +199,33 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
                 worker += 1;
             }
         }
+        let oom_killed = (s.oom && step == 1).then(|| ids[0]);
+        if let Some((w, cg)) = oom_killed {
+            out.push((
+                t + 1_000_000,
+                Record::MemoryEvents(MemoryEvents {
+                    cgroup: cg.into(),
+                    oom: 1,
+                    oom_kill: 1,
+                    oom_group_kill: 0,
+                }),
+            ));
+            out.push((
+                t + 1_000_000,
+                Record::WorkerExited(WorkerExited {
+                    worker: w,
+                    pid: 100 + w,
+                    cgroup: cg.into(),
+                    how: ExitHow::Killed { signal: SIGKILL },
+                }),
+            ));
+        }
         for round in 0..10 {
             t += 100_000_000;
             for &(w, cg) in &ids {
+                if oom_killed.is_some_and(|k| k.0 == w) {
+                    continue;
+                }
                 let share = if cg == "a" { 2.0 / 3.0 } else { 1.0 / 3.0 };
                 let run_ns = (100_000_000.0 * share * jitter(&mut rng, s.noise)) as u64;
                 let starved = s.starve && step == 1 && w == ids[0].0;
@@ -216,7 +250,11 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
                         worker: w,
                         iterations,
                         run_ns,
-                        wait_ns: 100_000_000 - run_ns,
+                        wait_ns: if s.wait_burst && step == 0 && round == 1 && w == ids[0].0 {
+                            300_000_000
+                        } else {
+                            100_000_000 - run_ns
+                        },
                         timeslices: 25,
                         migrations: 1,
                         voluntary_switches: 0,
@@ -225,6 +263,17 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
                         wake: None,
                     }),
                 ));
+                if s.fork_errors && step == 0 && w == ids[1].0 {
+                    out.push((
+                        t,
+                        Record::WorkerErrors(WorkerErrors {
+                            worker: w,
+                            failed: 50,
+                            op: "fork".into(),
+                            errno: 11,
+                        }),
+                    ));
+                }
             }
             if s.snapshots && round % 2 == 1 {
                 for (cpu, c) in clock.iter_mut().enumerate() {

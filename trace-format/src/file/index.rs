@@ -86,7 +86,7 @@ impl Summary {
     pub fn into_index(self, chunks: Vec<ChunkEntry>) -> Index {
         Index {
             chunks,
-            kind_counts: self.kind_counts.to_vec(),
+            kind_counts: trimmed(&self.kind_counts),
             outcome: self.outcome,
             drops: self.drops,
             metrics: self.metrics.finish(),
@@ -97,10 +97,17 @@ impl Summary {
     pub fn to_index(&self, chunks: Vec<ChunkEntry>) -> Index {
         Index {
             chunks,
-            kind_counts: self.kind_counts.to_vec(),
+            kind_counts: trimmed(&self.kind_counts),
             outcome: self.outcome.clone(),
             drops: self.drops,
             metrics: self.metrics.snapshot(),
         }
     }
+}
+
+/// Counts without trailing zeros: a kind added later that a run never wrote
+/// leaves the index as an older writer made it (readers pad with zeros).
+fn trimmed(counts: &[u64]) -> Vec<u64> {
+    let used = counts.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
+    counts[..used].to_vec()
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::units::{Ppm, opt_duration};
 
 /// Every verdict replay evaluates, in evaluation order; `skip` takes these.
-pub const VERDICT_NAMES: [&str; 7] = [
+pub const VERDICT_NAMES: [&str; 9] = [
     "not-starved",
     "cpuset-isolation",
     "fairness-spread",
@@ -20,6 +20,8 @@ pub const VERDICT_NAMES: [&str; 7] = [
     "max-sched-gap",
     "wake-latency-p99",
     "runqueue-stall",
+    "no-oom-kill",
+    "no-op-errors",
 ];
 
 /// Thresholds for judging runs of this scenario; see the module docs.

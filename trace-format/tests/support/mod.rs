@@ -228,6 +228,33 @@ pub fn all_variants() -> Vec<(&'static str, Record)> {
                 after_ns: 60_000_000_000,
             }),
         ),
+        (
+            "worker_exited",
+            Record::WorkerExited(WorkerExited {
+                worker: 7,
+                pid: 4242,
+                cgroup: "mem/small".into(),
+                how: ExitHow::Killed { signal: SIGKILL },
+            }),
+        ),
+        (
+            "worker_errors",
+            Record::WorkerErrors(WorkerErrors {
+                worker: 7,
+                failed: 1_234,
+                op: "fork".into(),
+                errno: 11,
+            }),
+        ),
+        (
+            "memory_events",
+            Record::MemoryEvents(MemoryEvents {
+                cgroup: "mem/small".into(),
+                oom: 3,
+                oom_kill: 2,
+                oom_group_kill: 0,
+            }),
+        ),
     ]
 }
 
@@ -336,6 +363,13 @@ pub fn more_variants() -> Vec<Record> {
         Record::End(RunOutcome::HostError {
             message: "h".into(),
         }),
+        Record::WorkerExited(WorkerExited {
+            worker: 0,
+            pid: u32::MAX,
+            cgroup: String::new(),
+            how: ExitHow::Exited { code: 255 },
+        }),
+        Record::MemoryEvents(MemoryEvents::default()),
     ]
 }
 

@@ -29,7 +29,10 @@ pub(super) fn guest_may_send(record: &Record) -> bool {
         | Record::WorkerSample(_)
         | Record::SchedulerEvent(_)
         | Record::Drop(_)
-        | Record::End(_) => true,
+        | Record::End(_)
+        | Record::WorkerExited(_)
+        | Record::WorkerErrors(_)
+        | Record::MemoryEvents(_) => true,
         Record::Console(c) => matches!(
             c.source,
             ConsoleSource::Executor | ConsoleSource::PayloadStdout | ConsoleSource::PayloadStderr
