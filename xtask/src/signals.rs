@@ -3,21 +3,16 @@
 //! `interrupted`, the others `terminated`); a second one exits at once.
 //! QEMU dies with this process however it ends (see `vmm::child`).
 //!
-//! The handler only writes the signal number into a pipe (async-signal-safe);
-//! a thread reads it and does the rest.
-use std::fs::File;
-use std::io::Read;
-use std::os::fd::FromRawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+//! signal-hook's handler only wakes an iterator (async-signal-safe); a
+//! thread takes each signal from it and does the rest.
 use std::sync::{Arc, OnceLock};
 
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use vmm::run::{StopRequest, signal_name};
 
 /// The signals that stop a run.
-const STOPPING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
-/// The pipe's write end, for the handler.
-static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+const STOPPING: [libc::c_int; 3] = [SIGINT, SIGTERM, SIGHUP];
 
 /// The process's stop request, once the handlers are installed.
 static STOP: OnceLock<Arc<StopRequest>> = OnceLock::new();
@@ -44,59 +39,21 @@ pub fn exit_status(signal: i32) -> u8 {
     u8::try_from(128 + signal).unwrap_or(u8::MAX)
 }
 
-extern "C" fn on_signal(signal: libc::c_int) {
-    // SAFETY: errno is thread-local; saving and restoring it keeps the
-    // interrupted code's view intact. write(2) is async-signal-safe.
-    unsafe {
-        let errno = *libc::__errno_location();
-        let byte = u8::try_from(signal).unwrap_or(0);
-        let fd = PIPE_WRITE.load(Ordering::Relaxed);
-        let _ = libc::write(fd, (&raw const byte).cast(), 1);
-        *libc::__errno_location() = errno;
-    }
-}
-
 fn install(stop: Arc<StopRequest>) -> std::io::Result<()> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // The read end blocks: the watcher waits on it.
-    // SAFETY: fds[0] is the pipe's read end, just opened and owned here.
-    let reader = unsafe {
-        libc::fcntl(fds[0], libc::F_SETFL, 0);
-        File::from_raw_fd(fds[0])
-    };
-    PIPE_WRITE.store(fds[1], Ordering::Relaxed);
+    let signals = Signals::new(STOPPING)?;
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || watch(reader, &stop))?;
-    for signal in STOPPING {
-        // SAFETY: a zeroed sigaction with a handler, an empty mask and
-        // SA_RESTART is valid; the handler is async-signal-safe.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-    }
+        .spawn(move || watch(signals, &stop))?;
     Ok(())
 }
 
-/// Reads signals from the pipe: the first requests a stop, the next forces
+/// Takes signals as they come: the first requests a stop, the next forces
 /// an exit.
-fn watch(mut reader: File, stop: &StopRequest) {
-    let mut byte = [0u8];
-    while let Ok(1) = reader.read(&mut byte) {
-        let signal = i32::from(byte[0]);
+fn watch(mut signals: Signals, stop: &StopRequest) {
+    for signal in signals.forever() {
         if stop.request(signal) {
             let (what, again) = match signal {
-                libc::SIGINT => ("interrupted".to_string(), "Ctrl-C"),
+                SIGINT => ("interrupted".to_string(), "Ctrl-C"),
                 _ => (signal_name(signal), "send it"),
             };
             eprintln!(
