@@ -116,19 +116,11 @@ pub fn no_oom_kill(h: &Health) -> Verdict {
             m.oom
         ));
     }
-    let (outcome, detail) = if findings.is_empty() {
-        (
-            VerdictOutcome::Pass,
-            "no process was OOM-killed in any scenario cgroup".to_string(),
-        )
-    } else {
-        (VerdictOutcome::Fail, findings.join("; "))
-    };
-    Verdict {
-        name: NAME.into(),
-        outcome,
-        detail,
-    }
+    from_findings(
+        NAME,
+        &findings,
+        "no process was OOM-killed in any scenario cgroup",
+    )
 }
 
 /// No worker's work operation failed (a failed fork is not work).
@@ -148,16 +140,18 @@ pub fn no_op_errors(h: &Health) -> Verdict {
             kinds.join(", ")
         ));
     }
+    from_findings(NAME, &findings, "no worker reported a failed operation")
+}
+
+/// Passes with `clean` when there are no findings, else fails listing them.
+fn from_findings(name: &str, findings: &[String], clean: &str) -> Verdict {
     let (outcome, detail) = if findings.is_empty() {
-        (
-            VerdictOutcome::Pass,
-            "no worker reported a failed operation".to_string(),
-        )
+        (VerdictOutcome::Pass, clean.to_string())
     } else {
         (VerdictOutcome::Fail, findings.join("; "))
     };
     Verdict {
-        name: NAME.into(),
+        name: name.into(),
         outcome,
         detail,
     }
