@@ -62,3 +62,21 @@ fn a_scenario_of_sixty_thousand_cgroups_is_refused_before_boot() {
     let err = Scenario::from_toml_str(&text).unwrap_err().to_string();
     assert!(err.contains("cgroup"), "{err}");
 }
+
+#[test]
+fn scenario_files_are_regular_and_bounded() {
+    use trace_format::scenario::MAX_SCENARIO_FILE_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.toml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(MAX_SCENARIO_FILE_BYTES + 1).unwrap();
+    let err = Scenario::load(&big).unwrap_err().to_string();
+    assert!(
+        err.contains("a scenario file is a regular file of at most"),
+        "{err}"
+    );
+    let err = Scenario::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+    let err = Scenario::load("/dev/zero").unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+}

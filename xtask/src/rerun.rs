@@ -9,7 +9,9 @@ use trace_format::scenario::Scenario;
 
 /// The meta of the trace at `path` (scenario, kernel, scheduler, host).
 pub fn archived(path: &Path) -> Result<Meta> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // A regular file only: a FIFO or device would hang or never end.
+    let bytes =
+        replay::input::read_regular(path).with_context(|| format!("--from {}", path.display()))?;
     let trace = Trace::open(&bytes)
         .with_context(|| format!("{} is not a readable trace", path.display()))?;
     Ok(trace.meta().clone())

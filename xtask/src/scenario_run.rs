@@ -128,6 +128,7 @@ fn infra(e: anyhow::Error) -> Failure {
 
 fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     let root = workspace_root();
+    check_input_paths(args).map_err(Failure::BadInput)?;
     let archived = match &args.from {
         Some(path) => Some(crate::rerun::archived(path).map_err(Failure::BadInput)?),
         None => None,
@@ -160,16 +161,15 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         Refusal::Host(e) => Failure::Infra(e),
     })?;
 
-    let mut kernel = resolve(&resolve_opts).map_err(infra)?;
+    // A kernel the user named that cannot be booted is bad input; the
+    // cached one failing to build is the infrastructure's.
+    let mut kernel = resolve(&resolve_opts).map_err(|e| match args.kernel {
+        Some(_) => Failure::BadInput(e),
+        None => infra(e),
+    })?;
     kernel.require_options().map_err(Failure::BadInput)?;
     check_kernel_cpus(&kernel, &scenario.topology).map_err(Failure::BadInput)?;
     if let Some(v) = &args.vmlinux {
-        if !v.is_file() {
-            return Err(Failure::BadInput(anyhow!(
-                "--vmlinux {}: no such file",
-                v.display()
-            )));
-        }
         kernel.vmlinux = Some(v.clone());
     }
     let boot = boot_plan(&kernel, !args.no_kaslr);
@@ -215,6 +215,49 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         worst = worst.max(code);
     }
     Ok(worst)
+}
+
+/// Refuses, before anything is built, input paths of the wrong kind: a FIFO
+/// or device would hang a read, a directory is no program.
+fn check_input_paths(args: &RunArgs) -> Result<()> {
+    let kind = |flag: &str, p: &Path, want_dir: bool| -> Result<()> {
+        let meta = std::fs::metadata(p).map_err(|e| anyhow!("{flag} {}: {e}", p.display()))?;
+        let ok = if want_dir {
+            meta.is_dir()
+        } else {
+            meta.is_file()
+        };
+        if !ok {
+            let what = if want_dir {
+                "a directory"
+            } else {
+                "a regular file"
+            };
+            bail!("{flag} {}: not {what}", p.display());
+        }
+        Ok(())
+    };
+    if let Some(k) = &args.kernel {
+        let meta = std::fs::metadata(k).map_err(|e| anyhow!("--kernel {}: {e}", k.display()))?;
+        if !meta.is_file() && !meta.is_dir() {
+            bail!(
+                "--kernel {}: not a regular file or a directory",
+                k.display()
+            );
+        }
+    }
+    if let Some(src) = &args.kernel_src {
+        kind("--kernel-src", src, true)?;
+    }
+    if let Some(v) = &args.vmlinux {
+        kind("--vmlinux", v, false)?;
+    }
+    // Any regular file: booting a non-program as /init is how a kernel panic
+    // is provoked on purpose.
+    if let Some(init) = &args.init {
+        kind("--init", init, false)?;
+    }
+    Ok(())
 }
 
 /// Refuses, before anything is built, trace paths that cannot be written or

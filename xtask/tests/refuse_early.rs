@@ -95,3 +95,41 @@ fn outputs_that_cannot_be_written_or_are_inputs_are_refused() {
     let out = run(dir.path(), &scenario, &["-o", "."]);
     assert_refused(&out, "is not a regular file");
 }
+
+#[test]
+fn input_paths_of_the_wrong_kind_are_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("early.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap();
+    let dir_s = dir.path().to_str().unwrap();
+    let cases = [
+        (vec!["--kernel", fifo], "--kernel"),
+        (
+            vec!["--kernel", "/dev/null"],
+            "not a regular file or a directory",
+        ),
+        (vec!["--kernel-src", fifo], "--kernel-src"),
+        (vec!["--vmlinux", fifo], "--vmlinux"),
+        (vec!["--init", dir_s], "--init"),
+        (vec!["--thresholds", fifo], "not a regular file"),
+    ];
+    for (args, want) in cases {
+        let out = run(dir.path(), &scenario, &args);
+        assert_refused(&out, want);
+    }
+    // `--from` a FIFO or a device: refused, not read forever.
+    for from in [fifo, "/dev/zero"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(dir.path())
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .args(["run", "--from", from, "-o", "x.trace"])
+            .output()
+            .unwrap();
+        assert_refused(&out, "is not a regular file");
+    }
+}

@@ -29,7 +29,7 @@ pub use cgroup::{CgroupDef, CpuMax, CpusetError, CpusetSpec};
 pub use op::{IrqSelector, KernelRead, KernelWrite, Op, OpKind, SpawnPlacement};
 pub use thresholds::{DiffLimits, ThresholdsSpec, VERDICT_NAMES, VerdictLimits};
 #[cfg(feature = "std")]
-pub use toml::ScenarioFileError;
+pub use toml::{MAX_SCENARIO_FILE_BYTES, ScenarioFileError};
 pub use topology::{CpuList, CpuLocation, MAX_CPUS, Topology, TopologyParseError};
 pub use units::{
     Fraction, FractionError, NS_PER_MS, NS_PER_SEC, NS_PER_US, Ppm, format_duration, parse_bytes,

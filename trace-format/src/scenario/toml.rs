@@ -32,7 +32,17 @@ pub enum ScenarioFileError {
     },
     #[error("cannot write scenario as TOML: {0}")]
     Serialize(String),
+    #[error("{}: {what}; a scenario file is a regular file of at most {max} bytes", path.display())]
+    NotAScenarioFile {
+        path: PathBuf,
+        what: String,
+        max: u64,
+    },
 }
+
+/// The largest scenario file read: far above any scenario whose encoding fits
+/// [`super::limits::MAX_SCENARIO_BYTES`], small enough to read at once.
+pub const MAX_SCENARIO_FILE_BYTES: u64 = 4 << 20;
 
 fn path_prefix(path: Option<&Path>) -> String {
     path.map(|p| std::format!("{}: ", p.display()))
@@ -97,10 +107,32 @@ impl Scenario {
     /// Reads, parses and validates a scenario file.
     pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioFileError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioFileError::Io {
+        let io = |source| ScenarioFileError::Io {
             path: path.into(),
             source,
-        })?;
+        };
+        let refuse = |what: String| ScenarioFileError::NotAScenarioFile {
+            path: path.into(),
+            what,
+            max: MAX_SCENARIO_FILE_BYTES,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(refuse("not a regular file".into()));
+        }
+        if meta.len() > MAX_SCENARIO_FILE_BYTES {
+            return Err(refuse(std::format!("{} bytes", meta.len())));
+        }
+        let mut text = String::new();
+        let file = std::fs::File::open(path).map_err(io)?;
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(file, MAX_SCENARIO_FILE_BYTES + 1),
+            &mut text,
+        )
+        .map_err(io)?;
+        if text.len() as u64 > MAX_SCENARIO_FILE_BYTES {
+            return Err(refuse("it grew while read".into()));
+        }
         Self::from_toml_str(&text).map_err(|e| e.with_path(path))
     }
 
