@@ -18,11 +18,14 @@ pub enum OutputError {
     IsAnInput { output: PathBuf, input: PathBuf },
     #[error("output {} is a directory", path.display())]
     IsADirectory { path: PathBuf },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        // Not a `#[source]`: the message already carries it once.
+        cause: std::io::Error,
     },
+    #[error("cannot write {}: directory {} does not exist", path.display(), dir.display())]
+    NoDirectory { path: PathBuf, dir: PathBuf },
 }
 
 /// `path` with its directory resolved (symlinks, `.`, `..`) when it does not
@@ -82,9 +85,9 @@ impl AtomicOutput {
     /// Starts writing `path`. When it exists and is a symlink, the file it
     /// points to is replaced (not the link), keeping that file's mode.
     pub fn create(path: &Path) -> Result<Self, OutputError> {
-        let io = |source| OutputError::Io {
+        let io = |cause| OutputError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         let existing = std::fs::metadata(path).ok();
         if let Some(meta) = &existing {
@@ -109,7 +112,15 @@ impl AtomicOutput {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
+        if !dir.is_dir() {
+            return Err(OutputError::NoDirectory {
+                path: path.to_path_buf(),
+                dir: dir.to_path_buf(),
+            });
+        }
         let mode = existing.as_ref().map_or(0o666, |m| m.permissions().mode());
+        // tempfile's errors name the temporary path; ours names the output.
+        let io = |e: std::io::Error| io(std::io::Error::from(e.kind()));
         let file = tempfile::Builder::new()
             .prefix(".replay-")
             .suffix(".tmp")
@@ -140,9 +151,9 @@ impl AtomicOutput {
     /// Flushes the bytes to disk and puts the file in place. Dropping an
     /// uncommitted output removes the temporary file.
     pub fn commit(self) -> Result<(), OutputError> {
-        let io = |source| OutputError::Io {
+        let io = |cause| OutputError::Io {
             path: self.path.clone(),
-            source,
+            cause,
         };
         match self.sink {
             Sink::Direct(mut file) => file.flush().map_err(io),
@@ -168,9 +179,9 @@ impl Write for AtomicOutput {
 /// Writes `bytes` to `path` atomically (see [`AtomicOutput`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     let mut out = AtomicOutput::create(path)?;
-    out.write_all(bytes).map_err(|source| OutputError::Io {
+    out.write_all(bytes).map_err(|cause| OutputError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     out.commit()
 }

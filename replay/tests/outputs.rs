@@ -112,3 +112,14 @@ fn outputs_replace_whole_files_and_leave_no_temporary_behind() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert!(stderr(&o).contains("cannot write"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_output_in_a_missing_directory_is_one_clear_line() {
+    let f = fixture();
+    let out = f.a.with_file_name("nodir").join("x.svg");
+    let o = replay(&["plot", s(&f.a), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.ends_with("nodir does not exist\n"), "{err}");
+}
