@@ -79,7 +79,7 @@ pub fn table(phases: &[Phase], exp: &Expectations) -> (String, usize) {
             (true, true) => "ok".to_string(),
             (false, true) => "FAILED".to_string(),
             (ok, false) => format!(
-                "{}: {} passed, {} failed, {} ignored, {} skipped",
+                "{}: {} passed, {} failed, {} ignored; {} skip report(s)",
                 if ok { "ok" } else { "FAILED" },
                 c.passed,
                 c.failed,
@@ -175,7 +175,7 @@ mod tests {
         );
         assert!(line("builder::loads").contains("UNEXPECTED"), "{text}");
         assert!(
-            line("(all)").contains("ok: 5 passed, 0 failed, 1 ignored, 2 skipped"),
+            line("(all)").contains("ok: 5 passed, 0 failed, 1 ignored; 2 skip report(s)"),
             "{text}"
         );
     }
