@@ -5,6 +5,7 @@
 //! - [`child`]: child processes (QEMU) that die with this process.
 //! - [`qemu`]: the QEMU backend (TCG here, KVM where hardware allows).
 //! - [`run`]: boots a guest, drains its ring into a trace, enforces the watchdog.
+//! - [`test_skip`]: how tests skip for a missing prerequisite, for `cargo xtask test`.
 pub mod backend;
 pub mod child;
 pub mod console;
@@ -14,3 +15,4 @@ pub mod kvm;
 pub mod numa;
 pub mod qemu;
 pub mod run;
+pub mod test_skip;

@@ -2,35 +2,29 @@
 //! match `pahole` (an independent reader), and a vmlinux stripped of DWARF
 //! must resolve with snapshots off and a note saying why.
 //!
-//! Without a cached kernel (or without pahole/objcopy) these tests say so and
-//! pass, unless `SCHEDTAPE_E2E=1` (set by `cargo xtask test`) makes that a failure.
+//! They use the kernel the run uses (`cargo xtask kernel path`). Without a
+//! cached kernel (or pahole) they report a skip, which fails where `cargo
+//! xtask test` found one (see `vmm::test_skip`).
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
 use vmm::introspect::{self, Field};
+use vmm::test_skip::{self, Need};
 
-fn required() -> bool {
-    std::env::var("SCHEDTAPE_E2E").is_ok_and(|v| v == "1")
-}
-
-/// Skips (or fails under SCHEDTAPE_E2E=1) with `why`.
-fn unavailable(why: &str) {
-    assert!(!required(), "{why} (required because SCHEDTAPE_E2E=1)");
-    eprintln!("skipped: {why}");
-}
-
+/// The run's cached project vmlinux; skips (or fails where the run requires
+/// the kernel) when there is none.
 fn project_vmlinux() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let dir = PathBuf::from(home).join(".cache/schedtape/kernels");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("vmlinux"))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found.pop()
+    let found = test_skip::project_kernel_dir()
+        .map(|d| d.join("vmlinux"))
+        .filter(|p| p.is_file());
+    if found.is_none() {
+        test_skip::skip(
+            Need::Kernel,
+            "no cached project kernel (cargo xtask kernel build)",
+        );
+    }
+    found
 }
 
 /// One member line of `pahole -C`: (type text, offset, size).
@@ -57,10 +51,13 @@ fn pahole_member(text: &str, name: &str) -> Option<(String, u64, u64)> {
 #[test]
 fn dwarf_offsets_match_pahole() {
     let Some(vmlinux) = project_vmlinux() else {
-        return unavailable("no cached project kernel (cargo xtask kernel build)");
+        return;
     };
     if Command::new("pahole").arg("--version").output().is_err() {
-        return unavailable("pahole is not installed (apt-get install dwarves)");
+        return test_skip::skip(
+            Need::Pahole,
+            "pahole is not installed (apt-get install dwarves)",
+        );
     }
     let layout = introspect::resolve_file(&vmlinux).expect("resolves");
     let mut cache: HashMap<String, String> = HashMap::new();
@@ -104,19 +101,18 @@ fn dwarf_offsets_match_pahole() {
 #[test]
 fn stripped_vmlinux_turns_snapshots_off() {
     let Some(vmlinux) = project_vmlinux() else {
-        return unavailable("no cached project kernel (cargo xtask kernel build)");
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let stripped = dir.path().join("vmlinux");
+    // binutils is a build prerequisite (the test guests link with ld).
     let ok = Command::new("objcopy")
         .arg("--strip-debug")
         .arg(&vmlinux)
         .arg(&stripped)
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        return unavailable("objcopy --strip-debug failed (binutils missing?)");
-    }
+    assert!(ok, "objcopy --strip-debug {} failed", vmlinux.display());
     let layout = introspect::resolve_file(&stripped).expect("resolves without DWARF");
     assert!(
         layout

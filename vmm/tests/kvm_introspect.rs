@@ -10,9 +10,6 @@ use vmm::backend::{Vm, WatchHit};
 use vmm::kvm::VmExit;
 use vmm::kvm::arch::layout::PML4_ADDR;
 
-/// Set to make "this KVM has no guest debugging" a failure instead of a note.
-const REQUIRE_DEBUG_ENV: &str = "SCHEDTAPE_REQUIRE_GUEST_DEBUG";
-
 #[test]
 fn counters_read_through_guest_memory_and_cr3_is_the_boot_root() {
     if !kvm_available() {
@@ -155,15 +152,11 @@ fn write_watchpoint_reports_hits_with_the_writing_vcpu() {
     assert_eq!(vm.wait_exit(Duration::from_secs(20)), Some(VmExit::Reset));
 }
 
-/// Reports that this /dev/kvm lacks guest debugging: a loud note, or a failure
-/// when [`REQUIRE_DEBUG_ENV`] is set (hardware KVM).
+/// This /dev/kvm lacks guest debugging: a reported skip, or a failure where
+/// the run requires it (`SCHEDTAPE_REQUIRE_GUEST_DEBUG=1`, hardware KVM).
 fn unsupported(why: &str) {
-    assert!(
-        std::env::var_os(REQUIRE_DEBUG_ENV).is_none(),
-        "{REQUIRE_DEBUG_ENV} is set but watchpoints do not work: {why}"
-    );
-    eprintln!(
-        "NOTE: NOT VERIFIED: hardware watchpoints do not work on this /dev/kvm: {why} \
-         (set {REQUIRE_DEBUG_ENV}=1 to make this a failure)"
+    vmm::test_skip::skip(
+        vmm::test_skip::Need::GuestDebug,
+        &format!("hardware watchpoints do not work on this /dev/kvm: {why}"),
     );
 }

@@ -4,11 +4,11 @@
 //! second test does the same through the bzImage's 64-bit entry (the default
 //! `run scenario` path: zero page, decompressor).
 //!
-//! Slow where KVM is emulated (~10 s on PVM for the vmlinux, which then dies
+//! Slow where KVM is emulated (~15 s on PVM for the vmlinux, which then dies
 //! emulating the kernel further on; ~3 min for the bzImage, whose decompressor
-//! runs emulated too), so both are ignored by default: run with `--ignored`.
-//! The bzImage one is skipped on emulated KVM unless
-//! `SCHEDTAPE_BZIMAGE_EARLY_BOOT=1`. `SCHEDTAPE_VMLINUX` / `SCHEDTAPE_BZIMAGE`
+//! runs emulated too), so both are ignored by plain `cargo test`; `cargo xtask
+//! test` runs them once the kernel is built. The bzImage one is a reported
+//! skip on emulated KVM unless `SCHEDTAPE_BZIMAGE_EARLY_BOOT=1`. `SCHEDTAPE_VMLINUX` / `SCHEDTAPE_BZIMAGE`
 //! pick other kernels.
 mod kvm_support;
 
@@ -19,35 +19,40 @@ use kvm_support::kvm_available;
 use trace_format::scenario::Topology;
 use vmm::backend::{ConsoleEvent, Vm};
 use vmm::kvm::{KvmConfig, KvmVm};
+use vmm::test_skip::{self, Need};
 
-/// `$env`, else the cached project kernel's `name`.
+/// `$env`, else the run's cached project kernel's `name`; skips (or fails
+/// where the run requires the kernel) when there is none.
 fn kernel(env: &str, name: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
         return Some(p.into());
     }
-    let dir = PathBuf::from(std::env::var_os("HOME")?).join(".cache/schedtape/kernels");
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join(name))
-        .find(|p| p.exists())
+    let found = test_skip::project_kernel_dir()
+        .map(|d| d.join(name))
+        .filter(|p| p.exists());
+    if found.is_none() {
+        test_skip::skip(
+            Need::Kernel,
+            &format!("no cached {name} (set {env} or run cargo xtask kernel build)"),
+        );
+    }
+    found
 }
 
 #[test]
-#[ignore = "boots Linux: ~10 s under emulated KVM; run with --ignored"]
+#[ignore = "boots Linux: ~15 s under emulated KVM; cargo xtask test runs it"]
 fn linux_takes_cpus_and_numa_nodes_from_madt_and_srat() {
     if !kvm_available() {
         return;
     }
     let Some(kernel) = kernel("SCHEDTAPE_VMLINUX", "vmlinux") else {
-        eprintln!("skipped: no vmlinux (set SCHEDTAPE_VMLINUX or build the project kernel)");
         return;
     };
     boot_until_smp_config(kernel, Duration::from_secs(120));
 }
 
 #[test]
-#[ignore = "boots Linux from a bzImage: ~3 min under emulated KVM; run with --ignored"]
+#[ignore = "boots Linux from a bzImage: ~3 min under emulated KVM; cargo xtask test runs it"]
 fn a_bzimage_through_the_64bit_entry_reads_the_same_tables() {
     if !kvm_available() {
         return;
@@ -55,11 +60,16 @@ fn a_bzimage_through_the_64bit_entry_reads_the_same_tables() {
     if let Err(why) = vmm::kvm::probe()
         && std::env::var_os("SCHEDTAPE_BZIMAGE_EARLY_BOOT").is_none()
     {
-        eprintln!("skipped: {why} (set SCHEDTAPE_BZIMAGE_EARLY_BOOT=1 to wait ~3 min for it)");
+        // The decompressor alone runs ~3 min under instruction emulation.
+        test_skip::skip(
+            Need::KvmLinuxBoot,
+            &format!(
+                "{why}; the bzImage decompressor takes ~3 min emulated (SCHEDTAPE_BZIMAGE_EARLY_BOOT=1 waits for it)"
+            ),
+        );
         return;
     }
     let Some(kernel) = kernel("SCHEDTAPE_BZIMAGE", "bzImage") else {
-        eprintln!("skipped: no bzImage (set SCHEDTAPE_BZIMAGE or build the project kernel)");
         return;
     };
     boot_until_smp_config(kernel, Duration::from_secs(400));

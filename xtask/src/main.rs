@@ -17,6 +17,8 @@ mod scheduler;
 mod signals;
 mod stage;
 mod test_cmd;
+mod test_probe;
+mod test_summary;
 
 use std::process::ExitCode;
 

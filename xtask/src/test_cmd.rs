@@ -1,10 +1,17 @@
-//! `cargo xtask test`: lints, every workspace test, then the end-to-end suite.
-use std::process::{Command, ExitCode};
+//! `cargo xtask test`: lints, the kernel, a probe of the machine, every
+//! workspace test, then the VM suites; ends with a table of what ran and skipped.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result};
 use clap::Args;
 
+use vmm::test_skip::{self, Need};
+
 use crate::kernel::{self, BuildOpts, ResolveOpts};
+use crate::test_probe::Machine;
+use crate::test_summary::{self, Counts, Expectations, Phase};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, Args)]
@@ -18,57 +25,159 @@ pub struct TestArgs {
     /// Run only the end-to-end tests.
     #[arg(long)]
     pub e2e_only: bool,
+    /// Run only these phases (format, clippy, tests, kvm-long, e2e).
+    #[arg(long, value_delimiter = ',', value_parser = PHASES)]
+    pub only: Vec<String>,
+    /// Require NEED even where the probe finds it absent, so that its tests
+    /// must run (kvm, cpuid, guest-debug, kvm-linux-boot, kernel, qemu, pahole):
+    /// for a CI runner known to have it.
+    #[arg(long, value_delimiter = ',', value_parser = parse_need)]
+    pub require: Vec<Need>,
 }
 
-/// Runs each phase in order and stops at the first failure.
+/// Environment variables for a phase's cargo.
+type Env = [(String, String)];
+
+/// Every phase, in the order they run.
+const PHASES: [&str; 5] = ["format", "clippy", "tests", "kvm-long", "e2e"];
+
+fn parse_need(name: &str) -> Result<Need, String> {
+    Need::from_name(name).ok_or_else(|| {
+        let names: Vec<_> = Need::ALL.iter().map(|n| n.name()).collect();
+        format!(
+            "{name:?} is no prerequisite; use one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+impl TestArgs {
+    fn selected(&self, phase: &str) -> bool {
+        if !self.only.is_empty() {
+            return self.only.iter().any(|p| p == phase);
+        }
+        match phase {
+            "format" | "clippy" => !self.no_lint && !self.e2e_only,
+            "tests" => !self.e2e_only,
+            _ => !self.no_e2e,
+        }
+    }
+}
+
+/// Runs each phase in order, stops at the first failure, and ends with the
+/// summary table; an unexpected skip fails the run.
 pub fn run(args: &TestArgs) -> Result<ExitCode> {
-    let mut phases: Vec<(&str, Vec<&str>)> = Vec::new();
-    if !args.e2e_only {
-        if !args.no_lint {
-            phases.push(("format", vec!["fmt", "--all", "--", "--check"]));
-            phases.push((
+    let mut done: Vec<Phase> = Vec::new();
+    let lint: [(&str, &[&str]); 2] = [
+        ("format", &["fmt", "--all", "--", "--check"]),
+        (
+            "clippy",
+            &[
                 "clippy",
-                vec![
-                    "clippy",
-                    "--workspace",
-                    "--all-targets",
-                    "--",
-                    "-D",
-                    "warnings",
-                ],
-            ));
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    for (name, cargo_args) in lint {
+        if args.selected(name) {
+            done.push(cargo(name, cargo_args, &[], None)?);
+            if !done.last().is_some_and(|p| p.ok) {
+                return finish(&done, &Expectations::default());
+            }
         }
-        phases.push(("tests", vec!["test", "--workspace"]));
     }
-    for (name, cargo_args) in phases {
-        if !cargo(name, &cargo_args, false)? {
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-    if !args.no_e2e {
+    // The kernel is built before any test runs, so that no test needing it skips.
+    if args.selected("e2e") {
         prepare_e2e()?;
-        // The kernel is cached now: introspection tests must not skip.
-        let offsets = ["test", "-p", "vmm", "--test", "introspect_kernel"];
-        // The long KVM freeze test: 1,000 freeze/thaw cycles of 8 vCPUs.
-        let freeze = [
-            "test",
-            "-p",
-            "vmm",
-            "--test",
-            "kvm_freeze",
-            "--",
-            "--ignored",
-        ];
-        let e2e = ["test", "-p", "e2e", "--", "--ignored", "--test-threads=1"];
-        if !cargo("introspection offsets", &offsets, true)?
-            || !cargo("KVM freeze cycles", &freeze, true)?
-            || !cargo("end-to-end", &e2e, true)?
-        {
-            return Ok(ExitCode::FAILURE);
+    }
+    let machine = Machine::probe();
+    let mut exp = Expectations::default();
+    for need in Need::ALL {
+        if machine.has(need).is_ok() || args.require.contains(&need) || need.required() {
+            exp.required.insert(need);
         }
+    }
+    eprintln!(
+        "xtask test: this machine (tests needing what is present or required must run):\n{}",
+        machine.describe(&exp.required)
+    );
+    let log_dir = target_dir().join("schedtape-skips");
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let mut env: Vec<(String, String)> = exp
+        .required
+        .iter()
+        .map(|n| (n.require_env().to_string(), "1".to_string()))
+        .collect();
+    if let Some(dir) = &machine.kernel_dir {
+        env.push((test_skip::KERNEL_DIR_ENV.into(), dir.display().to_string()));
+    }
+    let mut e2e_env = env.clone();
+    // Kernel-dependent e2e tests fail instead of skipping.
+    e2e_env.push(("SCHEDTAPE_E2E".into(), "1".into()));
+    let tests: [(&str, &[&str], &Env); 3] = [
+        ("tests", &["test", "--workspace"], &env),
+        // After the kernel build: 1,000 freeze/thaw cycles of 8 vCPUs, and
+        // Linux reading our ACPI tables on the KVM backend.
+        (
+            "kvm-long",
+            &[
+                "test",
+                "-p",
+                "vmm",
+                "--test",
+                "kvm_freeze",
+                "--test",
+                "kvm_linux_acpi",
+                "--",
+                "--ignored",
+            ],
+            &e2e_env,
+        ),
+        (
+            "e2e",
+            &["test", "-p", "e2e", "--", "--ignored", "--test-threads=1"],
+            &e2e_env,
+        ),
+    ];
+    for (name, cargo_args, env) in tests {
+        if args.selected(name) {
+            done.push(cargo(name, cargo_args, env, Some(&log_dir))?);
+            if !done.last().is_some_and(|p| p.ok) {
+                break;
+            }
+        }
+    }
+    finish(&done, &exp)
+}
+
+/// Prints the summary table; fails on a failed phase or an unexpected skip.
+fn finish(done: &[Phase], exp: &Expectations) -> Result<ExitCode> {
+    let (table, unexpected) = test_summary::table(done, exp);
+    eprintln!("\nxtask test: summary\n{table}");
+    if let Some(p) = done.iter().find(|p| !p.ok) {
+        eprintln!("xtask test: {} failed", p.name);
+        return Ok(ExitCode::FAILURE);
+    }
+    if unexpected > 0 {
+        eprintln!(
+            "xtask test: {unexpected} unexpected skip(s): a prerequisite this run requires was reported missing"
+        );
+        return Ok(ExitCode::FAILURE);
     }
     eprintln!("xtask test: all passed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `$CARGO_TARGET_DIR`, else the workspace's `target`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"))
 }
 
 /// Installs every package the VM tests need in one go (QEMU, stress-ng, the
@@ -99,20 +208,41 @@ fn prepare_e2e() -> Result<()> {
     Ok(())
 }
 
-/// Runs one cargo phase; `e2e` sets SCHEDTAPE_E2E=1 so kernel-dependent tests
-/// fail instead of skipping.
-fn cargo(phase: &str, args: &[&str], e2e: bool) -> Result<bool> {
+/// Runs one cargo phase with `env`, echoing its output and counting its
+/// tests; with `log_dir` the tests log their skips to `<log_dir>/<phase>.log`.
+fn cargo(phase: &str, args: &[&str], env: &Env, log_dir: Option<&Path>) -> Result<Phase> {
     eprintln!("xtask test: {phase}: cargo {}", args.join(" "));
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
-    if e2e {
-        cmd.env("SCHEDTAPE_E2E", "1");
+    cmd.args(args).stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-    let status = cmd
-        .args(args)
-        .status()
+    let log = log_dir.map(|d| d.join(format!("{phase}.log")));
+    if let Some(log) = &log {
+        let _ = std::fs::remove_file(log);
+        cmd.env(test_skip::LOG_ENV, log);
+    }
+    let mut child = cmd
+        .spawn()
         .with_context(|| format!("cannot run cargo for {phase}"))?;
-    if !status.success() {
-        eprintln!("xtask test: {phase} failed");
+    let mut counts = Counts::default();
+    let stdout = child.stdout.take().context("cargo's stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.with_context(|| format!("reading cargo's output for {phase}"))?;
+        println!("{line}");
+        counts.add_line(&line);
     }
-    Ok(status.success())
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot wait for cargo ({phase})"))?;
+    let skips = log
+        .and_then(|l| std::fs::read_to_string(l).ok())
+        .map(|text| test_summary::parse_log(&text))
+        .unwrap_or_default();
+    Ok(Phase {
+        name: phase.to_string(),
+        ok: status.success(),
+        counts,
+        skips,
+    })
 }

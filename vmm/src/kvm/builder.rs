@@ -364,18 +364,16 @@ fn irq_pulse(vm: &Arc<VmFd>, irq: u32) -> Box<dyn FnMut() + Send> {
 mod tests {
     use super::*;
 
-    /// A file named `name` in some cache entry of the project kernel, if built.
+    use crate::test_skip::{self, Need};
+
+    /// The file `name` of the run's cached project kernel; skips (or fails
+    /// where the run requires the kernel) when there is none.
     fn cached_kernel_file(name: &str) -> Option<std::path::PathBuf> {
-        let home = std::env::var_os("HOME")?;
-        let dir = Path::new(&home).join(".cache/schedtape/kernels");
-        let found = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join(name))
-            .find(|p| p.exists());
+        let found = test_skip::project_kernel_dir()
+            .map(|d| d.join(name))
+            .filter(|p| p.exists());
         if found.is_none() {
-            eprintln!("skipped: no cached {name} under {}", dir.display());
+            test_skip::skip(Need::Kernel, &format!("no cached project {name}"));
         }
         found
     }
@@ -407,18 +405,7 @@ mod tests {
 
     #[test]
     fn loads_the_cached_vmlinux_through_its_pvh_note() {
-        let Some(home) = std::env::var_os("HOME") else {
-            return;
-        };
-        let dir = Path::new(&home).join(".cache/schedtape/kernels");
-        let Some(vmlinux) = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("vmlinux"))
-            .find(|p| p.exists())
-        else {
-            eprintln!("skipped: no cached vmlinux under {}", dir.display());
+        let Some(vmlinux) = cached_kernel_file("vmlinux") else {
             return;
         };
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 256 << 20)]).unwrap();

@@ -22,6 +22,13 @@ const WRITE_LOOP: [u8; 10] = [0xb9, 0xe8, 0x03, 0xa3, 0x00, 0x20, 0x40, 0xe2, 0x
 /// The address [`WRITE_LOOP`] writes.
 const WRITTEN: u64 = 0x2000;
 
+/// `mov eax, 0x40000000; cpuid; mov [0x2000], ebx; hlt` at 0x1000 (EBX lands at 0x2000).
+const CPUID_READ: [u8; 14] = [
+    0x66, 0xb8, 0x00, 0x00, 0x00, 0x40, 0x0f, 0xa2, 0x66, 0x89, 0x1e, 0x00, 0x20, 0xf4,
+];
+/// What the probe installs as leaf 0x4000_0000's EBX ("stcp").
+const CPUID_MARK: u32 = 0x7063_7473;
+
 /// A one-vCPU real-mode guest with `code` at 0x1000; the mapping is returned
 /// so that it outlives the VM.
 struct Tiny {
@@ -120,6 +127,51 @@ fn probe_data_watchpoints() -> Result<(), String> {
             "this /dev/kvm accepts hardware watchpoints but does not report guest writes \
              (a write loop ran to its end: {exit}); emulated KVM such as PVM does not check \
              data breakpoints"
+        ))
+    }
+}
+
+/// Whether the guest's CPUID shows what KVM_SET_CPUID2 installed (a marked
+/// leaf 0x4000_0000), so that topology and KVM leaves reach the guest.
+/// Probed once per process.
+pub fn cpuid_honoured() -> Result<(), String> {
+    static RESULT: OnceLock<Result<(), String>> = OnceLock::new();
+    RESULT.get_or_init(probe_cpuid).clone()
+}
+
+fn probe_cpuid() -> Result<(), String> {
+    let kvm = Kvm::new().map_err(|e| format!("KVM probe: open /dev/kvm: {e}"))?;
+    let mut cpuid = kvm
+        .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+        .map_err(|e| format!("KVM probe: supported CPUID: {e}"))?;
+    let mut marked = false;
+    for e in cpuid.as_mut_slice() {
+        if e.function == 0x4000_0000 {
+            e.ebx = CPUID_MARK;
+            marked = true;
+        }
+    }
+    if !marked {
+        cpuid
+            .push(kvm_bindings::kvm_cpuid_entry2 {
+                function: 0x4000_0000,
+                ebx: CPUID_MARK,
+                ..Default::default()
+            })
+            .map_err(|e| format!("KVM probe: CPUID entry: {e:?}"))?;
+    }
+    let mut t = tiny(&CPUID_READ)?;
+    t.vcpu
+        .set_cpuid2(&cpuid)
+        .map_err(|e| format!("KVM_SET_CPUID2 failed: {e}"))?;
+    let exit = run_once(&mut t.vcpu, Duration::from_secs(5))?;
+    let seen = u32::from_le_bytes(t._mem[0x2000..0x2004].try_into().expect("4 bytes"));
+    if exit == "hlt" && seen == CPUID_MARK {
+        Ok(())
+    } else {
+        Err(format!(
+            "guest CPUID does not follow KVM_SET_CPUID2 (leaf 0x40000000 EBX {seen:#x}, \
+             installed {CPUID_MARK:#x}; exit {exit}): emulated KVM such as PVM may show the host's CPUID"
         ))
     }
 }

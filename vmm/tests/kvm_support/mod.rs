@@ -10,25 +10,22 @@ use trace_format::scenario::Topology;
 use vm_memory::{Bytes, GuestAddress};
 use vmm::backend::{ConsoleEvent, Vm};
 use vmm::kvm::{KvmConfig, KvmVm};
+use vmm::test_skip::Need;
 
-/// Set to make a missing /dev/kvm a failure instead of a skip.
-pub const REQUIRE_ENV: &str = "SCHEDTAPE_REQUIRE_KVM";
-
-/// True when /dev/kvm can be used; otherwise skips (or fails if required).
+/// True when /dev/kvm can be used; otherwise skips, or fails where the run
+/// requires KVM (`SCHEDTAPE_REQUIRE_KVM=1`, see [`vmm::test_skip`]).
 pub fn kvm_available() -> bool {
-    let ok = std::fs::OpenOptions::new()
+    let opened = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os(REQUIRE_ENV).is_none(),
-            "{REQUIRE_ENV} is set but /dev/kvm cannot be opened"
-        );
-        eprintln!("skipped: /dev/kvm is not usable (set {REQUIRE_ENV}=1 to make this a failure)");
+        .open("/dev/kvm");
+    match opened {
+        Ok(_) => true,
+        Err(e) => {
+            vmm::test_skip::skip(Need::Kvm, &format!("/dev/kvm cannot be opened: {e}"));
+            false
+        }
     }
-    ok
 }
 
 /// Builds fixtures/testguest once per test binary (with or without its PVH
