@@ -86,4 +86,26 @@ mod tests {
         assert!(ratio_of_medians_ci(&[0.0, 0.0, 0.0], &[1.0, 2.0], 0.05, 100, 1).is_none());
         assert!(ratio_of_medians_ci(&[], &[1.0], 0.05, 100, 1).is_none());
     }
+
+    /// A baseline whose resampled median is zero in most resamples (three
+    /// zeros of five) gives no interval, though some ratios exist.
+    #[test]
+    fn mostly_zero_baseline_has_no_ratio() {
+        let a = [0.0, 0.0, 0.0, 1.0, 1.0];
+        assert!(ratio_of_medians_ci(&a, &[1.0, 2.0], 0.05, 200, 1).is_none());
+    }
+
+    /// Every resample defined, exactly the count the level asks for
+    /// (alpha 0: all of them): the interval exists, spanning every change.
+    #[test]
+    fn all_resamples_defined_at_alpha_zero() {
+        let ci = ratio_of_medians_ci(&[2.0], &[1.0, 3.0], 0.0, 50, 7).unwrap();
+        assert_eq!(
+            ci,
+            Interval {
+                low: -50.0,
+                high: 50.0
+            }
+        );
+    }
 }
