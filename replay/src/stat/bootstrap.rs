@@ -87,6 +87,29 @@ mod tests {
         assert!(ratio_of_medians_ci(&[], &[1.0], 0.05, 100, 1).is_none());
     }
 
+    /// Changes are −50 %, 0 and +50 % with probabilities ¼, ½, ¼: the 20th
+    /// and 80th percentiles (alpha 0.4) fall in the outer values, the 40th
+    /// and 60th would not.
+    #[test]
+    fn interval_ends_are_the_alpha_halves_percentiles() {
+        let ci = ratio_of_medians_ci(&[2.0], &[1.0, 3.0], 0.4, 4000, 3).unwrap();
+        assert_eq!(
+            ci,
+            Interval {
+                low: -50.0,
+                high: 50.0
+            }
+        );
+        let ci = ratio_of_medians_ci(&[2.0], &[1.0, 3.0], 0.9, 4000, 3).unwrap();
+        assert_eq!(
+            ci,
+            Interval {
+                low: 0.0,
+                high: 0.0
+            }
+        );
+    }
+
     /// A baseline whose resampled median is zero in most resamples (three
     /// zeros of five) gives no interval, though some ratios exist.
     #[test]
