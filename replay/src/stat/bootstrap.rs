@@ -118,6 +118,15 @@ mod tests {
         assert!(ratio_of_medians_ci(&a, &[1.0, 2.0], 0.05, 200, 1).is_none());
     }
 
+    /// Two zeros in nine: about 97.0 % of resampled medians are non-zero.
+    /// At alpha 0.05 an interval needs 97.5 % (none); at alpha 0.1, 95 %.
+    #[test]
+    fn undefined_ratios_may_fill_only_one_tail() {
+        let a = [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+        assert!(ratio_of_medians_ci(&a, &[1.0, 2.0], 0.05, 20_000, 5).is_none());
+        assert!(ratio_of_medians_ci(&a, &[1.0, 2.0], 0.1, 20_000, 5).is_some());
+    }
+
     /// Every resample defined, exactly the count the level asks for
     /// (alpha 0: all of them): the interval exists, spanning every change.
     #[test]
