@@ -55,6 +55,13 @@ fn aa_false_alarms_and_injected_regressions() {
     for pair in aa.chunks(2) {
         let r = check(&pair[..1], &pair[1..], &t);
         let rep = r.report.as_ref().expect("report");
+        // A pair with nothing compared would count as "no false alarm".
+        assert!(
+            rep.judged() > 0,
+            "A/A pair {}: no metric was compared: {}",
+            pair[0].display(),
+            r.summary
+        );
         checks += rep.judged();
         alarms += rep.count(Call::Worse);
         inconclusive += rep.count(Call::Inconclusive);
@@ -68,7 +75,7 @@ fn aa_false_alarms_and_injected_regressions() {
             );
         }
     }
-    let rate = alarms as f64 / checks.max(1) as f64;
+    let rate = alarms as f64 / checks as f64;
     eprintln!(
         "A/A: {pairs} pairs, {checks} metric checks, {alarms} false alarms ({:.1}%), \
          {inconclusive} inconclusive, {flagged_pairs} pair(s) not exit 0",

@@ -203,7 +203,8 @@ mod tests {
             panic!("not a run");
         };
         assert!(f.fail_init);
-        assert_eq!(o.stats_interval, Duration::from_millis(500));
+        assert_eq!(f.stats_interval, Duration::from_millis(100));
+        assert_eq!(o.stats_interval, Options::default().stats_interval);
         assert_eq!(
             parse_args(args("")).unwrap(),
             Command::Run(Options::default())

@@ -5,7 +5,7 @@ mod support;
 
 use support::*;
 use trace_format::file::{ChunkLimits, DamageReason, ReadError, Trace};
-use trace_format::record::{Record, Timed};
+use trace_format::record::Timed;
 
 /// A trace of ≥ 5 chunks, its records, and (offset, end) of each chunk.
 fn multi_chunk() -> (Vec<u8>, Vec<Timed>, Vec<(usize, usize)>) {
@@ -304,51 +304,4 @@ fn garbage_between_chunks_is_reported_exactly() {
     assert_eq!(us(rec.damaged[0].offset), spans[2].0);
     assert_eq!(us(rec.damaged[0].len), junk.len());
     assert_eq!(us(rec.bytes_unaccounted), junk.len());
-}
-
-/// Writes seed traces for the `reader` fuzz target when
-/// `SCHEDTAPE_FUZZ_SEEDS=<dir>` is set (see trace-format/README.md).
-#[test]
-fn write_fuzz_seeds() {
-    let Some(dir) = std::env::var_os("SCHEDTAPE_FUZZ_SEEDS") else {
-        return;
-    };
-    let dir = std::path::PathBuf::from(dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (bytes, _, spans) = multi_chunk();
-    let variants: Vec<(u64, Record)> = all_variants()
-        .into_iter()
-        .map(|(_, r)| r)
-        .chain(more_variants())
-        .enumerate()
-        .map(|(i, r)| (i as u64 * 1000, r))
-        .collect();
-    let seeds = [
-        ("multi_chunk.trace", bytes.clone()),
-        ("no_index.trace", bytes[..spans[spans.len() - 1].1].to_vec()),
-        (
-            "torn.trace",
-            bytes[..(spans[2].0 + spans[2].1) / 2].to_vec(),
-        ),
-        (
-            "variants.trace",
-            write_trace(
-                &variants,
-                ChunkLimits {
-                    max_payload: 200,
-                    max_span_ns: 5000,
-                },
-            ),
-        ),
-        (
-            "snapshots.trace",
-            write_trace(&realistic_stream(2, 8, 3), ChunkLimits::default()),
-        ),
-        // Fake chunk headers every 32 bytes claiming payloads to the end:
-        // quadratic for a scan that re-reads each claimed span.
-        ("crafted_resync.trace", crafted_resync_trace(8 * 1024).0),
-    ];
-    for (name, data) in seeds {
-        std::fs::write(dir.join(name), data).unwrap();
-    }
 }

@@ -8,6 +8,7 @@ mod identity;
 mod initramfs;
 mod kernel;
 mod limits;
+mod mutants;
 mod outputs;
 mod prereq;
 mod rerun;
@@ -58,6 +59,11 @@ enum Cmd {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Mutation testing of the core modules with cargo-mutants (installed when missing).
+    ///
+    /// Slow (minutes per module): run it nightly or weekly, not on every CI run.
+    /// Exit status: 0 every viable mutant caught, 1 some missed or timed out.
+    Mutants(mutants::MutantsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +114,7 @@ fn run(args: Args) -> Result<ExitCode> {
         Cmd::Bench {
             what: BenchWhat::Vmm(args),
         } => bench_vmm::run(&args),
+        Cmd::Mutants(args) => mutants::run(&args, &workspace_root()),
     }
 }
 

@@ -86,4 +86,58 @@ mod tests {
         assert!(ratio_of_medians_ci(&[0.0, 0.0, 0.0], &[1.0, 2.0], 0.05, 100, 1).is_none());
         assert!(ratio_of_medians_ci(&[], &[1.0], 0.05, 100, 1).is_none());
     }
+
+    /// Changes are −50 %, 0 and +50 % with probabilities ¼, ½, ¼: the 20th
+    /// and 80th percentiles (alpha 0.4) fall in the outer values, the 40th
+    /// and 60th would not.
+    #[test]
+    fn interval_ends_are_the_alpha_halves_percentiles() {
+        let ci = ratio_of_medians_ci(&[2.0], &[1.0, 3.0], 0.4, 4000, 3).unwrap();
+        assert_eq!(
+            ci,
+            Interval {
+                low: -50.0,
+                high: 50.0
+            }
+        );
+        let ci = ratio_of_medians_ci(&[2.0], &[1.0, 3.0], 0.9, 4000, 3).unwrap();
+        assert_eq!(
+            ci,
+            Interval {
+                low: 0.0,
+                high: 0.0
+            }
+        );
+    }
+
+    /// A baseline whose resampled median is zero in most resamples (three
+    /// zeros of five) gives no interval, though some ratios exist.
+    #[test]
+    fn mostly_zero_baseline_has_no_ratio() {
+        let a = [0.0, 0.0, 0.0, 1.0, 1.0];
+        assert!(ratio_of_medians_ci(&a, &[1.0, 2.0], 0.05, 200, 1).is_none());
+    }
+
+    /// Two zeros in nine: about 97.0 % of resampled medians are non-zero.
+    /// At alpha 0.05 an interval needs 97.5 % (none); at alpha 0.1, 95 %.
+    #[test]
+    fn undefined_ratios_may_fill_only_one_tail() {
+        let a = [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+        assert!(ratio_of_medians_ci(&a, &[1.0, 2.0], 0.05, 20_000, 5).is_none());
+        assert!(ratio_of_medians_ci(&a, &[1.0, 2.0], 0.1, 20_000, 5).is_some());
+    }
+
+    /// Every resample defined, exactly the count the level asks for
+    /// (alpha 0: all of them): the interval exists, spanning every change.
+    #[test]
+    fn all_resamples_defined_at_alpha_zero() {
+        let ci = ratio_of_medians_ci(&[2.0], &[1.0, 3.0], 0.0, 50, 7).unwrap();
+        assert_eq!(
+            ci,
+            Interval {
+                low: -50.0,
+                high: 50.0
+            }
+        );
+    }
 }

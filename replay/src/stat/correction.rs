@@ -29,6 +29,7 @@ mod tests {
         // R: p.adjust(c(0.01, 0.04, 0.03, 0.005), "BH") = 0.02 0.04 0.04 0.02
         let adj = benjamini_hochberg(&[Some(0.01), Some(0.04), None, Some(0.03), Some(0.005)]);
         let want = [Some(0.02), Some(0.04), None, Some(0.04), Some(0.02)];
+        assert_eq!(adj.len(), want.len(), "{adj:?}");
         for (a, w) in adj.iter().zip(want) {
             match (a, w) {
                 (Some(a), Some(w)) => assert!((a - w).abs() < 1e-12, "{adj:?}"),

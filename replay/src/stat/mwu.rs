@@ -158,6 +158,52 @@ mod tests {
         assert!((r.p - 0.013_000).abs() < 1e-5, "{r:?}");
     }
 
+    /// A starved cgroup's zeros against a healthy one's positive values, with
+    /// ties: the normal approximation, one-sided in each direction.
+    /// By hand (R: `wilcox.test(b, a, "greater", exact = FALSE)` computes the
+    /// same): U = 30 of 36, mean 18, tie term 8³ − 8 = 504,
+    /// σ² = 36/12 · (13 − 504/132) = 27.545, z = (12 − 0.5)/σ = 2.1911,
+    /// P(Z ≥ z) = 0.014220. The continuity correction moves |U − mean|
+    /// towards zero: the wrong sign would give 0.008617.
+    #[test]
+    fn one_sided_normal_with_ties_in_each_direction() {
+        let zeros = [0.0; 6];
+        let healthy = [0.0, 0.0, 3.0, 5.0, 8.0, 13.0];
+        let larger = 0.014_220;
+        let not_larger = 0.991_383;
+
+        let g = mann_whitney(&zeros, &healthy, Alternative::Greater).unwrap();
+        assert!(!g.exact);
+        assert_eq!(g.u, 30.0);
+        assert!((g.p - larger).abs() < 1e-5, "{g:?}");
+        let l = mann_whitney(&zeros, &healthy, Alternative::Less).unwrap();
+        assert!((l.p - not_larger).abs() < 1e-5, "{l:?}");
+
+        // Sides swapped: now B (the zeros) tends to be smaller.
+        let l = mann_whitney(&healthy, &zeros, Alternative::Less).unwrap();
+        assert_eq!(l.u, 6.0);
+        assert!((l.p - larger).abs() < 1e-5, "{l:?}");
+        let g = mann_whitney(&healthy, &zeros, Alternative::Greater).unwrap();
+        assert!((g.p - not_larger).abs() < 1e-5, "{g:?}");
+
+        let two = mann_whitney(&zeros, &healthy, Alternative::TwoSided).unwrap();
+        assert!((two.p - 2.0 * larger).abs() < 2e-5, "{two:?}");
+    }
+
+    /// Exact path, B smaller: the lower tail, not the upper.
+    #[test]
+    fn exact_one_sided_less() {
+        // R: wilcox.test(c(6,7,8,9,10), c(1,2,3,4,5), "less")$p.value = 1/252
+        let a = [6.0, 7.0, 8.0, 9.0, 10.0];
+        let b = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let l = mann_whitney(&a, &b, Alternative::Less).unwrap();
+        assert!(l.exact);
+        assert_eq!(l.u, 0.0);
+        assert!((l.p - 1.0 / 252.0).abs() < 1e-12, "{l:?}");
+        let g = mann_whitney(&a, &b, Alternative::Greater).unwrap();
+        assert!((g.p - 1.0).abs() < 1e-12, "{g:?}");
+    }
+
     #[test]
     fn degenerate_inputs() {
         assert!(mann_whitney(&[], &[1.0], Alternative::TwoSided).is_none());
