@@ -21,8 +21,9 @@ use vmm::qemu::{
 };
 
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
+use crate::run_checks::kernel_hz;
 use crate::scenario_pack::pack_initramfs;
-use crate::scenario_run::{boot_plan, kernel_hz, runtime_dir, smp_layout};
+use crate::scenario_run::{boot_plan, runtime_dir, smp_layout};
 use crate::{guest, workspace_root};
 
 /// What the executor prints first, on the console, when it has no ring: its Hello.

@@ -12,6 +12,7 @@ mod mutants;
 mod outputs;
 mod prereq;
 mod rerun;
+mod run_checks;
 mod scenario_pack;
 mod scenario_run;
 mod scheduler;

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use clap::{Args, ValueEnum};
 use replay::thresholds::Thresholds;
 use trace_format::meta::{Backend, Meta, SCHEMA_VERSION};
@@ -18,6 +18,9 @@ use vmm::run::{IntrospectOptions, Judge, Progress, RunOptions, prepare_window, r
 use crate::kernel::image::needs_build;
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
 use crate::prereq::Refusal;
+use crate::run_checks::{
+    check_input_paths, check_kernel_cpus, check_memory, check_outputs, kernel_hz,
+};
 use crate::scenario_pack::pack_initramfs;
 use crate::{guest, workspace_root};
 
@@ -217,81 +220,8 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     Ok(worst)
 }
 
-/// Refuses, before anything is built, input paths of the wrong kind: a FIFO
-/// or device would hang a read, a directory is no program.
-fn check_input_paths(args: &RunArgs) -> Result<()> {
-    let kind = |flag: &str, p: &Path, want_dir: bool| -> Result<()> {
-        let meta = std::fs::metadata(p).map_err(|e| anyhow!("{flag} {}: {e}", p.display()))?;
-        let ok = if want_dir {
-            meta.is_dir()
-        } else {
-            meta.is_file()
-        };
-        if !ok {
-            let what = if want_dir {
-                "a directory"
-            } else {
-                "a regular file"
-            };
-            bail!("{flag} {}: not {what}", p.display());
-        }
-        Ok(())
-    };
-    if let Some(k) = &args.kernel {
-        let meta = std::fs::metadata(k).map_err(|e| anyhow!("--kernel {}: {e}", k.display()))?;
-        if !meta.is_file() && !meta.is_dir() {
-            bail!(
-                "--kernel {}: not a regular file or a directory",
-                k.display()
-            );
-        }
-    }
-    if let Some(src) = &args.kernel_src {
-        kind("--kernel-src", src, true)?;
-    }
-    if let Some(v) = &args.vmlinux {
-        kind("--vmlinux", v, false)?;
-    }
-    // Any regular file: booting a non-program as /init is how a kernel panic
-    // is provoked on purpose.
-    if let Some(init) = &args.init {
-        kind("--init", init, false)?;
-    }
-    Ok(())
-}
-
-/// Refuses, before anything is built, trace paths that cannot be written or
-/// would overwrite an input (the scenario file, `--from`, `--thresholds`, …).
-fn check_outputs(args: &RunArgs, output: &Path) -> Result<()> {
-    let scenario_file = args
-        .scenario
-        .as_deref()
-        .map(|name| scenario_path(&workspace_root(), name))
-        .transpose()?;
-    let inputs: Vec<(&str, &Path)> = [
-        ("the scenario file", scenario_file.as_deref()),
-        ("--from", args.from.as_deref()),
-        ("--thresholds", args.thresholds.as_deref()),
-        ("--kernel", args.kernel.as_deref()),
-        ("--init", args.init.as_deref()),
-        ("--vmlinux", args.vmlinux.as_deref()),
-    ]
-    .into_iter()
-    .filter_map(|(what, p)| Some((what, p?)))
-    .collect();
-    let rounds: Vec<PathBuf> = if args.repeat == 1 {
-        vec![output.to_path_buf()]
-    } else {
-        (1..=args.repeat).map(|r| numbered(output, r)).collect()
-    };
-    for out in &rounds {
-        crate::outputs::check_writable(out, &inputs).map_err(|e| anyhow!("-o {e}"))?;
-    }
-    Ok(())
-}
-
 /// `out.trace` → `out-3.trace`.
-fn numbered(path: &Path, round: u32) -> PathBuf {
+pub(crate) fn numbered(path: &Path, round: u32) -> PathBuf {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
     let name = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) => format!("{stem}-{round}.{ext}"),
@@ -568,7 +498,7 @@ fn load_scenario(root: &Path, args: &RunArgs, archived: Option<&Meta>) -> Result
 }
 
 /// `NAME` in fixtures/scenarios, or a path.
-fn scenario_path(root: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn scenario_path(root: &Path, name: &str) -> Result<PathBuf> {
     let as_path = PathBuf::from(name);
     let path = if as_path.extension().is_some() || as_path.components().count() > 1 {
         as_path
@@ -600,13 +530,6 @@ fn known_scenarios(root: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
-}
-
-/// `--memory` against the scenario, and the topology against the backend
-/// that will boot it (see [`crate::limits`]).
-fn check_memory(memory_mib: u64, scenario: &Scenario, backend: BackendChoice) -> Result<()> {
-    crate::limits::check_memory(memory_mib, scenario)?;
-    crate::limits::check_topology(scenario.topology, crate::limits::BackendKind::of(backend))
 }
 
 /// Which image boots, with which command line, and what that means for KASLR.
@@ -733,41 +656,6 @@ pub(crate) fn smp_layout(t: Topology) -> SmpLayout {
     }
 }
 
-/// The kernel's `CONFIG_HZ`, from its `.config` or IKCONFIG (`None` when unknown).
-pub(crate) fn kernel_hz(kernel: &KernelImage) -> Option<u32> {
-    kernel_config_number(kernel, "CONFIG_HZ")
-}
-
-/// A numeric option of the kernel's `.config` or IKCONFIG (`None` when unknown).
-fn kernel_config_number(kernel: &KernelImage, option: &str) -> Option<u32> {
-    use crate::kernel::ConfigSource;
-    let text = match &kernel.config {
-        ConfigSource::File(p) => std::fs::read_to_string(p).ok()?,
-        ConfigSource::Ikconfig(image) => {
-            crate::kernel::check::extract_ikconfig(&std::fs::read(image).ok()?).ok()??
-        }
-        ConfigSource::Unknown => return None,
-    };
-    text.lines()
-        .find_map(|l| l.strip_prefix(option)?.strip_prefix('='))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// A topology the kernel cannot bring up in full (`CONFIG_NR_CPUS`) is bad
-/// input: the guest would run on fewer CPUs than the scenario asks for.
-fn check_kernel_cpus(kernel: &KernelImage, topology: &Topology) -> Result<()> {
-    let Some(max) = kernel_config_number(kernel, "CONFIG_NR_CPUS") else {
-        return Ok(());
-    };
-    let cpus = topology.cpus_u64();
-    if cpus > u64::from(max) {
-        bail!(
-            "topology {topology} has {cpus} CPUs; the kernel supports at most {max} (CONFIG_NR_CPUS={max})"
-        );
-    }
-    Ok(())
-}
-
 pub(crate) fn runtime_dir() -> PathBuf {
     let shm = PathBuf::from("/dev/shm");
     if shm.is_dir() {
@@ -803,34 +691,5 @@ mod backend_tests {
         assert_eq!(c.initrd.as_deref(), Some(Path::new("/i.cpio")));
         assert_eq!((c.topology.cpus(), c.memory_mib), (4, 512));
         assert!(!c.stop_at_boot_mark);
-    }
-}
-
-#[cfg(test)]
-mod kernel_cpu_tests {
-    use super::*;
-    use crate::kernel::ConfigSource;
-
-    #[test]
-    fn topologies_beyond_the_kernels_nr_cpus_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join(".config");
-        std::fs::write(&config, "CONFIG_HZ=250\nCONFIG_NR_CPUS=64\n").unwrap();
-        let kernel = KernelImage {
-            bzimage: None,
-            vmlinux: Some(dir.path().join("vmlinux")),
-            pvh: false,
-            pvh_image: None,
-            config: ConfigSource::File(config),
-            missing: Vec::new(),
-            cache_dir: None,
-        };
-        assert_eq!(kernel_hz(&kernel), Some(250));
-        assert!(check_kernel_cpus(&kernel, &Topology::parse("1n2l16c2t").unwrap()).is_ok());
-        let err = check_kernel_cpus(&kernel, &Topology::parse("2n2l16c2t").unwrap()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "topology 2n2l16c2t has 128 CPUs; the kernel supports at most 64 (CONFIG_NR_CPUS=64)"
-        );
     }
 }
