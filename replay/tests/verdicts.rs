@@ -8,7 +8,7 @@ use trace_format::record::*;
 use trace_format::scenario::NS_PER_MS;
 
 use replay::thresholds::VerdictThresholds;
-use replay::verdict::judge_with;
+use replay::verdict::{NAMES, judge, judge_file, judge_with, render, render_with_recorded};
 
 /// One step, two CPUs: cgroup `a` may use CPUs 0-1, cgroup `b` only CPU 1;
 /// one spinning worker each (worker 0 in `a`, worker 1 in `b`).
@@ -260,4 +260,108 @@ fn wake_latency_p99_fails_above_the_ceiling() {
     assert_eq!(outcome, VerdictOutcome::Inconclusive, "{detail}");
     let (outcome, _) = judged(&wakes(MS), &with(20 * MS), "wake-latency-p99");
     assert_eq!(outcome, VerdictOutcome::Pass);
+}
+
+/// `judge` is `judge_with` at the default thresholds: every verdict, in
+/// evaluation order; `skip` leaves the named ones out.
+#[test]
+fn judge_gives_every_verdict_and_skip_leaves_some_out() {
+    let bytes = trace(&healthy(), None);
+    let trace = Trace::open(&bytes).expect("synthetic trace opens");
+    let names = |vs: &[Verdict]| vs.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
+    let all = judge(&trace);
+    assert_eq!(names(&all), NAMES.map(String::from).to_vec());
+    assert_eq!(
+        names(&all),
+        names(&judge_with(&trace, &VerdictThresholds::default()))
+    );
+
+    let t = VerdictThresholds {
+        skip: vec!["cpuset-isolation".into(), "no-op-errors".into()],
+        ..VerdictThresholds::default()
+    };
+    let left = names(&judge_with(&trace, &t));
+    let expected: Vec<String> = NAMES
+        .iter()
+        .filter(|n| !t.skip.iter().any(|s| s == *n))
+        .map(|n| String::from(*n))
+        .collect();
+    assert_eq!(left, expected);
+}
+
+/// Verdicts over a damaged trace say they saw recovered records only; an
+/// intact trace's do not.
+#[test]
+fn verdicts_over_a_damaged_trace_say_so() {
+    const MARK: &str = "[damaged trace: recovered records only]";
+    let t = VerdictThresholds::default();
+    let bytes = trace(&healthy(), None);
+    let intact = Trace::open(&bytes).expect("synthetic trace opens");
+    for v in judge_with(&intact, &t) {
+        assert!(!v.detail.contains(MARK), "{}: {}", v.name, v.detail);
+    }
+    let cut = &bytes[..bytes.len() - 8];
+    let damaged = Trace::open(cut).expect("truncated trace opens");
+    assert!(damaged.integrity().is_damaged());
+    let verdicts = judge_with(&damaged, &t);
+    assert_eq!(verdicts.len(), NAMES.len());
+    for v in verdicts {
+        assert!(v.detail.ends_with(MARK), "{}: {}", v.name, v.detail);
+    }
+}
+
+/// `judge_file` reads and judges a file as `judge` does; `render` writes a
+/// row per verdict, and JSON carries `recorded` only beside recorded verdicts.
+#[test]
+fn judge_file_and_render() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.trace");
+    let bytes = trace(&healthy(), None);
+    std::fs::write(&path, &bytes).expect("write trace");
+    let from_file = judge_file(&path, None).expect("judge_file");
+    let trace = Trace::open(&bytes).expect("synthetic trace opens");
+    assert_eq!(from_file, judge(&trace));
+
+    let mut text = Vec::new();
+    render(&mut text, &from_file, false).expect("render");
+    let text = String::from_utf8(text).expect("utf-8");
+    for name in NAMES {
+        assert!(text.contains(name), "{name} missing from\n{text}");
+    }
+
+    let json_of = |recorded: &[Verdict]| {
+        let mut out = Vec::new();
+        render_with_recorded(&mut out, &from_file, recorded, true).expect("render");
+        let rows: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+        rows.as_array().expect("array").clone()
+    };
+    let plain = json_of(&[]);
+    assert_eq!(plain.len(), NAMES.len());
+    assert!(
+        plain.iter().all(|r| r.get("recorded").is_none()),
+        "{plain:?}"
+    );
+    let beside = json_of(&from_file[..1]);
+    assert_eq!(beside.len(), NAMES.len(), "{beside:?}");
+    assert_eq!(beside[0]["recorded"], "pass", "{beside:?}");
+    assert!(beside[1]["recorded"].is_null(), "{beside:?}");
+    // A recorded verdict that was not recomputed is a `skipped` row.
+    let mut gone = from_file[0].clone();
+    gone.name = "gone".into();
+    let rows = json_of(&[gone]);
+    assert_eq!(rows.len(), NAMES.len() + 1, "{rows:?}");
+    assert_eq!(rows[NAMES.len()]["outcome"], "skipped", "{rows:?}");
+
+    // The text table counts the verdicts whose outcome changed, if any.
+    let text_with = |recorded: &[Verdict]| {
+        let mut out = Vec::new();
+        render_with_recorded(&mut out, &from_file, recorded, false).expect("render");
+        String::from_utf8(out).expect("utf-8")
+    };
+    let same = text_with(&from_file);
+    assert!(!same.contains("differ"), "{same}");
+    let mut changed = from_file.clone();
+    changed[0].outcome = VerdictOutcome::Fail;
+    let text = text_with(&changed);
+    assert!(text.contains("1 verdict(s) differ"), "{text}");
 }

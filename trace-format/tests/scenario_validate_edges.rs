@@ -209,3 +209,18 @@ fn size_limits() {
         &with(&|sc| sc.description = "d".repeat(MAX_DESCRIPTION_BYTES + 1)),
     );
 }
+
+#[test]
+fn topology_cpu_limit() {
+    let with = |t: &str| {
+        let mut sc = base();
+        sc.topology = Topology::parse(t).unwrap();
+        sc
+    };
+    let max = MAX_CPUS;
+    edge(
+        "CPUs; at most",
+        &with(&format!("1n1l{max}c1t")),
+        &with(&format!("1n1l{}c1t", max + 1)),
+    );
+}

@@ -342,3 +342,15 @@ fn empty_payload_cgroup_means_the_runners() {
     ];
     sc.validate().unwrap();
 }
+
+/// `set_cpuset` changes what later ops of the step see as the cgroup's CPUs:
+/// an affinity outside the new cpuset is refused.
+#[test]
+fn ops_see_a_cpuset_set_earlier() {
+    let affinity_to_cpu1 = Op::set_affinity("t", AffinityIntent::Cpus(CpuList::new([1])));
+    let ok = with_ops(vec![Op::add_cgroup("t"), affinity_to_cpu1.clone()]);
+    ok.validate().unwrap();
+    let cpu0 = Op::set_cpuset("t", CpusetSpec::Exact(CpuList::new([0])));
+    let sc = with_ops(vec![Op::add_cgroup("t"), cpu0, affinity_to_cpu1]);
+    assert_err(&sc, &["ops[2] (set_affinity)", "affinity is unusable"]);
+}
