@@ -365,3 +365,40 @@ fn judge_file_and_render() {
     let text = text_with(&changed);
     assert!(text.contains("1 verdict(s) differ"), "{text}");
 }
+
+/// The detail lists the violations one after another, each once.
+#[test]
+fn cpuset_isolation_detail_lists_each_violation_once() {
+    let t = VerdictThresholds::default();
+    let mut rounds = healthy();
+    rounds[3][1].cpus = 0b01;
+    rounds[5][1].cpus = 0b01;
+    let (outcome, detail) = judged(&trace(&rounds, None), &t, "cpuset-isolation");
+    assert_eq!(outcome, VerdictOutcome::Fail, "{detail}");
+    let (_, list) = detail.split_once(": ").expect("a list after the count");
+    let entries: Vec<&str> = list.split("; ").collect();
+    assert_eq!(entries.len(), 2, "{detail}");
+    assert!(
+        entries.iter().all(|e| e.starts_with("worker 1 (b) at ")),
+        "{detail}"
+    );
+}
+
+/// not-starved names the worker with the fewest iterations (the first of
+/// equals when they tie).
+#[test]
+fn not_starved_names_the_least_progressing_worker() {
+    let t = VerdictThresholds::default();
+    let (outcome, detail) = judged(&trace(&healthy(), None), &t, "not-starved");
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(detail.contains("least: worker 0 "), "{detail}");
+
+    let mut rounds = healthy();
+    for r in &mut rounds {
+        r[1].run_ns = 40 * MS;
+    }
+    let (outcome, detail) = judged(&trace(&rounds, None), &t, "not-starved");
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(detail.contains("least: worker 1 "), "{detail}");
+    assert!(detail.ends_with("with 400000 iterations"), "{detail}");
+}
