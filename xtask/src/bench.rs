@@ -112,7 +112,7 @@ pub fn boot(args: &BootArgs) -> Result<ExitCode> {
         build: BuildOpts::default(),
         build_if_missing: true,
     };
-    crate::prereq::for_tools(true, &opts, &[])?;
+    crate::prereq::for_tools(true, &opts).ensure()?;
     let (accel, why) = detect_accel();
     let kernel = resolve(&opts)?;
     let scenario = load_scenario(&root, &args.scenario)?;

@@ -97,7 +97,7 @@ pub fn run(args: &VmmArgs) -> Result<ExitCode> {
     }
     let root = workspace_root();
     if args.qemu == Path::new("qemu-system-x86_64") {
-        crate::prereq::for_tools(true, &crate::kernel::ResolveOpts::default(), &[])?;
+        crate::prereq::for_tools(true, &crate::kernel::ResolveOpts::default()).ensure()?;
     }
     let guest = build_test_guest(&root)?;
     let runner = build_runner(&root)?;

@@ -36,7 +36,9 @@ pub fn run(args: &BundleArgs) -> Result<()> {
     };
     // The bundle boots elsewhere (our VMM); here it needs the kernel build's
     // packages and objcopy (binutils) for stripping.
-    crate::prereq::for_tools(false, &opts, &[(&["binutils"], "stripping debug info")])?;
+    let mut needs = crate::prereq::for_tools(false, &opts);
+    needs.need(&["binutils"], "stripping debug info");
+    needs.ensure()?;
     let kernel = resolve(&opts)?;
     if let Some(bz) = &kernel.bzimage {
         copy(bz, &kdir.join("bzImage"))?;

@@ -6,8 +6,6 @@ use trace_format::scenario::limits::PeakLoad;
 use trace_format::scenario::{Scenario, Topology};
 use vmm::kvm::arch::cpuid::CpuTopology;
 
-use crate::scenario_run::BackendChoice;
-
 /// Smallest `--memory`: the kernel, the executor and the transport window.
 pub const MIN_MEMORY_MIB: u64 = 64;
 /// Largest `--memory` whatever the host has (64 GiB).
@@ -76,22 +74,11 @@ fn host_ram_mib() -> Option<u64> {
     Some(kib >> 10)
 }
 
-/// Which limits apply: the backend `choice` resolves to (as `run` would pick it).
+/// Which limits apply: those of the backend the run chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     Qemu,
     Kvm,
-}
-
-impl BackendKind {
-    pub fn of(choice: BackendChoice) -> Self {
-        match choice {
-            BackendChoice::Qemu => BackendKind::Qemu,
-            BackendChoice::Kvm => BackendKind::Kvm,
-            BackendChoice::Auto if vmm::kvm::probe().is_ok() => BackendKind::Kvm,
-            BackendChoice::Auto => BackendKind::Qemu,
-        }
-    }
 }
 
 /// The highest APIC ID of `t` as both backends number them: thread, core,

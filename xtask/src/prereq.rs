@@ -12,7 +12,7 @@ use crate::kernel::ResolveOpts;
 use crate::kernel::deps::{self, NotInstalled, Prerequisites};
 
 /// The Debian package of QEMU's x86-64 system emulator.
-pub const QEMU_PACKAGE: &str = "qemu-system-x86";
+const QEMU_PACKAGE: &str = "qemu-system-x86";
 
 /// Payload programs and the Debian package that ships each, so a scenario
 /// naming one gets it installed rather than a "not on PATH" error.
@@ -51,17 +51,19 @@ enum PayloadProgram {
 }
 
 /// Checks every payload's program (found, a regular x86-64 ELF) and adds the
-/// packages of missing known ones to `needs`.
-fn payload_needs(payloads: &[PayloadSpec], needs: &mut Prerequisites) -> Result<()> {
+/// packages of missing known ones to `needs`; returns those payloads.
+fn payload_needs<'a>(
+    payloads: &'a [PayloadSpec],
+    needs: &mut Prerequisites,
+) -> Result<Vec<&'a PayloadSpec>> {
+    let mut missing = Vec::new();
     for p in payloads {
-        match payload_program(p, crate::stage::find_program)? {
-            PayloadProgram::Found => {}
-            PayloadProgram::FromPackage(pkg) => {
-                needs.need(&[pkg], &format!("payload {:?} ({})", p.name, p.path));
-            }
+        if let PayloadProgram::FromPackage(pkg) = payload_program(p, crate::stage::find_program)? {
+            needs.need(&[pkg], &format!("payload {:?} ({})", p.name, p.path));
+            missing.push(p);
         }
     }
-    Ok(())
+    Ok(missing)
 }
 
 /// Looks `p` up with `find` (a program name on PATH, or a path).
@@ -88,22 +90,16 @@ fn payload_program(
 
 /// What a run of `scenario` needs: checks its payloads (bad input when one is
 /// missing and no package provides it, or is not a program we can stage), then
-/// installs or names every missing package at once; afterwards every payload
-/// must be found.
-pub fn for_run(scenario: &Scenario, qemu: bool, kernel_build: bool) -> Result<(), Refusal> {
-    let mut needs = Prerequisites::default();
-    if qemu {
-        needs.need(&[QEMU_PACKAGE], "the QEMU backend");
-    }
-    if kernel_build {
-        needs.need(deps::BUILD_PACKAGES, "the kernel build");
-    }
+/// installs or names every missing package at once; afterwards the payloads
+/// that were missing must be found.
+pub fn for_run(scenario: &Scenario, qemu: bool, kernel: &ResolveOpts) -> Result<(), Refusal> {
+    let mut needs = for_tools(qemu, kernel);
     if crate::scheduler::uses_own(scenario) {
         crate::scheduler::need_build_packages(&mut needs);
     }
-    payload_needs(&scenario.payloads, &mut needs).map_err(Refusal::BadInput)?;
+    let missing = payload_needs(&scenario.payloads, &mut needs).map_err(Refusal::BadInput)?;
     ensure(&needs)?;
-    for p in &scenario.payloads {
+    for p in missing {
         let found = payload_program(p, crate::stage::find_program).map_err(Refusal::BadInput)?;
         if let PayloadProgram::FromPackage(pkg) = found {
             return Err(Refusal::Host(anyhow!(
@@ -116,10 +112,10 @@ pub fn for_run(scenario: &Scenario, qemu: bool, kernel_build: bool) -> Result<()
     Ok(())
 }
 
-/// For commands that boot or build without a scenario of their own (`bench`,
-/// `bundle`, `test`): QEMU when asked, the kernel build's packages when
-/// `kernel` would build, and `extra`; installed or named before anything is built.
-pub fn for_tools(qemu: bool, kernel: &ResolveOpts, extra: &[(&[&str], &str)]) -> Result<()> {
+/// What every command that boots or builds needs: QEMU when it boots with
+/// QEMU, the kernel build's packages when `kernel` would build. Callers add
+/// their own and [`Prerequisites::ensure`] before anything is built.
+pub fn for_tools(qemu: bool, kernel: &ResolveOpts) -> Prerequisites {
     let mut needs = Prerequisites::default();
     if qemu {
         needs.need(&[QEMU_PACKAGE], "the QEMU backend");
@@ -127,10 +123,7 @@ pub fn for_tools(qemu: bool, kernel: &ResolveOpts, extra: &[(&[&str], &str)]) ->
     if crate::kernel::image::needs_build(kernel) {
         needs.need(deps::BUILD_PACKAGES, "the kernel build");
     }
-    for (packages, purpose) in extra {
-        needs.need(packages, purpose);
-    }
-    needs.ensure()
+    needs
 }
 
 /// Installs `needs`; a non-root user missing a payload's package gets exit 2

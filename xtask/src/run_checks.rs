@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use trace_format::scenario::{Scenario, Topology};
 
 use crate::kernel::KernelImage;
-use crate::scenario_run::{BackendChoice, RunArgs, numbered, scenario_path};
+use crate::scenario_run::{RunArgs, numbered, scenario_path};
 use crate::workspace_root;
 
 /// Refuses, before anything is built, input paths of the wrong kind: a FIFO
@@ -88,10 +88,10 @@ pub(crate) fn check_outputs(args: &RunArgs, output: &Path) -> Result<()> {
 pub(crate) fn check_memory(
     memory_mib: u64,
     scenario: &Scenario,
-    backend: BackendChoice,
+    backend: crate::limits::BackendKind,
 ) -> Result<()> {
     crate::limits::check_memory(memory_mib, scenario)?;
-    crate::limits::check_topology(scenario.topology, crate::limits::BackendKind::of(backend))
+    crate::limits::check_topology(scenario.topology, backend)
 }
 
 /// The kernel's `CONFIG_HZ`, from its `.config` or IKCONFIG (`None` when unknown).

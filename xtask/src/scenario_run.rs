@@ -15,8 +15,8 @@ use vmm::kvm::{KvmConfig, KvmVm};
 use vmm::qemu::{Accel, QemuConfig, QemuVm, SmpLayout, detect_accel, takes_lapic_timer_hz};
 use vmm::run::{IntrospectOptions, Judge, Progress, RunOptions, prepare_window, record_judged};
 
-use crate::kernel::image::needs_build;
 use crate::kernel::{BuildOpts, KernelImage, ResolveOpts, resolve};
+use crate::limits::BackendKind;
 use crate::prereq::Refusal;
 use crate::run_checks::{
     check_input_paths, check_kernel_cpus, check_memory, check_outputs, kernel_hz,
@@ -141,15 +141,20 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
     // Checked before anything boots: a bad thresholds file is bad input.
     let thresholds = Thresholds::resolve(scenario.thresholds.as_ref(), args.thresholds.as_deref())
         .map_err(Failure::BadInput)?;
-    check_memory(args.memory, &scenario, args.backend).map_err(Failure::BadInput)?;
     let output = args
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.trace", scenario.name)));
     check_outputs(args, &output).map_err(Failure::BadInput)?;
 
-    // Everything the host needs is settled before anything is built.
+    // Everything the host needs is settled before anything is built; the
+    // backend is probed once, and its limits apply.
     let backend = choose_backend(args.backend);
+    let kind = match backend {
+        Chosen::Kvm => BackendKind::Kvm,
+        Chosen::Qemu(_) => BackendKind::Qemu,
+    };
+    check_memory(args.memory, &scenario, kind).map_err(Failure::BadInput)?;
     let resolve_opts = ResolveOpts {
         kernel: args.kernel.clone(),
         build: BuildOpts {
@@ -159,7 +164,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         build_if_missing: true,
     };
     let qemu = matches!(backend, Chosen::Qemu(_));
-    crate::prereq::for_run(&scenario, qemu, needs_build(&resolve_opts)).map_err(|r| match r {
+    crate::prereq::for_run(&scenario, qemu, &resolve_opts).map_err(|r| match r {
         Refusal::BadInput(e) => Failure::BadInput(e),
         Refusal::Host(e) => Failure::Infra(e),
     })?;

@@ -190,15 +190,11 @@ fn prepare_e2e() -> Result<()> {
         build: BuildOpts::default(),
         build_if_missing: true,
     };
-    let mut needs = kernel::deps::Prerequisites::default();
-    needs.need(&[crate::prereq::QEMU_PACKAGE], "the QEMU backend");
+    let mut needs = crate::prereq::for_tools(true, &opts);
     // The payload tests pack Debian's stress-ng into the guest.
     needs.need(&["stress-ng"], "the payload tests");
     // The sched_ext tests run schedtape's own BPF scheduler (clang, autotools).
     crate::scheduler::need_build_packages(&mut needs);
-    if kernel::image::needs_build(&opts) {
-        needs.need(kernel::deps::BUILD_PACKAGES, "the kernel build");
-    }
     needs.ensure()?;
     let scx = crate::scheduler::build(&crate::workspace_root())?;
     eprintln!("xtask test: BPF scheduler {}", scx.display());
