@@ -16,6 +16,9 @@ const CORE: [(&str, &[&str]); 2] = [
             "trace-format/src/file/codec.rs",
             "trace-format/src/file/fast.rs",
             "trace-format/src/file/recovery.rs",
+            "trace-format/src/file/finder.rs",
+            "trace-format/src/file/span_crc.rs",
+            "trace-format/src/file/end_queue.rs",
         ],
     ),
     (
