@@ -389,15 +389,25 @@ fn cpusets_weights_quotas_and_wakeups_hold() {
     );
     let run_ns = |cg: &str| groups.get(cg).map_or(0, |g| g.0) as f64;
     let ratio = run_ns("heavy") / run_ns("light");
-    assert!(
-        (1.5..=2.5).contains(&ratio),
-        "cpu.weight 200:100 gave {ratio:.2}:1"
-    );
     let span = records.last().unwrap().ts_ns as f64;
     let capped_share = run_ns("capped") / span;
+    eprintln!(
+        "e2e-basics: heavy:light run time {ratio:.3}:1, capped share {:.1}%",
+        capped_share * 100.0
+    );
+    // Margins from measured noise: 12 runs on this 2-core host under load
+    // (cargo-mutants and cargo builds beside it, load average ~6) gave
+    // 2.010–2.041:1 (mean 2.025, sd 0.010) and capped shares of 40.0–43.7 %
+    // (mean 42.1 %, sd 1.0; the span includes boot and settle). The bands
+    // below sit > 20 sd from those means, and far from what a broken knob
+    // gives (weights ignored: 1:1; cpu.max ignored: the spinner's whole span).
     assert!(
-        capped_share <= 0.6,
-        "cpu.max 50% let the cgroup use {:.0}% of a CPU",
+        (1.75..=2.25).contains(&ratio),
+        "cpu.weight 200:100 gave {ratio:.2}:1"
+    );
+    assert!(
+        (0.2..=0.55).contains(&capped_share),
+        "cpu.max 50% gave the cgroup {:.0}% of the run (20–55% expected)",
         capped_share * 100.0
     );
     let wakes: u64 = pick(&records, |r| match r {
