@@ -586,6 +586,62 @@ pub fn runqueue_stall(ev: &Evidence, t: &VerdictThresholds) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::walk::WorkerTally;
+    use trace_format::record::StepRef;
+
+    fn tally(run_ns: u64, died: bool) -> WorkerTally {
+        WorkerTally {
+            cgroup: "cg".into(),
+            work: "spin".into(),
+            samples: 10,
+            iterations: 1,
+            run_ns,
+            frozen: false,
+            unpinned: true,
+            died,
+        }
+    }
+
+    fn step_with(workers: &[(u32, WorkerTally)]) -> Evidence {
+        Evidence {
+            segments: vec![SegmentEvidence {
+                label: "step 0".into(),
+                step: Some(StepRef(0)),
+                ended: true,
+                failed: false,
+                workers: workers.iter().cloned().collect(),
+                rounds: Vec::new(),
+            }],
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn fairness_spread_leaves_out_a_worker_that_died() {
+        let t = VerdictThresholds::default();
+        // A worker that ended early ran less: that is not unfairness.
+        let ev = step_with(&[(1, tally(1_000_000, false)), (2, tally(100_000, true))]);
+        let v = fairness_spread(&ev, &t);
+        assert_eq!(v.outcome, VerdictOutcome::Inconclusive, "{}", v.detail);
+        // The same spread between two live workers fails.
+        let ev = step_with(&[(1, tally(1_000_000, false)), (2, tally(100_000, false))]);
+        assert_eq!(fairness_spread(&ev, &t).outcome, VerdictOutcome::Fail);
+    }
+
+    #[test]
+    fn cpuset_isolation_mentions_skips_only_when_there_were_some() {
+        let mut ev = Evidence {
+            isolation_checked: 5,
+            ..Evidence::default()
+        };
+        ev.restricted_cgroups.insert("cg".into());
+        let v = cpuset_isolation(&ev);
+        assert_eq!(v.outcome, VerdictOutcome::Pass);
+        assert!(!v.detail.contains("skipped"), "{}", v.detail);
+        ev.isolation_skipped = 2;
+        let v = cpuset_isolation(&ev);
+        assert!(v.detail.contains("2 sample(s) straddling"), "{}", v.detail);
+    }
 
     fn g(weight: u32, workers: u32) -> ShareGroup {
         ShareGroup {
