@@ -377,6 +377,12 @@ fn check_exit_codes() {
     let o = replay(&["check", "--baseline", s(&base), s(&bad)]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("iter/s"), "{}", stdout(&o));
+    // The worse rows are tabled under the evidence.
+    assert!(
+        stdout(&o).contains("p adj") && stdout(&o).contains("worse"),
+        "{}",
+        stdout(&o)
+    );
 
     let len = std::fs::metadata(&good).unwrap().len();
     let cut = usize::try_from(len * 2 / 3).unwrap();
@@ -481,7 +487,31 @@ fn check_exit_codes() {
     let o = replay(&["check", "--json", "--baseline", s(&cb), s(&cs)]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(v["evidence"].to_string().contains("not-starved"), "{v}");
+    assert!(
+        v["evidence"]
+            .to_string()
+            .contains("verdict not-starved fails (passes in the baseline)"),
+        "{v}"
+    );
+    // One the baseline could not judge is named as such.
+    let stalled = trace(
+        dir.path(),
+        "stalled.trace",
+        Synth {
+            snapshots: true,
+            stall: true,
+            ..cpuset_synth()
+        },
+    );
+    let o = replay(&["check", "--json", "--baseline", s(&cb), s(&stalled)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["evidence"]
+            .to_string()
+            .contains("verdict runqueue-stall fails (is inconclusive in the baseline)"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -508,9 +538,12 @@ fn check_and_judge_tell_the_system_under_test_failing_from_the_harness() {
         "{}",
         stdout(&o)
     );
-    assert_eq!(
-        code(&["check", "--baseline", s(&ejected), s(&base)]),
-        Some(125)
+    let o = replay(&["check", "--baseline", s(&ejected), s(&base)]);
+    assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("did not complete (guest-error)"),
+        "{}",
+        stdout(&o)
     );
     let o = replay(&["judge", s(&ejected)]);
     assert_eq!(o.status.code(), Some(1));
@@ -745,5 +778,22 @@ fn perfetto_export_is_chrome_trace_json() {
     assert!(count(&|e| e["ph"] == "M") >= 4);
     for e in ev.iter().filter(|e| e["ph"] != "M") {
         assert!(e["ts"].is_number(), "{e}");
+    }
+}
+
+#[test]
+fn check_needs_runs_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trace(dir.path(), "run.trace", Synth::default());
+    let t = replay::thresholds::Thresholds::default();
+    let one = std::slice::from_ref(&run);
+    for (baseline, traces) in [(one, &[][..]), (&[][..], one)] {
+        let r = replay::check::check(baseline, traces, &t);
+        assert_eq!(r.code, 125, "{}", r.summary);
+        assert!(
+            r.summary.contains("need a baseline and a trace"),
+            "{}",
+            r.summary
+        );
     }
 }
