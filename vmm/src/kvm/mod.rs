@@ -3,7 +3,9 @@
 //! - [`arch`]: layout constants and pure writers (boot params, e820, page tables,
 //!   GDT, MP table, ACPI MADT/SRAT/FADT, CPUID topology), testable without KVM.
 //! - [`vstate`]: the VM and the vCPU threads with the freeze rendezvous.
-//! - [`devices`]: 16550 UARTs, i8042 reset, boot-timer, report and doorbell ports.
+//! - [`devices`]: 16550 UARTs, i8042 reset, boot-timer, report and doorbell ports,
+//!   ACPI PM1 registers and an empty PCI bus.
+//! - [`stall`]: what a VM that does not end is doing (for the run's watchdog).
 //! - [`builder`]: composes them into a running [`KvmVm`].
 //! - [`probe`](mod@probe): tells hardware KVM from emulated KVM, for `--backend auto`, and
 //!   whether hardware write watchpoints are reported.
