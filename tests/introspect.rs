@@ -276,12 +276,11 @@ fn wrong_vmlinux_is_refused() {
     let wrong = dir.path().join("vmlinux");
     std::fs::write(&wrong, &bytes).unwrap();
     drop(bytes);
+    let wrong_key = vmm::introspect::source::read_key(&wrong).unwrap();
     let run = run_scenario("smoke", &["--vmlinux", wrong.to_str().unwrap()]);
     // The junk layout must not linger in the cache.
-    let mut wrong_id = id.clone();
-    wrong_id[0] ^= 0xff;
     if let Some(cache) = vmm::introspect::cache::default_dir() {
-        let _ = std::fs::remove_file(vmm::introspect::cache::path_for(&cache, &wrong_id));
+        let _ = std::fs::remove_file(vmm::introspect::cache::path_for(&cache, &wrong_key));
     }
     assert_eq!(run.code(), Some(3), "{}", run.log());
     assert!(

@@ -52,6 +52,12 @@ pub trait Vm {
     fn exit_reason(&mut self) -> Option<String> {
         None
     }
+    /// What the VM is doing when the host gives up on it (the watchdog):
+    /// lines for the trace, e.g. where each vCPU is and why it may be stuck.
+    /// Empty where the backend cannot tell.
+    fn stall_report(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Ends the VM now.
     fn kill(&mut self);
     /// The kernel command line the guest booted with, tuning included (the

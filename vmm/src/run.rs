@@ -358,6 +358,9 @@ impl<V: Vm> Session<V> {
                         options.watchdog
                     ),
                 )?;
+                for line in self.vm.stall_report() {
+                    self.note(writer, &line)?;
+                }
                 return Ok(());
             }
             if let Some(outcome) = options.stop.outcome() {

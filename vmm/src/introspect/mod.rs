@@ -1,7 +1,8 @@
 //! Kernel introspection: reading the guest kernel's state from the host.
 //!
 //! - [`load`] resolves a vmlinux once (symbols via goblin, struct member
-//!   offsets via gimli) and caches the result by GNU build-id.
+//!   offsets via gimli) and caches the result by GNU build-id and the shape
+//!   of the sections read ([`source::SourceKey`]).
 //! - [`Kernel::attach`] finds the running kernel through the page tables
 //!   (KASLR or not) and refuses a vmlinux of another build.
 //! - [`snapshot`] reads per-CPU run-queue rows and kernel variables.
@@ -16,6 +17,7 @@ pub mod layout;
 pub mod live;
 pub mod phys;
 pub mod snapshot;
+pub mod source;
 pub mod translate;
 
 pub use layout::{Field, Layout, Member, Symbol};
@@ -43,17 +45,20 @@ pub struct Resolution {
     /// Served from the cache.
     pub cached: bool,
     pub elapsed: Duration,
-    /// Where the cache file is (or would be).
+    /// Where the cache file is (or would be); `None` without a cache
+    /// directory or for a vmlinux without DWARF, which is never cached.
     pub cache_file: Option<PathBuf>,
 }
 
 /// Resolves `vmlinux`, through the cache in `cache_dir` when given.
 pub fn load(vmlinux: &Path, cache_dir: Option<&Path>) -> Result<Resolution, IntrospectError> {
     let start = Instant::now();
-    let id = elf::read_build_id(vmlinux)?;
-    let cache_file = cache_dir.map(|d| cache::path_for(d, &id));
+    let key = source::read_key(vmlinux)?;
+    let cache_file = cache_dir
+        .filter(|_| key.has_dwarf)
+        .map(|d| cache::path_for(d, &key));
     if let Some(dir) = cache_dir
-        && let Some(layout) = cache::load(dir, &id)
+        && let Some(layout) = cache::load(dir, &key)
     {
         return Ok(Resolution {
             layout: Arc::new(layout),
@@ -65,7 +70,7 @@ pub fn load(vmlinux: &Path, cache_dir: Option<&Path>) -> Result<Resolution, Intr
     let layout = resolve_file(vmlinux)?;
     if let Some(dir) = cache_dir {
         // A cache that cannot be written only costs time on the next run.
-        let _ = cache::store(dir, &layout);
+        let _ = cache::store(dir, &key, &layout);
     }
     Ok(Resolution {
         layout: Arc::new(layout),

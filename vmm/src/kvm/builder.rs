@@ -220,14 +220,7 @@ pub fn build(
         None => None,
     };
     let mut cmdline = Cmdline::new(CMDLINE_MAX).map_err(|e| KvmError::Cmdline(e.to_string()))?;
-    let mut full = format!(
-        "{} schedtape.ring={window_gpa:#x},{WINDOW_SIZE:#x}",
-        config.cmdline.trim()
-    );
-    if let Some(port) = doorbell.port() {
-        full.push_str(&format!(" schedtape.doorbell={port:#x}"));
-    }
-    let full = full.trim().to_string();
+    let full = kernel_args(&config.cmdline, window_gpa, doorbell.port());
     cmdline
         .insert_str(&full)
         .map_err(|e| KvmError::Cmdline(e.to_string()))?;
@@ -352,6 +345,23 @@ pub fn build(
 }
 
 /// An edge on ISA interrupt `irq` through the in-kernel PIC/IOAPIC.
+/// The kernel command line: the caller's arguments, `pci=conf1` unless they
+/// say otherwise about PCI (the VMM's empty PCI bus answers configuration
+/// mechanism #1: see [`crate::kvm::devices::PCI_CONFIG_ADDRESS`]; Linux's
+/// default probe would want a host bridge or a DMI date first), then the
+/// ring window and the doorbell.
+pub fn kernel_args(user: &str, window_gpa: u64, doorbell: Option<u16>) -> String {
+    let mut full = user.trim().to_string();
+    if !full.split_whitespace().any(|a| a.starts_with("pci=")) {
+        full.push_str(" pci=conf1");
+    }
+    full.push_str(&format!(" schedtape.ring={window_gpa:#x},{WINDOW_SIZE:#x}"));
+    if let Some(port) = doorbell {
+        full.push_str(&format!(" schedtape.doorbell={port:#x}"));
+    }
+    full.trim().to_string()
+}
+
 fn irq_pulse(vm: &Arc<VmFd>, irq: u32) -> Box<dyn FnMut() + Send> {
     let vm = Arc::clone(vm);
     Box::new(move || {
@@ -368,6 +378,21 @@ mod tests {
 
     /// The file `name` of the run's cached project kernel; skips (or fails
     /// where the run requires the kernel) when there is none.
+    #[test]
+    fn kernel_args_select_pci_conf1_unless_the_caller_chose() {
+        let a = kernel_args(" console=ttyS0 ", 0x2000_0000, Some(0x448));
+        assert_eq!(
+            a,
+            format!(
+                "console=ttyS0 pci=conf1 schedtape.ring=0x20000000,{WINDOW_SIZE:#x} \
+                 schedtape.doorbell=0x448"
+            )
+        );
+        let own = kernel_args("pci=off", 0x1000, None);
+        assert!(own.starts_with("pci=off schedtape.ring=0x1000,"), "{own}");
+        assert!(!own.contains("conf1"));
+    }
+
     fn cached_kernel_file(name: &str) -> Option<std::path::PathBuf> {
         let found = test_skip::project_kernel_dir()
             .map(|d| d.join(name))

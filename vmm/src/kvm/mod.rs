@@ -3,7 +3,9 @@
 //! - [`arch`]: layout constants and pure writers (boot params, e820, page tables,
 //!   GDT, MP table, ACPI MADT/SRAT/FADT, CPUID topology), testable without KVM.
 //! - [`vstate`]: the VM and the vCPU threads with the freeze rendezvous.
-//! - [`devices`]: 16550 UARTs, i8042 reset, boot-timer, report and doorbell ports.
+//! - [`devices`]: 16550 UARTs, i8042 reset, boot-timer, report and doorbell ports,
+//!   ACPI PM1 registers and an empty PCI bus.
+//! - [`stall`]: what a VM that does not end is doing (for the run's watchdog).
 //! - [`builder`]: composes them into a running [`KvmVm`].
 //! - [`probe`](mod@probe): tells hardware KVM from emulated KVM, for `--backend auto`, and
 //!   whether hardware write watchpoints are reported.
@@ -15,6 +17,7 @@ pub mod arch;
 pub mod builder;
 pub mod devices;
 pub mod probe;
+pub mod stall;
 pub mod vstate;
 
 use std::collections::BTreeMap;
@@ -291,6 +294,28 @@ impl KvmVm {
         self.devices.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Where each vCPU is (RIP and MP state, read during a short freeze).
+    fn places(&mut self) -> Vec<stall::Place> {
+        let n = self.apic_ids.len();
+        let was_frozen = self.frozen.is_some();
+        if !was_frozen && let Err(e) = self.freeze() {
+            return vec![Err(e.to_string()); n];
+        }
+        let places = (0..n)
+            .map(
+                |i| match self.control.request(i, VcpuRequest::Where, REQUEST_TIMEOUT) {
+                    Ok(VcpuReply::Where { rip, mp_state }) => Ok((rip, mp_state)),
+                    Ok(_) => Err("answered without registers".into()),
+                    Err(e) => Err(e),
+                },
+            )
+            .collect();
+        if !was_frozen {
+            let _ = self.thaw();
+        }
+        places
+    }
+
     fn join(&mut self) {
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -369,6 +394,14 @@ impl Vm for KvmVm {
         self.exit_status().map(|e| e.to_string())
     }
 
+    /// Each vCPU's exits (read before the freeze, whose kicks are no guest
+    /// exits) and RIP, and why Linux stalls where /dev/kvm is emulated.
+    fn stall_report(&mut self) -> Vec<String> {
+        let seen = self.control.activity.seen();
+        let places = self.places();
+        stall::lines(&seen, &places, probe().err().as_deref())
+    }
+
     fn kill(&mut self) {
         self.control.finish(VmExit::Killed);
         self.join();
@@ -410,7 +443,7 @@ impl Vm for KvmVm {
         }
         match reply.map_err(BackendError)? {
             VcpuReply::Sregs(s) => Ok(s.cr3),
-            VcpuReply::Done => Err(BackendError("vCPU answered without registers".into())),
+            _ => Err(BackendError("vCPU answered without registers".into())),
         }
     }
 

@@ -5,7 +5,7 @@
 //! SRAT puts each APIC ID and a share of RAM in its NUMA node. The FADT is a
 //! full (not hardware-reduced) one, so Linux keeps the legacy PIC and PIT the
 //! VMM emulates; it points at a tiny PM1 register block the VMM answers
-//! ([`crate::kvm::devices::PM1A_EVT_BLK`]: "already in ACPI mode", no events)
+//! ([`crate::kvm::devices::pm1`]: always in ACPI mode, enable bits kept, no events)
 //! and at an empty DSDT, which is all the ACPI interpreter needs to start.
 use super::layout::{IOAPIC_ADDR, LAPIC_ADDR, ram_ranges};
 use super::mptable::checksum;

@@ -1,12 +1,14 @@
 //! Port-mapped devices: two 16550 UARTs, the i8042 reset line, the boot-timer
 //! port, a report port for test guests, the ring doorbell, the ACPI PM1
-//! registers, and the queue of hardware watchpoint hits.
+//! registers, an empty PCI bus, and the queue of hardware watchpoint hits.
 pub mod doorbell;
+pub mod pm1;
 pub mod serial;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use pm1::Pm1;
 use serial::{COM1, COM2, Serial};
 
 /// i8042 data port.
@@ -27,8 +29,15 @@ pub const DOORBELL_PORT: u16 = 0x448;
 pub const PM1A_EVT_BLK: u16 = 0x600;
 /// ACPI PM1a control block (2 bytes).
 pub const PM1A_CNT_BLK: u16 = 0x604;
-/// PM1 control: SCI_EN, the "in ACPI mode" bit (always set: there is no SMM).
-const PM1_SCI_EN: u8 = 1;
+/// PCI configuration mechanism #1 address register (32-bit). It holds what
+/// is written, and the data ports after it read all ones: a PCI bus with no
+/// device, so that Linux (told `pci=conf1` by the builder) has a config space
+/// access method instead of logging "PCI: Fatal: No config space access
+/// function found".
+pub const PCI_CONFIG_ADDRESS: u16 = 0xcf8;
+/// Bits of [`PCI_CONFIG_ADDRESS`] that hold: enable, bus, device, function,
+/// dword register (bits 30–24 and 1–0 are reserved, read as zero).
+const PCI_ADDRESS_KEPT: u32 = 0x80ff_fffc;
 
 /// Hits kept before the oldest are dropped (the owner polls them).
 const MAX_PENDING_HITS: usize = 4096;
@@ -80,6 +89,10 @@ pub struct Devices {
     pub watch_hits_dropped: u64,
     /// Doorbell writes that exited to userspace (none while the ioeventfd is registered).
     pub doorbell_exits: u64,
+    /// The ACPI PM1a status, enable and control registers.
+    pub pm1: Pm1,
+    /// The PCI config address latch ([`PCI_CONFIG_ADDRESS`]).
+    pub pci_address: u32,
 }
 
 impl Devices {
@@ -95,6 +108,8 @@ impl Devices {
             watch_hits: std::collections::VecDeque::new(),
             watch_hits_dropped: 0,
             doorbell_exits: 0,
+            pm1: Pm1::default(),
+            pci_address: 0,
         }
     }
 
@@ -146,6 +161,13 @@ impl Devices {
                 }
             }
             DOORBELL_PORT => self.doorbell_exits += 1,
+            p if (PM1A_EVT_BLK..PM1A_EVT_BLK + pm1::LEN).contains(&p) => {
+                self.pm1.write(p - PM1A_EVT_BLK, data);
+            }
+            PCI_CONFIG_ADDRESS if data.len() == 4 => {
+                let word = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+                self.pci_address = word & PCI_ADDRESS_KEPT;
+            }
             _ => {}
         }
         PortAction::None
@@ -153,14 +175,12 @@ impl Devices {
 
     /// A guest `in` from `port`; unknown ports read as all ones.
     pub fn io_in(&mut self, port: u16, data: &mut [u8]) {
-        if (PM1A_EVT_BLK..PM1A_CNT_BLK + 2).contains(&port) {
-            // PM1 status and enable read as zero; control says "ACPI mode".
-            data.fill(0);
-            if port == PM1A_CNT_BLK
-                && let Some(first) = data.first_mut()
-            {
-                *first = PM1_SCI_EN;
-            }
+        if (PM1A_EVT_BLK..PM1A_EVT_BLK + pm1::LEN).contains(&port) {
+            self.pm1.read(port - PM1A_EVT_BLK, data);
+            return;
+        }
+        if port == PCI_CONFIG_ADDRESS && data.len() == 4 {
+            data.copy_from_slice(&self.pci_address.to_le_bytes());
             return;
         }
         let value = match port {
@@ -214,6 +234,45 @@ mod tests {
         assert_eq!(w, [1, 0]);
         d.io_in(PM1A_EVT_BLK, &mut w);
         assert_eq!(w, [0, 0]);
+    }
+
+    #[test]
+    fn pm1_ports_keep_what_the_guest_writes() {
+        let mut d = Devices::new(
+            Instant::now(),
+            Serial::new(Box::new(|| {})),
+            Serial::new(Box::new(|| {})),
+        );
+        // ACPICA enabling the global-lock event: GBL_EN (bit 5) at PM1_EN.
+        d.io_out(0, PM1A_EVT_BLK + 2, &0x20u16.to_le_bytes());
+        let mut w = [0u8; 2];
+        d.io_in(PM1A_EVT_BLK + 2, &mut w);
+        assert_eq!(u16::from_le_bytes(w), 0x20);
+        // SLP_TYP is kept, SCI_EN stays set.
+        d.io_out(0, PM1A_CNT_BLK, &(0b11u16 << 10).to_le_bytes());
+        d.io_in(PM1A_CNT_BLK, &mut w);
+        assert_eq!(u16::from_le_bytes(w), (0b11 << 10) | pm1::SCI_EN);
+    }
+
+    #[test]
+    fn pci_config_address_latches_and_the_bus_is_empty() {
+        let mut d = Devices::new(
+            Instant::now(),
+            Serial::new(Box::new(|| {})),
+            Serial::new(Box::new(|| {})),
+        );
+        // Linux's pci_check_type1: a byte to 0xcfb, then the dword latch.
+        d.io_out(0, 0xcfb, &[1]);
+        d.io_out(0, PCI_CONFIG_ADDRESS, &0x8000_0000u32.to_le_bytes());
+        let mut dw = [0u8; 4];
+        d.io_in(PCI_CONFIG_ADDRESS, &mut dw);
+        assert_eq!(u32::from_le_bytes(dw), 0x8000_0000);
+        d.io_out(0, PCI_CONFIG_ADDRESS, &0xffff_ffffu32.to_le_bytes());
+        d.io_in(PCI_CONFIG_ADDRESS, &mut dw);
+        assert_eq!(u32::from_le_bytes(dw), 0x80ff_fffc);
+        // No device: vendor ID reads all ones.
+        d.io_in(0xcfc, &mut dw);
+        assert_eq!(dw, [0xff; 4]);
     }
 
     #[test]

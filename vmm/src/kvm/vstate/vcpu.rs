@@ -12,6 +12,7 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
+use super::activity::{Activity, ExitKind};
 use super::vm::{KvmIoctlError, ioctl};
 use crate::kvm::arch::regs::{boot_regs, boot_sregs};
 use crate::kvm::devices::{Devices, PortAction};
@@ -220,12 +221,20 @@ pub enum VcpuRequest {
     Sregs,
     /// Load hardware watchpoints (see [`HwWatch`]).
     Debug(HwWatch),
+    /// Where the vCPU is: RIP and its multiprocessing state.
+    Where,
 }
 
 /// A parked vCPU's answer to a [`VcpuRequest`].
 #[derive(Debug, Clone)]
 pub enum VcpuReply {
     Sregs(Box<kvm_sregs>),
+    /// RIP and `KVM_GET_MP_STATE` (0 runnable, 1 uninitialised, 2 waiting
+    /// for INIT, 3 halted, 4 waiting for SIPI).
+    Where {
+        rip: u64,
+        mp_state: u32,
+    },
     Done,
 }
 
@@ -283,6 +292,8 @@ struct State {
 /// Rendezvous point shared by the VM owner and its vCPU threads.
 #[derive(Debug)]
 pub struct Control {
+    /// Each vCPU's guest exits, for the report on a VM that does not end.
+    pub activity: Activity,
     pause: AtomicBool,
     stop: AtomicBool,
     state: Mutex<State>,
@@ -298,6 +309,7 @@ impl Control {
     pub fn new(vcpus: usize) -> Arc<Self> {
         install_kick_handler();
         Arc::new(Control {
+            activity: Activity::new(vcpus),
             pause: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             state: Mutex::new(State {
@@ -468,6 +480,17 @@ fn serve(vcpu: &VcpuFd, request: VcpuRequest) -> Result<VcpuReply, String> {
             .set_guest_debug(&watch.guest_debug())
             .map(|()| VcpuReply::Done)
             .map_err(|e| format!("KVM_SET_GUEST_DEBUG: {e}")),
+        VcpuRequest::Where => {
+            let rip = vcpu
+                .get_regs()
+                .map_err(|e| format!("KVM_GET_REGS: {e}"))?
+                .rip;
+            let mp_state = vcpu
+                .get_mp_state()
+                .map_err(|e| format!("KVM_GET_MP_STATE: {e}"))?
+                .mp_state;
+            Ok(VcpuReply::Where { rip, mp_state })
+        }
     }
 }
 
@@ -515,7 +538,11 @@ fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devic
             ctl.park(index, &vcpu);
             continue;
         }
-        let outcome = match vcpu.run() {
+        let result = vcpu.run();
+        if let Ok(exit) = &result {
+            ctl.activity.exit(index, exit_kind(exit));
+        }
+        let outcome = match result {
             Ok(VcpuExit::IoOut(port, data)) => {
                 let action = devices
                     .lock()
@@ -577,6 +604,21 @@ fn run_loop(mut vcpu: VcpuFd, index: usize, ctl: &Control, devices: &Mutex<Devic
     }
     KVM_RUN.set(std::ptr::null_mut());
     ctl.set_status(index, Status::Exited);
+}
+
+/// How [`Activity`] files a guest exit.
+fn exit_kind(exit: &VcpuExit<'_>) -> ExitKind {
+    match exit {
+        VcpuExit::IoOut(port, _) => ExitKind::IoOut(*port),
+        VcpuExit::IoIn(port, _) => ExitKind::IoIn(*port),
+        VcpuExit::MmioRead(addr, _) => ExitKind::MmioRead(*addr),
+        VcpuExit::MmioWrite(addr, _) => ExitKind::MmioWrite(*addr),
+        VcpuExit::Hlt => ExitKind::Hlt,
+        VcpuExit::Debug(_) => ExitKind::Debug,
+        VcpuExit::Shutdown => ExitKind::Shutdown,
+        VcpuExit::InternalError => ExitKind::InternalError,
+        _ => ExitKind::Other,
+    }
 }
 
 /// RIP, RSP and the control registers of a vCPU that stopped on a fault.
