@@ -111,8 +111,8 @@ impl core::fmt::Display for Backend {
 /// can be trusted for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Acceleration {
-    /// QEMU TCG: every guest instruction translated (slow, but the
-    /// project's timing thresholds are tuned for it).
+    /// QEMU TCG: every guest instruction translated (slow, yet evenly so:
+    /// the default timing thresholds hold under it and are judged).
     Tcg,
     /// KVM on the host CPU's own virtualisation extensions.
     KvmHardware,
@@ -130,20 +130,26 @@ impl Acceleration {
         matches!(self, Acceleration::KvmNested | Acceleration::KvmEmulated)
     }
 
-    /// How the guest ran, in words (`replay show`, verdict details).
+    /// How the guest ran, in words (`replay show`).
     pub fn describe(self) -> &'static str {
         match self {
             Acceleration::Tcg => "QEMU TCG (instruction emulation)",
-            Acceleration::KvmHardware => "KVM, hardware",
-            Acceleration::KvmNested => "KVM, nested (hardware-backed KVM inside a guest)",
-            Acceleration::KvmEmulated => "KVM, emulated (PVM)",
+            Acceleration::KvmHardware => "KVM on the CPU's virtualisation extensions",
+            Acceleration::KvmNested => "nested KVM (hardware-backed KVM inside a guest)",
+            Acceleration::KvmEmulated => "emulated KVM (PVM)",
         }
     }
 }
 
 impl core::fmt::Display for Acceleration {
+    /// The short name: `QEMU TCG`, `hardware KVM`, `nested KVM`, `emulated KVM`.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.describe())
+        f.write_str(match self {
+            Acceleration::Tcg => "QEMU TCG",
+            Acceleration::KvmHardware => "hardware KVM",
+            Acceleration::KvmNested => "nested KVM",
+            Acceleration::KvmEmulated => "emulated KVM",
+        })
     }
 }
 

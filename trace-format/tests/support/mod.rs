@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use trace_format::meta::{
-    Acceleration,     Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION, SchedulerIdentity,
+    Acceleration, Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION, SchedulerIdentity,
 };
 use trace_format::record::*;
 use trace_format::scenario::{DiffLimits, Ppm, Scenario, ThresholdsSpec, Topology, VerdictLimits};
