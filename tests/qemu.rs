@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use e2e::{pick, project_kernel_dir, run_scenario};
+use trace_format::meta::Acceleration;
 use trace_format::record::{ConsoleSource, Record, RunOutcome, StepOutcome};
 
 /// Writes `bytes` to `dir/name` as an executable file, for `--init`.
@@ -98,7 +99,10 @@ fn smoke_runs_every_step_with_progressing_workers() {
         .find_map(|n| n.strip_prefix("kernel command line: "))
         .unwrap_or_else(|| panic!("no kernel command line in {:?}", meta.notes));
     assert!(cmdline.contains("schedtape.ring="), "{cmdline}");
+    // How the guest ran is recorded: TCG for QEMU's translator.
+    assert!(meta.acceleration.is_some(), "{:?}", meta.backend);
     if meta.backend.to_string() == "qemu (tcg)" {
+        assert_eq!(meta.acceleration, Some(Acceleration::Tcg));
         assert!(
             cmdline.contains(&format!("lapic_timer_hz={}", vmm::qemu::TCG_APIC_TIMER_HZ)),
             "{cmdline}"

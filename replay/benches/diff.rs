@@ -64,6 +64,7 @@ fn meta() -> Meta {
         sample_interval_ns: 100_000_000,
         snapshot_interval_ns: 0,
         notes: vec![],
+        acceleration: None,
     }
 }
 

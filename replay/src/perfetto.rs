@@ -191,6 +191,7 @@ pub fn export(trace: &Trace<'_>) -> Result<String> {
             "scenario": sc.name,
             "kernel": meta.kernel.release,
             "backend": meta.backend.to_string(),
+            "acceleration": meta.acceleration.map(|a| a.to_string()),
             "topology": meta.topology.to_string(),
         },
     });

@@ -267,6 +267,10 @@ fn write_meta(out: &mut impl Write, meta: &Meta) -> Result<()> {
         meta.topology.cpus()
     )?;
     writeln!(out, "backend    {}", meta.backend)?;
+    match meta.acceleration {
+        Some(a) => writeln!(out, "accel      {}", a.describe())?,
+        None => writeln!(out, "accel      unknown")?,
+    }
     let h = &meta.host;
     writeln!(
         out,

@@ -5,9 +5,10 @@
 //! New fields go at the end of a struct, and `schema_version` is bumped; the
 //! old shape is kept (as in [`v1`]) so older traces still open.
 //!
-//! Schema 2 added `Scenario::thresholds`.
+//! Schema 2 added `Scenario::thresholds`; schema 3 added `Meta::acceleration`.
 
 mod v1;
+mod v2;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -17,7 +18,7 @@ use crate::file::ReadError;
 use crate::scenario::{Scenario, Topology};
 
 /// Version of the meta and record schema this crate writes.
-pub const SCHEMA_VERSION: u16 = 2;
+pub const SCHEMA_VERSION: u16 = 3;
 /// Oldest schema this crate reads.
 pub const OLDEST_SCHEMA_VERSION: u16 = 1;
 
@@ -45,6 +46,9 @@ pub struct Meta {
     pub snapshot_interval_ns: u64,
     /// Things the reader should know, e.g. which snapshot fields this kernel lacks.
     pub notes: Vec<String>,
+    /// How the guest's instructions ran; `None` when unknown (schema 1 and 2
+    /// traces, synthetic runs).
+    pub acceleration: Option<Acceleration>,
 }
 
 impl Meta {
@@ -55,6 +59,7 @@ impl Meta {
         let (schema, _) = postcard::take_from_bytes::<u16>(body).map_err(ReadError::MetaDecode)?;
         match schema {
             1 => postcard::from_bytes::<v1::MetaV1>(body).map(Meta::from),
+            2 => postcard::from_bytes::<v2::MetaV2>(body).map(Meta::from),
             SCHEMA_VERSION => postcard::from_bytes::<Meta>(body),
             _ => return Err(ReadError::UnsupportedSchema { schema }),
         }
@@ -99,6 +104,52 @@ impl core::fmt::Display for Backend {
             Backend::Qemu { accel } => write!(f, "qemu ({accel})"),
             Backend::Synthetic => f.write_str("synthetic"),
         }
+    }
+}
+
+/// How the guest's instructions ran: what a timing measurement of the run
+/// can be trusted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Acceleration {
+    /// QEMU TCG: every guest instruction translated (slow, yet evenly so:
+    /// the default timing thresholds hold under it and are judged).
+    Tcg,
+    /// KVM on the host CPU's own virtualisation extensions.
+    KvmHardware,
+    /// Hardware-backed KVM inside a guest (nested virtualisation): vCPUs
+    /// stall whenever the outer hypervisor does not run them.
+    KvmNested,
+    /// KVM that emulates guest instructions (PVM).
+    KvmEmulated,
+}
+
+impl Acceleration {
+    /// True when the run's absolute times cannot be held to the timing
+    /// thresholds (nested or emulated KVM).
+    pub fn timing_untrusted(self) -> bool {
+        matches!(self, Acceleration::KvmNested | Acceleration::KvmEmulated)
+    }
+
+    /// How the guest ran, in words (`replay show`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Acceleration::Tcg => "QEMU TCG (instruction emulation)",
+            Acceleration::KvmHardware => "KVM on the CPU's virtualisation extensions",
+            Acceleration::KvmNested => "nested KVM (hardware-backed KVM inside a guest)",
+            Acceleration::KvmEmulated => "emulated KVM (PVM)",
+        }
+    }
+}
+
+impl core::fmt::Display for Acceleration {
+    /// The short name: `QEMU TCG`, `hardware KVM`, `nested KVM`, `emulated KVM`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Acceleration::Tcg => "QEMU TCG",
+            Acceleration::KvmHardware => "hardware KVM",
+            Acceleration::KvmNested => "nested KVM",
+            Acceleration::KvmEmulated => "emulated KVM",
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Golden bytes: the postcard encoding of every `Record` variant and a whole
 //! small trace are pinned in `fixtures/golden/`; older files of the same
-//! records (`small-v1.0.trace`, `small-schema1.trace`) must keep reading. A difference means the wire
+//! records (`small-v1.0.trace`, `small-schema1.trace`, `small-schema2.trace`) must keep reading. A difference means the wire
 //! format changed; if intended, re-bless with
 //! `SCHEDTAPE_BLESS=1 cargo test -p trace-format --test golden`.
 
@@ -273,6 +273,26 @@ fn assert_holds_small_trace_records(t: &Trace<'_>) {
     assert_eq!(got, want);
 }
 
+/// `small-schema2.trace` is `small.trace` as written before schema 3 (no
+/// acceleration): it opens with the acceleration unknown and every other
+/// meta field and record intact.
+#[test]
+fn schema_2_trace_still_reads() {
+    let old = std::fs::read(golden_dir().join("small-schema2.trace")).unwrap();
+    let t = Trace::open(&old).unwrap_or_else(|e| panic!("schema 2 trace does not open: {e}"));
+    assert!(t.recovery().is_clean(), "{:?}", t.recovery());
+    let meta = t.meta();
+    assert_eq!(meta.schema_version, 2);
+    assert_eq!(meta.acceleration, None);
+    let want = trace_format::meta::Meta {
+        schema_version: 2,
+        acceleration: None,
+        ..test_meta()
+    };
+    assert_eq!(*meta, want);
+    assert_holds_small_trace_records(&t);
+}
+
 /// `small-v1.0.trace` is `small.trace` as format 1.0 wrote it: the same
 /// bytes but minor version 0 and a meta CRC that leaves the header out. It
 /// must keep reading, reported as having an unprotected header.
@@ -309,7 +329,7 @@ fn unknown_schema_is_a_clear_error() {
     );
     let text = err.to_string();
     assert!(
-        text.contains("schema 3") && text.contains("1 to 2"),
+        text.contains("schema 4") && text.contains("1 to 3"),
         "{text}"
     );
 }

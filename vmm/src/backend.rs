@@ -67,6 +67,11 @@ pub trait Vm {
     }
     /// The backend as recorded in the trace.
     fn describe(&self) -> trace_format::meta::Backend;
+    /// How the guest's instructions run, as recorded in the trace; `None`
+    /// when unknown.
+    fn acceleration(&self) -> Option<trace_format::meta::Acceleration> {
+        None
+    }
     /// Waits up to `timeout` for the guest to signal that records are waiting
     /// (the ring doorbell); true when it did. Backends without a doorbell
     /// just sleep `timeout`, so callers keep polling the ring either way.

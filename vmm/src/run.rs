@@ -146,6 +146,7 @@ pub fn record_judged<V: Vm>(
     let vm = launch();
     if let Ok(vm) = &vm {
         meta.backend = vm.describe();
+        meta.acceleration = vm.acceleration();
         if let Some(cmdline) = vm.kernel_cmdline() {
             meta.notes.push(format!("kernel command line: {cmdline}"));
         }

@@ -57,7 +57,7 @@ fn a_bzimage_through_the_64bit_entry_reads_the_same_tables() {
     if !kvm_available() {
         return;
     }
-    if let Err(why) = vmm::kvm::probe()
+    if let Err(why) = vmm::kvm::kind::hardware_backed()
         && std::env::var_os("SCHEDTAPE_BZIMAGE_EARLY_BOOT").is_none()
     {
         // The decompressor alone runs ~3 min under instruction emulation.

@@ -2,6 +2,7 @@
 //! judge sees the finished run without `End`, and its verdicts land in the
 //! trace just before `End`.
 use trace_format::file::Trace;
+use trace_format::meta::Acceleration;
 use trace_format::proto::{GuestMsg, PROTOCOL_VERSION};
 use trace_format::record::{
     Record, RecordKind, RunOutcome, StepOutcome, StepRef, Verdict, VerdictOutcome,
@@ -92,6 +93,29 @@ fn verdicts_are_recorded_before_end() {
     assert!(t.recovery().truncated);
     let recovered: Vec<RecordKind> = t.records().map(|r| r.unwrap().record.kind()).collect();
     assert!(recovered.contains(&RecordKind::Verdict), "{recovered:?}");
+}
+
+/// The backend's acceleration goes into the meta, where the run-time judge
+/// (and later `replay judge`) reads it.
+#[test]
+fn the_meta_records_how_the_guest_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&dir);
+    let path = opts.output.clone();
+    let mut seen = None;
+    let judge: Judge<'_> = Box::new(|trace: &Trace<'_>, _: &RunOutcome| {
+        seen = Some(trace.meta().acceleration);
+        Vec::new()
+    });
+    let launch = || {
+        ScriptedVm::launch(&guest_run(RunOutcome::Completed))
+            .map(|vm| vm.with_acceleration(Acceleration::KvmNested))
+    };
+    record_judged(launch, opts, None, Some(judge), |_| {}).unwrap();
+    assert_eq!(seen, Some(Some(Acceleration::KvmNested)));
+    let bytes = std::fs::read(&path).unwrap();
+    let meta = Trace::open(&bytes).unwrap().meta().clone();
+    assert_eq!(meta.acceleration, Some(Acceleration::KvmNested));
 }
 
 #[test]

@@ -108,8 +108,8 @@ pub fn run(args: &VmmArgs) -> Result<ExitCode> {
         "  peer: {} -M microvm -accel {accel} ({why})",
         args.qemu.display()
     );
-    match vmm::kvm::probe() {
-        Ok(()) => println!("  /dev/kvm: hardware accelerated"),
+    match vmm::kvm::kind() {
+        Ok(p) => println!("  /dev/kvm: {p}"),
         Err(why) => println!("  /dev/kvm: {why}"),
     }
     println!(

@@ -157,6 +157,7 @@ mod tests {
             sample_interval_ns: 1,
             snapshot_interval_ns: 0,
             notes: vec![],
+            acceleration: None,
         }
     }
 

@@ -398,16 +398,16 @@ fn choose_backend(choice: BackendChoice) -> Chosen {
     };
     match choice {
         BackendChoice::Qemu => qemu(""),
-        BackendChoice::Auto => match vmm::kvm::probe() {
-            Ok(()) => {
-                eprintln!("backend: kvm (our VMM) — /dev/kvm is hardware accelerated");
+        BackendChoice::Auto => match vmm::kvm::kind::hardware_backed() {
+            Ok(p) => {
+                eprintln!("backend: kvm (our VMM) — /dev/kvm is {p}");
                 Chosen::Kvm
             }
-            Err(why) => qemu(&format!("no accelerated KVM for our VMM ({why}); ")),
+            Err(why) => qemu(&format!("no hardware-backed KVM for our VMM ({why}); ")),
         },
         BackendChoice::Kvm => {
-            match vmm::kvm::probe() {
-                Ok(()) => eprintln!("backend: kvm (our VMM) — /dev/kvm is hardware accelerated"),
+            match vmm::kvm::kind::hardware_backed() {
+                Ok(p) => eprintln!("backend: kvm (our VMM) — /dev/kvm is {p}"),
                 Err(why) => eprintln!(
                     "backend: kvm (our VMM), as asked — warning: {why}; a Linux guest runs very \
                      slowly or fails under emulation (the KVM backend is verified only with test \
@@ -649,6 +649,7 @@ fn build_meta(
         sample_interval_ns: scenario.sample_interval_ns,
         snapshot_interval_ns: intro.snapshot_interval_ns,
         notes,
+        acceleration: None,
     }
 }
 

@@ -30,7 +30,7 @@ impl Machine {
         // Emulated KVM (PVM) may show guests the host's CPUID, ignores data
         // breakpoints and boots Linux ~1000x slower (DESIGN.md): each is probed.
         let hardware = match &kvm {
-            Ok(()) => vmm::kvm::probe(),
+            Ok(()) => vmm::kvm::kind::hardware_backed().map(drop),
             Err(e) => Err(e.clone()),
         };
         let cpuid = match &kvm {

@@ -526,9 +526,13 @@ pub fn wake_p99(run: &RunMetrics, t: &VerdictThresholds) -> Verdict {
 pub fn runqueue_stall(ev: &Evidence, t: &VerdictThresholds) -> Verdict {
     use trace_format::record::RowFields;
     const NAME: &str = "runqueue-stall";
+    let after = match ev.snapshots_after_run {
+        0 => String::new(),
+        n => format!("; {n} snapshot(s) after the last step (teardown, shutdown) not judged"),
+    };
+    let verdict = |outcome, detail: String| verdict(NAME, outcome, format!("{detail}{after}"));
     if ev.snapshot_pairs == 0 {
         return verdict(
-            NAME,
             VerdictOutcome::Inconclusive,
             format!(
                 "{} run-queue snapshot(s): need two at least {} apart",
@@ -541,14 +545,12 @@ pub fn runqueue_stall(ev: &Evidence, t: &VerdictThresholds) -> Verdict {
     if !f.has(RowFields::NR_RUNNING) || !(f.has(RowFields::CLOCK) || f.has(RowFields::NR_SWITCHES))
     {
         return verdict(
-            NAME,
             VerdictOutcome::Inconclusive,
             "snapshots lack nr_running, or both rq.clock and nr_switches".into(),
         );
     }
     if ev.stalls.is_empty() {
         return verdict(
-            NAME,
             VerdictOutcome::Pass,
             format!(
                 "{} snapshot pairs: every busy run queue advanced",
@@ -572,7 +574,6 @@ pub fn runqueue_stall(ev: &Evidence, t: &VerdictThresholds) -> Verdict {
         })
         .collect();
     verdict(
-        NAME,
         VerdictOutcome::Fail,
         format!(
             "{} stall(s) in {} snapshot pairs: {}",

@@ -3,6 +3,7 @@
 //! `replay judge` call the same [`judge`].
 mod checks;
 mod health;
+pub mod timing;
 mod walk;
 
 use std::io::Write;
@@ -40,6 +41,7 @@ pub fn judge_with(trace: &Trace<'_>, t: &VerdictThresholds) -> Vec<Verdict> {
         health::no_oom_kill(&ev.health),
         health::no_op_errors(&ev.health),
     ];
+    timing::apply(&mut out, trace.meta().acceleration);
     out.retain(|v| !t.skip.contains(&v.name));
     if ev.decode_errors > 0 || trace.integrity().is_damaged() {
         for v in &mut out {

@@ -154,6 +154,8 @@ pub struct Stall {
     pub to_ns: u64,
     pub nr_running: u32,
     pub what: &'static str,
+    /// Position of the later snapshot among the trace's records.
+    pub at: u64,
 }
 
 /// Everything gathered in one pass.
@@ -175,6 +177,9 @@ pub struct Evidence {
     pub snapshot_pairs: u64,
     pub snapshot_fields: RowFields,
     pub stalls: Vec<Stall>,
+    /// Snapshots taken after the run's last step ended (teardown, then the
+    /// guest's shutdown and reboot): they are not judged.
+    pub snapshots_after_run: u64,
     pub decode_errors: u64,
     /// OOM kills, workers that ended on their own, failed operations.
     pub health: Health,
@@ -192,7 +197,7 @@ pub fn walk(trace: &Trace<'_>, stall_min_interval: u64) -> Evidence {
             Err(_) => w.ev.decode_errors += 1,
         }
     }
-    w.ev
+    w.finish()
 }
 
 struct Walker<'m> {
@@ -208,6 +213,15 @@ struct Walker<'m> {
     prev_snapshot: Option<(u64, Vec<CpuRow>)>,
     /// The snapshot switch counts are compared against (at least 1 s back).
     prev_switch_snapshot: Option<(u64, Vec<CpuRow>)>,
+    /// Records observed so far: the position of the current one.
+    index: u64,
+    /// Steps (and the backdrop) begun and not yet ended.
+    open_steps: BTreeSet<StepRef>,
+    /// Position of the `StepEnd` that left no step open, until another begins.
+    run_over_at: Option<u64>,
+    /// Positions of every snapshot, and of the later snapshot of every pair.
+    snapshot_at: Vec<u64>,
+    pair_at: Vec<u64>,
     ev: Evidence,
 }
 
@@ -224,6 +238,11 @@ impl<'m> Walker<'m> {
             labeler: StepLabeler::default(),
             prev_snapshot: None,
             prev_switch_snapshot: None,
+            index: 0,
+            open_steps: BTreeSet::new(),
+            run_over_at: None,
+            snapshot_at: Vec::new(),
+            pair_at: Vec::new(),
             ev: Evidence::default(),
         }
     }
@@ -240,13 +259,33 @@ impl<'m> Walker<'m> {
         });
     }
 
+    /// Leaves out what snapshots taken after the run's last step showed:
+    /// the guest was tearing down and rebooting (its CPUs stop one by one).
+    fn finish(mut self) -> Evidence {
+        if let Some(cut) = self.run_over_at {
+            self.ev.stalls.retain(|s| s.at < cut);
+            let count = |at: &[u64], keep: &dyn Fn(u64) -> bool| {
+                u64::try_from(at.iter().filter(|&&i| keep(i)).count()).unwrap_or(u64::MAX)
+            };
+            self.ev.snapshot_pairs = count(&self.pair_at, &|i| i < cut);
+            self.ev.snapshots_after_run = count(&self.snapshot_at, &|i| i > cut);
+        }
+        self.ev
+    }
+
     fn observe(&mut self, ts: u64, record: &Record) {
+        self.index += 1;
         match record {
             Record::StepBegin { step } => {
+                self.open_steps.insert(*step);
+                self.run_over_at = None;
                 self.open_segment(Some(*step));
                 self.create_cgroups(*step, ts);
             }
             Record::StepEnd { step, outcome } => {
+                if self.open_steps.remove(step) && self.open_steps.is_empty() {
+                    self.run_over_at = Some(self.index);
+                }
                 if let Some(seg) = self.ev.segments.last_mut()
                     && seg.step == Some(*step)
                     && !seg.ended
@@ -503,6 +542,7 @@ impl<'m> Walker<'m> {
 
     fn snapshot(&mut self, ts: u64, s: &Snapshot) {
         self.ev.snapshots += 1;
+        self.snapshot_at.push(self.index);
         self.ev.snapshot_fields = if self.ev.snapshots == 1 {
             s.fields
         } else {
@@ -513,6 +553,7 @@ impl<'m> Walker<'m> {
             && ts.saturating_sub(*prev_ts) >= self.stall_min_interval
         {
             self.ev.snapshot_pairs += 1;
+            self.pair_at.push(self.index);
             for (cpu, (a, b)) in prev.iter().zip(&s.rows).enumerate() {
                 let busy = a.nr_running.min(b.nr_running);
                 if s.fields.has(RowFields::CLOCK) && busy >= 1 && a.clock == b.clock {
@@ -522,6 +563,7 @@ impl<'m> Walker<'m> {
                         to_ns: ts,
                         nr_running: busy,
                         what: "rq.clock",
+                        at: self.index,
                     });
                 }
             }
@@ -543,6 +585,7 @@ impl<'m> Walker<'m> {
                         to_ns: ts,
                         nr_running: busy,
                         what: "nr_switches",
+                        at: self.index,
                     });
                 }
             }

@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use trace_format::file::{ChunkLimits, TraceWriter};
-use trace_format::meta::{Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION};
+use trace_format::meta::{
+    Acceleration, Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION,
+};
 use trace_format::record::*;
 use trace_format::scenario::Scenario;
 
@@ -39,6 +41,11 @@ pub struct Synth {
     /// Write run-queue snapshots every 200 ms; CPU 1's clock stops when `stall`.
     pub snapshots: bool,
     pub stall: bool,
+    /// Two more snapshots after the last step, as the guest reboots: CPU 1
+    /// has stopped (its clock frozen with tasks queued).
+    pub reboot_snapshots: bool,
+    /// How the guest ran, as the meta records it.
+    pub acceleration: Option<Acceleration>,
     /// Verdict records written just before `End`, as a live run writes them.
     pub recorded: Vec<Verdict>,
     /// How the run ends instead of completing: the exit kind of a scheduler
@@ -61,6 +68,8 @@ impl Default for Synth {
             wait_burst: false,
             snapshots: false,
             stall: false,
+            reboot_snapshots: false,
+            acceleration: None,
             recorded: Vec::new(),
             ends: None,
         }
@@ -128,6 +137,7 @@ pub fn meta(toml: Option<&str>) -> Meta {
         sample_interval_ns: 100_000_000,
         snapshot_interval_ns: 0,
         notes: vec![],
+        acceleration: None,
     }
 }
 
@@ -281,27 +291,7 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
                         *c += 200_000_000;
                     }
                 }
-                let rows = clock
-                    .iter()
-                    .map(|&c| CpuRow {
-                        nr_running: 2,
-                        clock: c,
-                        nr_switches: c / 1_000_000,
-                        ..CpuRow::default()
-                    })
-                    .collect();
-                out.push((
-                    t,
-                    Record::Snapshot(Snapshot {
-                        trigger: SnapshotTrigger::Periodic,
-                        rendezvous_ns: 5_000,
-                        frozen_ns: 20_000,
-                        fields: RowFields(
-                            RowFields::NR_RUNNING | RowFields::CLOCK | RowFields::NR_SWITCHES,
-                        ),
-                        rows,
-                    }),
-                ));
+                out.push((t, snapshot(&clock)));
             }
         }
         out.push((
@@ -320,6 +310,13 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
                 outcome: StepOutcome::Completed,
             },
         ));
+    }
+    if s.reboot_snapshots {
+        for _ in 0..2 {
+            t += 200_000_000;
+            clock[0] += 200_000_000;
+            out.push((t, snapshot(&clock)));
+        }
     }
     for v in &s.recorded {
         out.push((t, Record::Verdict(v.clone())));
@@ -344,6 +341,26 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
     out
 }
 
+/// A periodic snapshot: both CPUs with two runnable tasks at these clocks.
+fn snapshot(clock: &[u64; 2]) -> Record {
+    let rows = clock
+        .iter()
+        .map(|&c| CpuRow {
+            nr_running: 2,
+            clock: c,
+            nr_switches: c / 1_000_000,
+            ..CpuRow::default()
+        })
+        .collect();
+    Record::Snapshot(Snapshot {
+        trigger: SnapshotTrigger::Periodic,
+        rendezvous_ns: 5_000,
+        frozen_ns: 20_000,
+        fields: RowFields(RowFields::NR_RUNNING | RowFields::CLOCK | RowFields::NR_SWITCHES),
+        rows,
+    })
+}
+
 /// A run that sched_ext's watchdog ended by ejecting the scheduler.
 pub fn ejected() -> Option<(Option<&'static str>, RunOutcome)> {
     let message = "scheduler \"schedtape-scx\" exited (error_stall): runnable task stall".into();
@@ -356,7 +373,8 @@ pub fn bytes(synth: &Synth) -> Vec<u8> {
         max_payload: 512,
         max_span_ns: 1_000_000_000,
     };
-    let meta = meta(synth.scenario.as_deref());
+    let mut meta = meta(synth.scenario.as_deref());
+    meta.acceleration = synth.acceleration;
     let mut w = TraceWriter::with_limits(Vec::new(), &meta, limits).expect("writer");
     for (ts, r) in &records(synth) {
         w.append(*ts, r).expect("append");

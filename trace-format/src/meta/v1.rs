@@ -79,6 +79,7 @@ impl From<MetaV1> for Meta {
             sample_interval_ns: m.sample_interval_ns,
             snapshot_interval_ns: m.snapshot_interval_ns,
             notes: m.notes,
+            acceleration: None,
         }
     }
 }

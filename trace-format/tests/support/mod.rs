@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use trace_format::meta::{
-    Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION, SchedulerIdentity,
+    Acceleration, Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION, SchedulerIdentity,
 };
 use trace_format::record::*;
 use trace_format::scenario::{DiffLimits, Ppm, Scenario, ThresholdsSpec, Topology, VerdictLimits};
@@ -68,6 +68,7 @@ pub fn test_meta() -> Meta {
         sample_interval_ns: 100_000_000,
         snapshot_interval_ns: 100_000_000,
         notes: vec!["synthetic test trace".into()],
+        acceleration: Some(Acceleration::KvmNested),
     }
 }
 

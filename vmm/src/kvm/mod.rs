@@ -7,8 +7,10 @@
 //!   ACPI PM1 registers and an empty PCI bus.
 //! - [`stall`]: what a VM that does not end is doing (for the run's watchdog).
 //! - [`builder`]: composes them into a running [`KvmVm`].
-//! - [`probe`](mod@probe): tells hardware KVM from emulated KVM, for `--backend auto`, and
-//!   whether hardware write watchpoints are reported.
+//! - [`kind`](mod@kind): what backs /dev/kvm (hardware, nested or emulated),
+//!   from the vendor module and CPU flags, for `--backend auto` and the trace.
+//! - [`probe`](mod@probe): whether guest CPUID and hardware write watchpoints
+//!   are honoured, each on a throwaway guest.
 //!
 //! Introspection goes through the [`Vm`] trait: guest RAM is one host mapping
 //! ([`Vm::guest_memory`]); register reads and debug-register loads are requests
@@ -16,6 +18,7 @@
 pub mod arch;
 pub mod builder;
 pub mod devices;
+pub mod kind;
 pub mod probe;
 pub mod stall;
 pub mod vstate;
@@ -36,6 +39,7 @@ use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm, WatchHit, Watc
 use crate::introspect::{GuestMemory, Region};
 use devices::Devices;
 use devices::doorbell::Doorbell;
+pub use kind::{KvmKind, KvmProbe, kind};
 pub use vstate::vcpu::VmExit;
 use vstate::vcpu::{Control, HwWatch, VcpuReply, VcpuRequest};
 use vstate::vm::KvmIoctlError;
@@ -411,6 +415,10 @@ impl Vm for KvmVm {
         trace_format::meta::Backend::Kvm
     }
 
+    fn acceleration(&self) -> Option<trace_format::meta::Acceleration> {
+        kind().ok().map(|p| p.kind.acceleration())
+    }
+
     /// Sleeps on the doorbell's eventfd (drained on wake-up); a plain sleep
     /// when it could not be registered.
     fn wait_for_guest(&mut self, timeout: Duration) -> bool {
@@ -483,29 +491,4 @@ impl Drop for KvmVm {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Says whether /dev/kvm is hardware accelerated, or why not (one line).
-pub fn probe() -> Result<(), String> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let flags = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("flags"))
-        .unwrap_or("");
-    let hw = flags.split_whitespace().any(|f| f == "vmx" || f == "svm");
-    if !hw {
-        return Err(if std::path::Path::new("/dev/kvm").exists() {
-            "/dev/kvm is present but the CPU has no vmx/svm (emulated KVM such as PVM: guest code runs ~1000x slower)".into()
-        } else {
-            "no /dev/kvm and no vmx/svm CPU flag".into()
-        });
-    }
-    let t = probe::time_guest_loop()?;
-    if t > probe::ACCELERATED_LIMIT {
-        return Err(format!(
-            "/dev/kvm ran a 200k-instruction guest loop in {t:?} (hardware takes well under {:?})",
-            probe::ACCELERATED_LIMIT
-        ));
-    }
-    Ok(())
 }

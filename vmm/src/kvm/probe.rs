@@ -1,6 +1,6 @@
-//! Probes of what /dev/kvm can do, each on a throwaway real-mode guest: a
-//! timing loop to tell hardware virtualisation from instruction emulation,
-//! and whether hardware data watchpoints are delivered.
+//! Probes of what /dev/kvm can do, each on a throwaway real-mode guest:
+//! whether guest CPUID follows KVM_SET_CPUID2 and whether hardware data
+//! watchpoints are delivered. What backs /dev/kvm is [`super::kind`].
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -8,14 +8,6 @@ use kvm_bindings::{
     KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, kvm_guest_debug, kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
-
-/// Above this, the 200k-instruction loop is emulated, not run natively.
-pub const ACCELERATED_LIMIT: Duration = Duration::from_millis(20);
-
-/// `mov ecx, 100000; 1: dec ecx; jnz 1b; hlt` in real mode at 0x1000.
-const LOOP: [u8; 11] = [
-    0x66, 0xb9, 0xa0, 0x86, 0x01, 0x00, 0x66, 0x49, 0x75, 0xfc, 0xf4,
-];
 
 /// `mov cx, 1000; 1: mov [0x2000], ax; inc ax; loop 1b; hlt` at 0x1000.
 const WRITE_LOOP: [u8; 10] = [0xb9, 0xe8, 0x03, 0xa3, 0x00, 0x20, 0x40, 0xe2, 0xfa, 0xf4];
@@ -86,16 +78,6 @@ fn run_once(vcpu: &mut VcpuFd, limit: Duration) -> Result<String, String> {
         if start.elapsed() > limit {
             return Err(format!("KVM probe: guest did not finish in {limit:?}"));
         }
-    }
-}
-
-/// Time to run the `LOOP` (100k iterations) from the first KVM_RUN to its HLT.
-pub fn time_guest_loop() -> Result<Duration, String> {
-    let mut t = tiny(&LOOP)?;
-    let start = Instant::now();
-    match run_once(&mut t.vcpu, Duration::from_secs(5))?.as_str() {
-        "hlt" => Ok(start.elapsed()),
-        other => Err(format!("KVM probe: unexpected exit {other}")),
     }
 }
 

@@ -395,6 +395,14 @@ impl Vm for QemuVm {
         }
     }
 
+    /// TCG, or the kind of the /dev/kvm QEMU runs on.
+    fn acceleration(&self) -> Option<trace_format::meta::Acceleration> {
+        match self.accel {
+            Accel::Tcg => Some(trace_format::meta::Acceleration::Tcg),
+            Accel::Kvm => crate::kvm::kind().ok().map(|p| p.kind.acceleration()),
+        }
+    }
+
     fn guest_memory(&self) -> Option<GuestMemory> {
         let size = u64::try_from(self.ram.map.len()).ok()?;
         GuestMemory::from_mmap(Arc::clone(&self.ram.map), self.machine.ram_regions(size))
@@ -499,19 +507,15 @@ pub fn detect_accel() -> (Accel, String) {
         .read(true)
         .write(true)
         .open("/dev/kvm")
-        .is_ok();
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let hw = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("flags"))
-        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
-    match (kvm, hw) {
-        (true, true) => (Accel::Kvm, "hardware KVM available".to_string()),
-        (true, false) => (
+        .map(drop);
+    match (kvm, crate::kvm::kind()) {
+        (Ok(()), Ok(p)) if p.kind.hardware_backed() => (Accel::Kvm, format!("{p}")),
+        (Ok(()), Ok(p)) => (Accel::Tcg, format!("/dev/kvm is {p}: using TCG")),
+        (Ok(()), Err(why)) => (Accel::Tcg, format!("{why}: using TCG")),
+        (Err(e), _) => (
             Accel::Tcg,
-            "/dev/kvm has no hardware virtualisation (no vmx/svm flag): using TCG".to_string(),
+            format!("/dev/kvm is not usable ({e}): using TCG"),
         ),
-        (false, _) => (Accel::Tcg, "/dev/kvm is not usable: using TCG".to_string()),
     }
 }
 

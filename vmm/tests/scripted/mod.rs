@@ -6,7 +6,9 @@ use std::time::Duration;
 use vmm::run::StopRequest;
 
 use memmap2::{MmapOptions, MmapRaw};
-use trace_format::meta::{Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION};
+use trace_format::meta::{
+    Acceleration, Backend, HostFingerprint, KernelIdentity, Meta, SCHEMA_VERSION,
+};
 use trace_format::proto::GuestMsg;
 use trace_format::ring::{Direction, Producer};
 use trace_format::scenario::Scenario;
@@ -18,6 +20,8 @@ pub struct ScriptedVm {
     console: Vec<String>,
     /// Keeps running until killed (else it has exited from the start).
     running: bool,
+    /// How the backend says the guest ran.
+    acceleration: Option<Acceleration>,
 }
 
 impl ScriptedVm {
@@ -52,12 +56,19 @@ impl ScriptedVm {
             window,
             console: Vec::new(),
             running: false,
+            acceleration: None,
         })
     }
 
     /// The VM keeps running (saying nothing more) until it is killed.
     pub fn still_running(mut self) -> Self {
         self.running = true;
+        self
+    }
+
+    /// The backend reports that the guest ran under `a`.
+    pub fn with_acceleration(mut self, a: Acceleration) -> Self {
+        self.acceleration = Some(a);
         self
     }
 
@@ -90,6 +101,9 @@ impl Vm for ScriptedVm {
     fn describe(&self) -> Backend {
         Backend::Synthetic
     }
+    fn acceleration(&self) -> Option<Acceleration> {
+        self.acceleration
+    }
 }
 
 pub fn meta() -> Meta {
@@ -107,6 +121,7 @@ pub fn meta() -> Meta {
         sample_interval_ns: 100_000_000,
         snapshot_interval_ns: 0,
         notes: vec![],
+        acceleration: None,
     }
 }
 
