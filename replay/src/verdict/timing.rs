@@ -15,8 +15,9 @@ pub fn not_judged(acceleration: Option<Acceleration>) -> Option<String> {
     Some(format!("timing not judged: guest ran under {a}"))
 }
 
-/// Makes every timing verdict inconclusive, keeping what it measured, when
-/// the run's acceleration makes its times untrustworthy.
+/// Makes every failed timing verdict inconclusive, keeping what it measured,
+/// when the run's acceleration makes its times untrustworthy. A pass stands:
+/// nesting and emulation only add delay, so a limit met there is met.
 pub fn apply(verdicts: &mut [Verdict], acceleration: Option<Acceleration>) {
     let Some(reason) = not_judged(acceleration) else {
         return;
@@ -24,6 +25,7 @@ pub fn apply(verdicts: &mut [Verdict], acceleration: Option<Acceleration>) {
     for v in verdicts
         .iter_mut()
         .filter(|v| TIMING_VERDICTS.contains(&v.name.as_str()))
+        .filter(|v| v.outcome == VerdictOutcome::Fail)
     {
         v.outcome = VerdictOutcome::Inconclusive;
         v.detail = format!("{reason}; measured: {}", v.detail);
