@@ -42,7 +42,7 @@ fn variant(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
 /// The smallest `k` with P(X > k) < `tail` for X ~ Binomial(`n`, `p`).
 fn binomial_quantile(n: usize, p: f64, tail: f64) -> usize {
     let mut cdf = 0.0;
-    let mut pmf = (1.0 - p).powi(n as i32);
+    let mut pmf = (1.0 - p).powf(n as f64);
     for k in 0..=n {
         cdf += pmf;
         if 1.0 - cdf < tail {

@@ -71,7 +71,7 @@ fn the_watchdog_reports_each_vcpus_rip_and_last_exit() {
     let hint = notes.iter().any(|n| n.contains("--backend qemu"));
     assert_eq!(
         hint,
-        vmm::kvm::probe().is_err(),
+        vmm::kvm::kind::hardware_backed().is_err(),
         "the emulation hint appears exactly where /dev/kvm is emulated:\n{all}"
     );
 }

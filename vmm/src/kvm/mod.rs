@@ -403,7 +403,7 @@ impl Vm for KvmVm {
     fn stall_report(&mut self) -> Vec<String> {
         let seen = self.control.activity.seen();
         let places = self.places();
-        stall::lines(&seen, &places, probe().err().as_deref())
+        stall::lines(&seen, &places, kind::hardware_backed().err().as_deref())
     }
 
     fn kill(&mut self) {
