@@ -91,8 +91,7 @@ pub fn run(args: &MutantsArgs, root: &Path) -> Result<ExitCode> {
             cmd.arg("--list");
         } else {
             // cargo-mutants makes `mutants.out` but not the folders above it.
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("create {}", out.display()))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
             cmd.arg("--output").arg(&out);
         }
         cmd.args(&args.extra);
