@@ -86,6 +86,7 @@ grep -q '^kvm_amd ' /proc/modules || fail "kvm_amd is not loaded"
 mkdir -p INPUTS RESULTS
 mount -o ro /dev/vda INPUTS || fail "cannot mount the inputs disk"
 mount /dev/vdb RESULTS || fail "cannot mount the results disk"
+[ -f INPUTS/schedtape-scx ] && export SCHEDTAPE_SCX=INPUTS/schedtape-scx
 # The workspace root: the inputs' fixtures, and a writable target/ in L1's RAM.
 mkdir -p /work && ln -s INPUTS/tree/fixtures /work/fixtures
 say "ready"
