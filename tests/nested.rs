@@ -17,36 +17,62 @@ use trace_format::record::{Record, VerdictOutcome};
 /// wake p99 of 67–268 ms, a run queue "stalled" while its vCPU did not run).
 const TIMING_VERDICTS: [&str; 3] = ["max-sched-gap", "wake-latency-p99", "runqueue-stall"];
 
+/// Exit status of `nested run` on a host where the lane cannot run.
+const EXIT_CANNOT_RUN: i32 = 4;
+
+/// How the lane went: its results folder, or why it cannot run here.
+enum Lane {
+    Ran(PathBuf),
+    CannotRun(String),
+}
+
 /// The lane's results: `$SCHEDTAPE_NESTED_RESULTS` when set (a lane run
 /// earlier), else one `cargo xtask nested run` for every test of this file.
-fn lane() -> &'static PathBuf {
-    static LANE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+fn lane() -> &'static Lane {
+    static LANE: OnceLock<Result<Lane, String>> = OnceLock::new();
     let result = LANE.get_or_init(|| {
         if let Some(dir) = std::env::var_os("SCHEDTAPE_NESTED_RESULTS") {
-            return Ok(PathBuf::from(dir));
+            return Ok(Lane::Ran(PathBuf::from(dir)));
         }
         let out = root().join("target/nested-e2e");
-        let status = Command::new(env!("CARGO"))
+        let run = Command::new(env!("CARGO"))
             .current_dir(root())
             .args(["run", "--quiet", "-p", "xtask", "--", "nested", "run", "--out"])
             .arg(&out)
-            .status()
+            .stderr(std::process::Stdio::piped())
+            .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if status.success() {
-            Ok(out)
-        } else {
-            Err(format!(
-                "the nested lane did not run its checks ({status}); see its stderr above and {}/l1-console.log",
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        eprintln!("{stderr}");
+        match run.status.code() {
+            Some(0) => Ok(Lane::Ran(out)),
+            Some(EXIT_CANNOT_RUN) => Ok(Lane::CannotRun(
+                stderr
+                    .lines()
+                    .find_map(|l| l.strip_prefix("nested: cannot run here: "))
+                    .unwrap_or("no reason given")
+                    .to_string(),
+            )),
+            _ => Err(format!(
+                "the nested lane did not run its checks ({}); see its stderr above and {}/l1-console.log",
+                run.status,
                 out.display()
-            ))
+            )),
         }
     });
     result.as_ref().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// One check's run, read from the lane's results.
-fn check(name: &str) -> Run {
-    Run::from_files(lane(), name)
+/// One check's run, read from the lane's results; `None` (a logged skip)
+/// where the lane cannot run.
+fn check(name: &str) -> Option<Run> {
+    match lane() {
+        Lane::Ran(dir) => Some(Run::from_files(dir, name)),
+        Lane::CannotRun(why) => {
+            vmm::test_skip::skip(vmm::test_skip::Need::NestedL1, why);
+            None
+        }
+    }
 }
 
 /// Exit 0, or exit 1 with only timing verdicts failed; and the trace says our VMM ran it.
@@ -70,7 +96,7 @@ fn passed_but_for_timing(run: &Run) {
 #[test]
 #[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
 fn smoke_runs_every_step_on_our_vmm() {
-    let run = check("smoke");
+    let Some(run) = check("smoke") else { return };
     passed_but_for_timing(&run);
     assert!(
         run.stderr().contains("/init reached after"),
@@ -94,7 +120,9 @@ fn smoke_runs_every_step_on_our_vmm() {
 fn the_guest_sees_the_topology_our_vmm_gives_it() {
     // SMT, two LLCs, two NUMA nodes (our CPUID, MADT and SRAT), and four cores.
     for topology in ["1n2l2c2t", "2n1l2c1t", "2n2l1c2t", "1n1l4c1t"] {
-        let run = check(&format!("topology-{topology}"));
+        let Some(run) = check(&format!("topology-{topology}")) else {
+            return;
+        };
         passed_but_for_timing(&run);
         expect::topology_run(&run, topology);
         let lines = expect::topology_lines(&run.records());
@@ -105,7 +133,9 @@ fn the_guest_sees_the_topology_our_vmm_gives_it() {
 #[test]
 #[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
 fn kaslr_snapshots_freezes_and_kernel_access_work_on_our_vmm() {
-    let run = check("introspect-kaslr");
+    let Some(run) = check("introspect-kaslr") else {
+        return;
+    };
     passed_but_for_timing(&run);
     // Snapshots of every CPU with vCPUs frozen and thawed, hot and cold
     // reads and writes (the writes read back and changing preemption).
@@ -116,7 +146,9 @@ fn kaslr_snapshots_freezes_and_kernel_access_work_on_our_vmm() {
 #[test]
 #[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
 fn no_kaslr_snapshots_freezes_and_kernel_access_work_on_our_vmm() {
-    let run = check("introspect-no-kaslr");
+    let Some(run) = check("introspect-no-kaslr") else {
+        return;
+    };
     passed_but_for_timing(&run);
     assert_eq!(expect::introspect_run(&run), (0, 0));
 }
@@ -124,7 +156,9 @@ fn no_kaslr_snapshots_freezes_and_kernel_access_work_on_our_vmm() {
 #[test]
 #[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
 fn our_scheduler_attaches_replaces_and_detaches_on_our_vmm() {
-    let run = check("sched-lifecycle");
+    let Some(run) = check("sched-lifecycle") else {
+        return;
+    };
     passed_but_for_timing(&run);
     expect::sched_lifecycle(&run);
 }
@@ -132,7 +166,7 @@ fn our_scheduler_attaches_replaces_and_detaches_on_our_vmm() {
 #[test]
 #[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
 fn a_kernel_panic_closes_the_trace_with_the_reason_on_our_vmm() {
-    let run = check("panic");
+    let Some(run) = check("panic") else { return };
     assert_eq!(run.code(), Some(3), "{}", run.log());
     expect::ends_in_kernel_panic(&run);
 }
@@ -140,7 +174,7 @@ fn a_kernel_panic_closes_the_trace_with_the_reason_on_our_vmm() {
 #[test]
 #[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
 fn a_hung_guest_hits_the_watchdog_on_our_vmm() {
-    let run = check("hang");
+    let Some(run) = check("hang") else { return };
     assert_eq!(run.code(), Some(3), "{}", run.log());
     expect::ends_in_timeout(&run);
 }

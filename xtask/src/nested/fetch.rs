@@ -37,6 +37,21 @@ fn cache_dir(version: &str) -> Result<PathBuf> {
     Ok(home.join("schedtape").join("nested").join(version))
 }
 
+/// Whether L1 can be had here: a whole cache entry, or a 6.12 cloud kernel
+/// that apt offers (network access is not probed); else why not.
+pub fn available() -> Result<(), String> {
+    let cached = cache_dir("")
+        .ok()
+        .and_then(|base| std::fs::read_dir(base).ok())
+        .is_some_and(|entries| entries.flatten().any(|e| e.path().join(MARKER).is_file()));
+    if cached {
+        return Ok(());
+    }
+    choose_kernel_quietly()
+        .map(drop)
+        .map_err(|e| format!("{e:#}"))
+}
+
 /// The cached ingredients, fetched first when missing.
 pub fn ensure() -> Result<Ingredients> {
     let (package, version) = choose_kernel()?;
@@ -67,8 +82,18 @@ fn layout(dir: &Path, package: &str, version: &str) -> Ingredients {
 /// The pinned kernel package when apt still offers it, else the newest 6.12
 /// cloud image it offers (said on stderr); with its candidate version.
 fn choose_kernel() -> Result<(String, String)> {
+    let (package, version) = choose_kernel_quietly()?;
+    let why = if package == PINNED_KERNEL {
+        "pinned".to_string()
+    } else {
+        format!("the pinned {PINNED_KERNEL} is gone; newest 6.12 cloud image")
+    };
+    eprintln!("nested: L1 kernel {package} {version} ({why})");
+    Ok((package, version))
+}
+
+fn choose_kernel_quietly() -> Result<(String, String)> {
     if let Some(v) = candidate(PINNED_KERNEL)? {
-        eprintln!("nested: L1 kernel {PINNED_KERNEL} {v} (pinned)");
         return Ok((PINNED_KERNEL.to_string(), v));
     }
     let names = output(Command::new("apt-cache").args(["pkgnames", "linux-image-6.12."]))?;
@@ -78,7 +103,7 @@ fn choose_kernel() -> Result<(String, String)> {
             offered.push((name.to_string(), v));
         }
     }
-    let newest = offered
+    offered
         .into_iter()
         .max_by(|a, b| compare_versions(&a.1, &b.1))
         .with_context(|| {
@@ -86,12 +111,7 @@ fn choose_kernel() -> Result<(String, String)> {
                 "apt offers neither {PINNED_KERNEL} nor any other 6.12 cloud kernel \
                  (run `apt-get update`, or check the bookworm-security source)"
             )
-        })?;
-    eprintln!(
-        "nested: L1 kernel {} {} (the pinned {PINNED_KERNEL} is gone; newest 6.12 cloud image)",
-        newest.0, newest.1
-    );
-    Ok(newest)
+        })
 }
 
 /// `linux-image-6.12.N+deb12-cloud-amd64-unsigned`.

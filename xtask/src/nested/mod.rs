@@ -22,8 +22,9 @@ pub enum NestedCmd {
     /// Boot L1 once and run the lane's checks in it with our VMM.
     ///
     /// Exit status: 0 L1 ran every check (each check's own exit code is in
-    /// DIR/<check>.code), 2 bad options, 3 the lane could not run (no QEMU,
-    /// no Debian packages, L1 did not boot, no /dev/kvm, timed out).
+    /// DIR/<check>.code), 2 bad options, 3 the lane failed (L1 did not boot,
+    /// no /dev/kvm in it, timed out), 4 it cannot run on this host (no QEMU,
+    /// no L1 from Debian), said in one `nested: cannot run here:` line.
     Run(RunArgs),
 }
 
@@ -38,6 +39,15 @@ pub struct RunArgs {
     /// Seconds before L1 is killed (the whole lane).
     #[arg(long, default_value_t = 1200)]
     pub timeout: u64,
+}
+
+/// Exit status of `nested run` when the lane cannot run on this host (no
+/// QEMU, no L1 to be had): the tests skip on it, with the reason.
+pub const EXIT_CANNOT_RUN: u8 = 4;
+
+/// Whether L1 can be had here (for `cargo xtask test`'s probe).
+pub fn l1_available() -> Result<(), String> {
+    fetch::available()
 }
 
 pub fn run(cmd: &NestedCmd) -> Result<ExitCode> {
@@ -61,8 +71,17 @@ pub fn run(cmd: &NestedCmd) -> Result<ExitCode> {
     };
     let mut needs = crate::prereq::for_tools(true, &opts);
     needs.need(&["e2fsprogs", "xz-utils", "binutils"], "the nested lane");
-    needs.ensure()?;
-    let ingredients = fetch::ensure()?;
+    let ready = needs.ensure().and_then(|()| fetch::ensure());
+    let ingredients = match ready {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!(
+                "nested: cannot run here: {}",
+                format!("{e:#}").replace('\n', " ")
+            );
+            return Ok(ExitCode::from(EXIT_CANNOT_RUN));
+        }
+    };
     let kernel = resolve(&opts)?;
     let full = kernel
         .vmlinux
