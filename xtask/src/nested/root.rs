@@ -43,7 +43,11 @@ pub fn l1_initramfs(
         fs.add_file(&format!("modules/{name}.ko"), read(path)?, 0o644)?;
     }
     fs.add_file("init", init_script(checks).into_bytes(), 0o755)?;
-    let me = std::env::current_exe().context("cannot find this program")?;
+    // /proc/self/exe still reads this program when a rebuild replaced its file.
+    let me = std::env::current_exe()
+        .ok()
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
     let stripped = work.join("xtask");
     crate::kernel::image::strip_debug(&me, &stripped)?;
     crate::stage::stage_binary(&mut fs, &stripped, "xtask")?;
