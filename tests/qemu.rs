@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use e2e::{pick, project_kernel_dir, run_scenario};
 use trace_format::meta::Acceleration;
-use trace_format::record::{ConsoleSource, Record, RunOutcome, StepOutcome};
+use trace_format::record::{Record, RunOutcome};
 
 /// Writes `bytes` to `dir/name` as an executable file, for `--init`.
 fn executable(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -108,54 +108,7 @@ fn smoke_runs_every_step_with_progressing_workers() {
             "{cmdline}"
         );
     }
-    let records = run.records();
-    let begins = pick(&records, |r| match r {
-        Record::StepBegin { step } => Some(*step),
-        _ => None,
-    });
-    let ends = pick(&records, |r| match r {
-        Record::StepEnd { outcome, .. } => Some(outcome.clone()),
-        _ => None,
-    });
-    assert_eq!(begins.len(), 2, "both steps begin");
-    assert_eq!(ends, vec![StepOutcome::Completed, StepOutcome::Completed]);
-    let spawned = pick(&records, |r| match r {
-        Record::WorkerSpawned(w) => Some(w.worker),
-        _ => None,
-    });
-    assert_eq!(spawned.len(), 6, "4 workers in step 0, 2 in step 1");
-    let mut progress: BTreeMap<u32, u64> = BTreeMap::new();
-    for s in pick(&records, |r| match r {
-        Record::WorkerSample(s) => Some(s.clone()),
-        _ => None,
-    }) {
-        *progress.entry(s.worker).or_default() += s.iterations;
-    }
-    for w in &spawned {
-        assert!(
-            progress.get(w).copied().unwrap_or(0) > 0,
-            "worker {w} made no progress: {progress:?}"
-        );
-    }
-    let topology = topology_lines(&records);
-    assert!(
-        topology.len() == 1 && topology[0].starts_with("topology: the guest sees 1n1l2c1t "),
-        "{topology:?}"
-    );
-    // The live verdicts are recorded too, just before End.
-    let verdicts = pick(&records, |r| match r {
-        Record::Verdict(v) => Some(v.name.clone()),
-        _ => None,
-    });
-    assert_eq!(verdicts, replay::verdict::NAMES, "{}", run.stderr());
-    assert!(matches!(
-        records.iter().rev().nth(1).map(|t| &t.record),
-        Some(Record::Verdict(_))
-    ));
-    assert!(matches!(
-        records.last().map(|t| &t.record),
-        Some(Record::End(RunOutcome::Completed))
-    ));
+    e2e::expect::smoke_trace(&run);
 }
 
 /// Boots `kernel` under TCG with no root file system (it panics after its
@@ -291,20 +244,7 @@ fn kernel_panic_closes_the_trace_with_the_reason() {
         &["--init", init.to_str().unwrap(), "--margin", "30"],
     );
     assert_eq!(run.code(), Some(3), "{}", run.log());
-    let records = run.records();
-    let Some(Record::End(RunOutcome::KernelPanic { message })) = records.last().map(|t| &t.record)
-    else {
-        panic!("last record is not a kernel panic: {:?}", records.last());
-    };
-    assert!(message.contains("Kernel panic"), "{message}");
-    let console = pick(&records, |r| match r {
-        Record::Console(c) if c.source == ConsoleSource::Kernel => Some(c.line.clone()),
-        _ => None,
-    });
-    assert!(
-        console.iter().any(|l| l.contains("Kernel panic")),
-        "console tail is in the trace"
-    );
+    e2e::expect::ends_in_kernel_panic(&run);
 }
 
 #[test]
@@ -317,16 +257,7 @@ fn hung_guest_hits_the_watchdog_and_closes_the_trace() {
         &["--init", init.to_str().unwrap(), "--margin", "4"],
     );
     assert_eq!(run.code(), Some(3), "{}", run.log());
-    let records = run.records();
-    assert!(
-        matches!(
-            records.last().map(|t| &t.record),
-            Some(Record::End(RunOutcome::Timeout { .. }))
-        ),
-        "{:?}",
-        records.last()
-    );
-    assert!(!pick(&records, |r| matches!(r, Record::Console(_)).then_some(())).is_empty());
+    e2e::expect::ends_in_timeout(&run);
 }
 
 #[test]
@@ -471,18 +402,6 @@ fn rerun_from_a_trace_repeats_its_scenario_and_notes_the_source() {
     }
 }
 
-/// The executor's console lines about the topology sysfs shows.
-fn topology_lines(records: &[trace_format::record::Timed]) -> Vec<String> {
-    pick(records, |r| match r {
-        Record::Console(c)
-            if c.source == ConsoleSource::Executor && c.line.starts_with("topology") =>
-        {
-            Some(c.line.clone())
-        }
-        _ => None,
-    })
-}
-
 #[test]
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn the_guest_sees_the_topology_it_was_given() {
@@ -490,37 +409,6 @@ fn the_guest_sees_the_topology_it_was_given() {
     for topology in ["1n2l2c2t", "2n1l2c1t"] {
         let run = run_scenario("smoke", &["--topology", topology, "--no-kaslr"]);
         assert_eq!(run.code(), Some(0), "{topology}: {}", run.log());
-        assert!(
-            !run.stderr().contains("topology mismatch"),
-            "{}",
-            run.stderr()
-        );
-        let records = run.records();
-        let lines = topology_lines(&records);
-        assert_eq!(lines.len(), 1, "{topology}: {lines:?}");
-        assert!(
-            lines[0].starts_with(&format!("topology: the guest sees {topology} ")),
-            "{lines:?}"
-        );
-        // Every CPU's run queue was read, wherever its node's memory sits in
-        // the host mapping (under QEMU, one RAM file per node).
-        let snapshots = pick(&records, |r| match r {
-            Record::Snapshot(s) => Some(s.rows.clone()),
-            _ => None,
-        });
-        assert!(!snapshots.is_empty(), "{topology}: no snapshots");
-        for rows in &snapshots {
-            let cpus = u32::try_from(rows.len()).unwrap();
-            assert_eq!(
-                cpus,
-                trace_format::scenario::Topology::parse(topology)
-                    .unwrap()
-                    .cpus()
-            );
-            assert!(
-                rows.iter().all(|r| r.clock > 0 && r.nr_switches > 0),
-                "{rows:?}"
-            );
-        }
+        e2e::expect::topology_run(&run, topology);
     }
 }

@@ -1,113 +1,17 @@
 //! sched_ext schedulers under QEMU: schedtape's own BPF scheduler attached,
 //! replaced, restarted, detached, stalled into ejection, a broken one, and a
 //! comparison with EEVDF.
-use std::process::Command;
-
-use e2e::{Run, pick, root, run_scenario};
+use e2e::expect::{end, events, replay};
+use e2e::{pick, run_scenario};
 use trace_format::file::Trace;
-use trace_format::record::{
-    OpOutcome, Record, RunOutcome, SchedulerEvent, SchedulerEventKind, StepOutcome,
-};
-
-fn events(run: &Run) -> Vec<SchedulerEvent> {
-    pick(&run.records(), |r| match r {
-        Record::SchedulerEvent(e) => Some(e.clone()),
-        _ => None,
-    })
-}
-
-/// `replay ARGS…`: its stdout, after checking it succeeded.
-fn replay(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO"))
-        .current_dir(root())
-        .args(["run", "--quiet", "-p", "replay", "--"])
-        .args(args)
-        .output()
-        .expect("cargo runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "replay {args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn end(run: &Run) -> RunOutcome {
-    match run.records().last().map(|t| &t.record) {
-        Some(Record::End(o)) => o.clone(),
-        other => panic!(
-            "the trace does not end with End: {other:?}\n{}",
-            run.stderr()
-        ),
-    }
-}
+use trace_format::record::{OpOutcome, Record, RunOutcome, SchedulerEventKind, StepOutcome};
 
 #[test]
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn attach_replace_restart_detach_are_all_recorded() {
     let run = run_scenario("sched-lifecycle", &[]);
     assert_eq!(run.code(), Some(0), "{}", run.log());
-    assert_eq!(end(&run), RunOutcome::Completed);
-    let records = run.records();
-    let ops = pick(&records, |r| match r {
-        Record::OpApplied(o) => Some(o.outcome.clone()),
-        _ => None,
-    });
-    assert_eq!(ops.len(), 5, "{ops:?}");
-    assert!(
-        ops.iter().all(|o| !matches!(o, OpOutcome::Failed { .. })),
-        "{ops:?}"
-    );
-    let evs = events(&run);
-    let transitions: Vec<(String, &str)> = evs
-        .iter()
-        .filter_map(|e| match e.event {
-            SchedulerEventKind::Attached => Some((e.scheduler.clone(), "attached")),
-            SchedulerEventKind::Detached => Some((e.scheduler.clone(), "detached")),
-            SchedulerEventKind::Exited { .. } => Some((e.scheduler.clone(), "exited")),
-            _ => None,
-        })
-        .collect();
-    let want = [
-        ("fifo", "attached"),
-        ("fifo", "detached"),
-        ("fifo-short", "attached"),
-        ("fifo-short", "detached"),
-        ("fifo-short", "attached"),
-        ("fifo-short", "detached"),
-    ];
-    let want: Vec<(String, &str)> = want.iter().map(|(s, e)| (s.to_string(), *e)).collect();
-    assert_eq!(transitions, want);
-    // The first instance's dispatch counter rises while it runs.
-    let dispatched: Vec<u64> = evs
-        .iter()
-        .filter(|e| e.scheduler == "fifo")
-        .filter_map(|e| match &e.event {
-            SchedulerEventKind::Counters(c) => {
-                c.iter().find(|(k, _)| k == "dispatched").map(|(_, v)| *v)
-            }
-            _ => None,
-        })
-        .collect();
-    assert!(dispatched.len() >= 2, "counters: {dispatched:?}");
-    assert!(
-        dispatched.windows(2).all(|w| w[1] >= w[0]) && dispatched.last() > dispatched.first(),
-        "dispatch counter does not rise: {dispatched:?}"
-    );
-    let shown = replay(&["show", &run.trace.display().to_string()]);
-    for line in [
-        "scheduler fifo attached",
-        "scheduler fifo detached",
-        "scheduler fifo-short attached",
-        "scheduler fifo-short detached",
-        "op 0 pin_bpf_map: ok",
-        "op 1 replace_scheduler: ok",
-        "op 0 restart_scheduler: ok",
-        "op 0 detach_scheduler: ok",
-    ] {
-        assert!(shown.contains(line), "replay show lacks {line:?}:\n{shown}");
-    }
+    e2e::expect::sched_lifecycle(&run);
 }
 
 #[test]

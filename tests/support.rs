@@ -1,4 +1,6 @@
 //! Helpers for the end-to-end tests: run `cargo xtask run scenario` and read the trace.
+pub mod expect;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -19,10 +21,30 @@ pub fn root() -> PathBuf {
 pub struct Run {
     pub output: Output,
     pub trace: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Run {
+    /// A run that happened elsewhere (the nested lane's L1): `dir/name.trace`
+    /// with its `.stdout`, `.stderr` and `.code` (the exit status) beside it.
+    pub fn from_files(dir: &Path, name: &str) -> Run {
+        use std::os::unix::process::ExitStatusExt;
+        let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).unwrap_or_default();
+        let code: i32 = String::from_utf8_lossy(&read("code"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no exit code for {name} in {}", dir.display()));
+        Run {
+            output: Output {
+                status: std::process::ExitStatus::from_raw(code << 8),
+                stdout: read("stdout"),
+                stderr: read("stderr"),
+            },
+            trace: dir.join(format!("{name}.trace")),
+            _dir: None,
+        }
+    }
+
     /// Exit status of the run command.
     pub fn code(&self) -> Option<i32> {
         self.output.status.code()
@@ -83,7 +105,7 @@ pub fn run_scenario(scenario: &str, extra: &[&str]) -> Run {
     Run {
         output,
         trace,
-        _dir: dir,
+        _dir: Some(dir),
     }
 }
 

@@ -36,10 +36,13 @@ pub enum Need {
     Qemu,
     /// `pahole` is on PATH (DWARF cross-checks).
     Pahole,
+    /// The nested lane's L1 (Debian's 6.12 cloud kernel and busybox-static)
+    /// is cached or apt offers it.
+    NestedL1,
 }
 
 impl Need {
-    pub const ALL: [Need; 7] = [
+    pub const ALL: [Need; 8] = [
         Need::Kvm,
         Need::Cpuid,
         Need::GuestDebug,
@@ -47,6 +50,7 @@ impl Need {
         Need::Kernel,
         Need::Qemu,
         Need::Pahole,
+        Need::NestedL1,
     ];
 
     /// The name in skip lines and summaries.
@@ -59,6 +63,7 @@ impl Need {
             Need::Kernel => "kernel",
             Need::Qemu => "qemu",
             Need::Pahole => "pahole",
+            Need::NestedL1 => "nested-l1",
         }
     }
 
@@ -72,6 +77,7 @@ impl Need {
             Need::Kernel => "SCHEDTAPE_REQUIRE_KERNEL",
             Need::Qemu => "SCHEDTAPE_REQUIRE_QEMU",
             Need::Pahole => "SCHEDTAPE_REQUIRE_PAHOLE",
+            Need::NestedL1 => "SCHEDTAPE_REQUIRE_NESTED_L1",
         }
     }
 

@@ -9,6 +9,7 @@ mod initramfs;
 mod kernel;
 mod limits;
 mod mutants;
+mod nested;
 mod outputs;
 mod prereq;
 mod rerun;
@@ -65,6 +66,11 @@ enum Cmd {
     /// Slow (minutes per module): run it nightly or weekly, not on every CI run.
     /// Exit status: 0 every viable mutant caught, 1 some missed or timed out.
     Mutants(mutants::MutantsArgs),
+    /// The nested-virtualisation lane: our KVM VMM inside an L1 Linux under QEMU TCG.
+    Nested {
+        #[command(subcommand)]
+        cmd: nested::NestedCmd,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +122,7 @@ fn run(args: Args) -> Result<ExitCode> {
             what: BenchWhat::Vmm(args),
         } => bench_vmm::run(&args),
         Cmd::Mutants(args) => mutants::run(&args, &workspace_root()),
+        Cmd::Nested { cmd } => nested::run(&cmd),
     }
 }
 

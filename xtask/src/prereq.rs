@@ -94,7 +94,7 @@ fn payload_program(
 /// that were missing must be found.
 pub fn for_run(scenario: &Scenario, qemu: bool, kernel: &ResolveOpts) -> Result<(), Refusal> {
     let mut needs = for_tools(qemu, kernel);
-    if crate::scheduler::uses_own(scenario) {
+    if crate::scheduler::uses_own(scenario) && crate::scheduler::prebuilt().is_none() {
         crate::scheduler::need_build_packages(&mut needs);
     }
     let missing = payload_needs(&scenario.payloads, &mut needs).map_err(Refusal::BadInput)?;

@@ -194,6 +194,12 @@ pub fn build(root: &Path) -> Result<PathBuf> {
 }
 
 fn build_once(root: &Path) -> Result<PathBuf> {
+    if let Some(binary) = prebuilt() {
+        if !binary.is_file() {
+            bail!("{PREBUILT_VAR}={}: no such file", binary.display());
+        }
+        return Ok(binary);
+    }
     ensure_build_packages()?;
     let target_dir = root.join("target").join("bpf");
     let t0 = std::time::Instant::now();
@@ -226,6 +232,17 @@ fn build_once(root: &Path) -> Result<PathBuf> {
         eprintln!("  built {OWN} in {secs:.1}s");
     }
     Ok(binary)
+}
+
+/// Names a ready `schedtape-scx` to use instead of building one (where
+/// there is no cargo, such as inside the nested lane's L1).
+pub const PREBUILT_VAR: &str = "SCHEDTAPE_SCX";
+
+/// The ready `schedtape-scx` that `$SCHEDTAPE_SCX` names, if set.
+pub fn prebuilt() -> Option<PathBuf> {
+    std::env::var_os(PREBUILT_VAR)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Installs what the BPF build needs (clang, autotools) when missing.

@@ -25,11 +25,14 @@ pub struct TestArgs {
     /// Run only the end-to-end tests.
     #[arg(long)]
     pub e2e_only: bool,
-    /// Run only these phases (format, clippy, tests, kvm-long, e2e).
+    /// Run only the nested-virtualisation lane (our VMM inside an L1 under QEMU TCG).
+    #[arg(long, conflicts_with_all = ["no_e2e", "e2e_only", "only"])]
+    pub nested: bool,
+    /// Run only these phases (format, clippy, tests, kvm-long, e2e, nested).
     #[arg(long, value_delimiter = ',', value_parser = PHASES)]
     pub only: Vec<String>,
     /// Require NEED even where the probe finds it absent, so that its tests
-    /// must run (kvm, cpuid, guest-debug, kvm-linux-boot, kernel, qemu, pahole):
+    /// must run (kvm, cpuid, guest-debug, kvm-linux-boot, kernel, qemu, pahole, nested-l1):
     /// for a CI runner known to have it.
     #[arg(long, value_delimiter = ',', value_parser = parse_need)]
     pub require: Vec<Need>,
@@ -39,7 +42,10 @@ pub struct TestArgs {
 type Env = [(String, String)];
 
 /// Every phase, in the order they run.
-const PHASES: [&str; 5] = ["format", "clippy", "tests", "kvm-long", "e2e"];
+const PHASES: [&str; 6] = ["format", "clippy", "tests", "kvm-long", "e2e", "nested"];
+
+/// The e2e test target of the nested lane, which runs as its own phase.
+const NESTED_TARGET: &str = "nested";
 
 fn parse_need(name: &str) -> Result<Need, String> {
     Need::from_name(name).ok_or_else(|| {
@@ -53,6 +59,9 @@ fn parse_need(name: &str) -> Result<Need, String> {
 
 impl TestArgs {
     fn selected(&self, phase: &str) -> bool {
+        if self.nested {
+            return phase == "nested";
+        }
         if !self.only.is_empty() {
             return self.only.iter().any(|p| p == phase);
         }
@@ -91,7 +100,7 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
         }
     }
     // The kernel is built before any test runs, so that no test needing it skips.
-    if args.selected("e2e") {
+    if args.selected("e2e") || args.selected("nested") {
         prepare_e2e()?;
     }
     let machine = Machine::probe();
@@ -119,7 +128,23 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
     let mut e2e_env = env.clone();
     // Kernel-dependent e2e tests fail instead of skipping.
     e2e_env.push(("SCHEDTAPE_E2E".into(), "1".into()));
-    let tests: [(&str, &[&str], &Env); 3] = [
+    let mut e2e_args = vec!["test", "-p", "e2e"];
+    let targets = e2e_targets()?;
+    for t in targets.iter().filter(|t| *t != NESTED_TARGET) {
+        e2e_args.extend(["--test", t.as_str()]);
+    }
+    e2e_args.extend(["--", "--ignored", "--test-threads=1"]);
+    let nested_args = [
+        "test",
+        "-p",
+        "e2e",
+        "--test",
+        NESTED_TARGET,
+        "--",
+        "--ignored",
+        "--test-threads=1",
+    ];
+    let tests: [(&str, &[&str], &Env); 4] = [
         ("tests", &["test", "--workspace"], &env),
         // After the kernel build: 1,000 freeze/thaw cycles of 8 vCPUs, and
         // Linux reading our ACPI tables on the KVM backend.
@@ -138,11 +163,9 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
             ],
             &e2e_env,
         ),
-        (
-            "e2e",
-            &["test", "-p", "e2e", "--", "--ignored", "--test-threads=1"],
-            &e2e_env,
-        ),
+        // The QEMU lane, then the nested one (one L1 boot for all its checks).
+        ("e2e", &e2e_args, &e2e_env),
+        ("nested", &nested_args, &e2e_env),
     ];
     for (name, cargo_args, env) in tests {
         if args.selected(name) {
@@ -171,6 +194,26 @@ fn finish(done: &[Phase], exp: &Expectations) -> Result<ExitCode> {
     }
     eprintln!("xtask test: all passed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `[[test]]` targets of the e2e crate (tests/Cargo.toml).
+fn e2e_targets() -> Result<Vec<String>> {
+    let path = crate::workspace_root().join("tests/Cargo.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let manifest: toml::Value =
+        toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
+    Ok(test_names(&manifest))
+}
+
+fn test_names(manifest: &toml::Value) -> Vec<String> {
+    manifest
+        .get("test")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("name")?.as_str().map(str::to_string))
+        .collect()
 }
 
 /// `$CARGO_TARGET_DIR`, else the workspace's `target`.
@@ -241,4 +284,41 @@ fn cargo(phase: &str, args: &[&str], env: &Env, log_dir: Option<&Path>) -> Resul
         counts,
         skips,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> TestArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            test: TestArgs,
+        }
+        let mut argv = vec!["test"];
+        argv.extend(line);
+        <Cli as clap::Parser>::parse_from(argv).test
+    }
+
+    #[test]
+    fn nested_runs_alone_with_its_flag_and_after_e2e_without() {
+        let only_nested = args(&["--nested"]);
+        let picked: Vec<&str> = PHASES
+            .into_iter()
+            .filter(|p| only_nested.selected(p))
+            .collect();
+        assert_eq!(picked, ["nested"]);
+        let all = args(&[]);
+        assert!(PHASES.iter().all(|p| all.selected(p)));
+        assert_eq!(PHASES[PHASES.len() - 2..], ["e2e", "nested"]);
+        assert!(!args(&["--no-e2e"]).selected("nested"));
+    }
+
+    #[test]
+    fn the_e2e_targets_include_the_nested_lane_to_leave_out() {
+        let names = e2e_targets().unwrap();
+        assert!(names.iter().any(|n| n == "qemu"), "{names:?}");
+        assert!(names.iter().any(|n| n == NESTED_TARGET), "{names:?}");
+    }
 }

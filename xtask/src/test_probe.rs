@@ -55,6 +55,8 @@ impl Machine {
         m.found.insert(Need::Kernel, kernel);
         m.found.insert(Need::Qemu, on_path("qemu-system-x86_64"));
         m.found.insert(Need::Pahole, on_path("pahole"));
+        m.found
+            .insert(Need::NestedL1, crate::nested::l1_available());
         m
     }
 

@@ -1,0 +1,180 @@
+//! Our KVM VMM running real Linux: the nested lane. One `cargo xtask nested
+//! run` boots an L1 Linux under QEMU TCG with an emulated AMD CPU (SVM + NPT)
+//! and runs every check in it with `--backend kvm`; each test here judges one
+//! check's trace with the assertions the QEMU tests use (`e2e::expect`).
+//!
+//! Timing verdicts cannot be trusted under nesting (a vCPU of L2 is a thread
+//! of an emulated CPU), so a check may exit 1 when only those failed; every
+//! other verdict, and the trace's contents, must hold.
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use e2e::{Run, expect, root};
+use trace_format::record::{Record, VerdictOutcome};
+
+/// Verdicts that judge timing, which nesting distorts (seen: gaps of 536 ms,
+/// wake p99 of 67–268 ms, a run queue "stalled" while its vCPU did not run).
+const TIMING_VERDICTS: [&str; 3] = ["max-sched-gap", "wake-latency-p99", "runqueue-stall"];
+
+/// Exit status of `nested run` on a host where the lane cannot run.
+const EXIT_CANNOT_RUN: i32 = 4;
+
+/// How the lane went: its results folder, or why it cannot run here.
+enum Lane {
+    Ran(PathBuf),
+    CannotRun(String),
+}
+
+/// The lane's results: `$SCHEDTAPE_NESTED_RESULTS` when set (a lane run
+/// earlier), else one `cargo xtask nested run` for every test of this file.
+fn lane() -> &'static Lane {
+    static LANE: OnceLock<Result<Lane, String>> = OnceLock::new();
+    let result = LANE.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("SCHEDTAPE_NESTED_RESULTS") {
+            return Ok(Lane::Ran(PathBuf::from(dir)));
+        }
+        let out = root().join("target/nested-e2e");
+        let run = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(["run", "--quiet", "-p", "xtask", "--", "nested", "run", "--out"])
+            .arg(&out)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        eprintln!("{stderr}");
+        match run.status.code() {
+            Some(0) => Ok(Lane::Ran(out)),
+            Some(EXIT_CANNOT_RUN) => Ok(Lane::CannotRun(
+                stderr
+                    .lines()
+                    .find_map(|l| l.strip_prefix("nested: cannot run here: "))
+                    .unwrap_or("no reason given")
+                    .to_string(),
+            )),
+            _ => Err(format!(
+                "the nested lane did not run its checks ({}); see its stderr above and {}/l1-console.log",
+                run.status,
+                out.display()
+            )),
+        }
+    });
+    result.as_ref().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One check's run, read from the lane's results; `None` (a logged skip)
+/// where the lane cannot run.
+fn check(name: &str) -> Option<Run> {
+    match lane() {
+        Lane::Ran(dir) => Some(Run::from_files(dir, name)),
+        Lane::CannotRun(why) => {
+            vmm::test_skip::skip(vmm::test_skip::Need::NestedL1, why);
+            None
+        }
+    }
+}
+
+/// Exit 0, or exit 1 with only timing verdicts failed; and the trace says our VMM ran it.
+fn passed_but_for_timing(run: &Run) {
+    let failed: Vec<String> = e2e::pick(&run.records(), |r| match r {
+        Record::Verdict(v) if v.outcome == VerdictOutcome::Fail => Some(v.name.clone()),
+        _ => None,
+    });
+    match run.code() {
+        Some(0) => assert!(failed.is_empty(), "{failed:?}"),
+        Some(1) => assert!(
+            !failed.is_empty() && failed.iter().all(|f| TIMING_VERDICTS.contains(&f.as_str())),
+            "a verdict other than timing failed: {failed:?}\n{}",
+            run.log()
+        ),
+        other => panic!("exit {other:?}\n{}", run.log()),
+    }
+    assert_eq!(run.meta().backend.to_string(), "kvm", "{}", run.log());
+}
+
+#[test]
+#[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
+fn smoke_runs_every_step_on_our_vmm() {
+    let Some(run) = check("smoke") else { return };
+    passed_but_for_timing(&run);
+    assert!(
+        run.stderr().contains("/init reached after"),
+        "{}",
+        run.stderr()
+    );
+    expect::smoke_trace(&run);
+    // The guest was given the ring doorbell's port (registered as an ioeventfd).
+    let meta = run.meta();
+    let cmdline = meta
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix("kernel command line: "))
+        .unwrap_or_else(|| panic!("no kernel command line in {:?}", meta.notes));
+    assert!(cmdline.contains("schedtape.doorbell=0x"), "{cmdline}");
+    assert!(cmdline.contains("schedtape.ring="), "{cmdline}");
+}
+
+#[test]
+#[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
+fn the_guest_sees_the_topology_our_vmm_gives_it() {
+    // SMT, two LLCs, two NUMA nodes (our CPUID, MADT and SRAT), and four cores.
+    for topology in ["1n2l2c2t", "2n1l2c1t", "2n2l1c2t", "1n1l4c1t"] {
+        let Some(run) = check(&format!("topology-{topology}")) else {
+            return;
+        };
+        passed_but_for_timing(&run);
+        expect::topology_run(&run, topology);
+        let lines = expect::topology_lines(&run.records());
+        assert!(lines[0].contains("as asked"), "{topology}: {lines:?}");
+    }
+}
+
+#[test]
+#[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
+fn kaslr_snapshots_freezes_and_kernel_access_work_on_our_vmm() {
+    let Some(run) = check("introspect-kaslr") else {
+        return;
+    };
+    passed_but_for_timing(&run);
+    // Snapshots of every CPU with vCPUs frozen and thawed, hot and cold
+    // reads and writes (the writes read back and changing preemption).
+    let (slide, phys_base) = expect::introspect_run(&run);
+    assert!(slide != 0 || phys_base != 0, "the kernel was not relocated");
+}
+
+#[test]
+#[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
+fn no_kaslr_snapshots_freezes_and_kernel_access_work_on_our_vmm() {
+    let Some(run) = check("introspect-no-kaslr") else {
+        return;
+    };
+    passed_but_for_timing(&run);
+    assert_eq!(expect::introspect_run(&run), (0, 0));
+}
+
+#[test]
+#[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
+fn our_scheduler_attaches_replaces_and_detaches_on_our_vmm() {
+    let Some(run) = check("sched-lifecycle") else {
+        return;
+    };
+    passed_but_for_timing(&run);
+    expect::sched_lifecycle(&run);
+}
+
+#[test]
+#[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
+fn a_kernel_panic_closes_the_trace_with_the_reason_on_our_vmm() {
+    let Some(run) = check("panic") else { return };
+    assert_eq!(run.code(), Some(3), "{}", run.log());
+    expect::ends_in_kernel_panic(&run);
+}
+
+#[test]
+#[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
+fn a_hung_guest_hits_the_watchdog_on_our_vmm() {
+    let Some(run) = check("hang") else { return };
+    assert_eq!(run.code(), Some(3), "{}", run.log());
+    expect::ends_in_timeout(&run);
+}

@@ -1,0 +1,236 @@
+//! Boots L1 under QEMU TCG (`-cpu max`: AMD with SVM and NPT), streams its
+//! console to a log, follows `/init`'s marks as progress lines, and kills it
+//! at the deadline. QEMU is tied to this process: it dies with us.
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::root::MARK;
+
+/// What L1 needs from the host.
+#[derive(Debug)]
+pub struct Boot {
+    pub vmlinuz: PathBuf,
+    pub initrd: PathBuf,
+    pub inputs_disk: PathBuf,
+    pub results_disk: PathBuf,
+    pub console_log: PathBuf,
+    pub timeout: Duration,
+    /// Checks L1 will run (for "check N of M").
+    pub checks: usize,
+}
+
+/// How L1 ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// `/init` ran every check and powered off.
+    Done,
+    /// `/init` said why it gave up (no /dev/kvm, a disk that did not mount…).
+    Failed(String),
+    /// Killed at the deadline.
+    TimedOut,
+    /// QEMU exited before `/init` said it was done.
+    Exited(String),
+}
+
+/// L1's QEMU command line.
+pub fn command(b: &Boot) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel", "tcg", "-cpu", "max", "-machine", "q35", "-smp", "2",
+    ])
+    .args([
+        "-m",
+        "6144",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+    ])
+    .args(["-serial", "stdio", "-monitor", "none", "-no-reboot"])
+    .arg("-kernel")
+    .arg(&b.vmlinuz)
+    .arg("-initrd")
+    .arg(&b.initrd)
+    .args(["-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init"])
+    .arg("-drive")
+    .arg(drive(&b.inputs_disk, "inputs", true))
+    .arg("-drive")
+    .arg(drive(&b.results_disk, "results", false))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+fn drive(path: &Path, id: &str, readonly: bool) -> String {
+    let ro = if readonly { ",readonly=on" } else { "" };
+    format!("file={},format=raw,if=virtio,id={id}{ro}", path.display())
+}
+
+/// Boots L1 and follows it to its end.
+pub fn run(b: &Boot) -> Result<Ending> {
+    let mut child = vmm::child::spawn_tied(command(b))
+        .context("cannot start qemu-system-x86_64 (install qemu-system-x86)")?;
+    let mut log = std::fs::File::create(&b.console_log)
+        .with_context(|| format!("cannot create {}", b.console_log.display()))?;
+    let (tx, lines) = mpsc::channel();
+    let streams: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().context("QEMU's stdout")?),
+        Box::new(child.stderr.take().context("QEMU's stderr")?),
+    ];
+    for stream in streams {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                if tx.send(text).is_err() {
+                    break;
+                }
+                line.clear();
+            }
+        });
+    }
+    drop(tx);
+    let start = Instant::now();
+    let deadline = start + b.timeout;
+    let mut follow = Follow::new(b.checks, start);
+    let mut ending = None;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let _ = writeln!(log, "{line}");
+                if let Some(e) = follow.line(&line) {
+                    ending = Some(e);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().context("waiting for QEMU")?;
+                return Ok(ending.unwrap_or(Ending::Exited(status.to_string())));
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!(
+        "nested: L1 killed at its {} s deadline",
+        b.timeout.as_secs()
+    );
+    Ok(Ending::TimedOut)
+}
+
+/// Turns `/init`'s marks into progress lines on stderr.
+#[derive(Debug)]
+struct Follow {
+    checks: usize,
+    started: usize,
+    boot: Instant,
+    check_start: Instant,
+}
+
+impl Follow {
+    fn new(checks: usize, boot: Instant) -> Follow {
+        Follow {
+            checks,
+            started: 0,
+            boot,
+            check_start: boot,
+        }
+    }
+
+    /// The ending a mark announces, if any.
+    fn line(&mut self, line: &str) -> Option<Ending> {
+        let mark = line.split_once(MARK)?.1.trim();
+        let secs = |since: Instant| since.elapsed().as_secs_f64();
+        if mark == "L1 up" {
+            eprintln!("nested: L1 booted to /init after {:.1} s", secs(self.boot));
+        } else if mark == "ready" {
+            eprintln!(
+                "nested: kvm_amd loaded, disks mounted after {:.1} s",
+                secs(self.boot)
+            );
+        } else if let Some(name) = mark
+            .strip_prefix("check ")
+            .and_then(|r| r.strip_suffix(" started"))
+        {
+            self.started += 1;
+            self.check_start = Instant::now();
+            eprintln!(
+                "nested: check {} of {} ({name}) started",
+                self.started, self.checks
+            );
+        } else if let Some(rest) = mark.strip_prefix("check ") {
+            if let Some((name, code)) = rest.split_once(" ended ") {
+                eprintln!(
+                    "nested: check {} of {} ({name}) ended with exit code {code} after {:.1} s",
+                    self.started,
+                    self.checks,
+                    secs(self.check_start)
+                );
+            }
+        } else if mark == "done" {
+            eprintln!("nested: L1 ran every check in {:.1} s", secs(self.boot));
+            return Some(Ending::Done);
+        } else if let Some(why) = mark.strip_prefix("failed: ") {
+            eprintln!("nested: L1 gave up: {why}");
+            return Some(Ending::Failed(why.to_string()));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_end_the_lane_and_other_lines_do_not() {
+        let mut f = Follow::new(2, Instant::now());
+        assert_eq!(f.line("[    1.0] random kernel line"), None);
+        assert_eq!(f.line(&format!("{MARK} L1 up")), None);
+        assert_eq!(f.line(&format!("{MARK} check smoke started")), None);
+        assert_eq!(f.started, 1);
+        assert_eq!(f.line(&format!("{MARK} check smoke ended 0")), None);
+        assert_eq!(
+            f.line(&format!("{MARK} failed: no /dev/kvm")),
+            Some(Ending::Failed("no /dev/kvm".into()))
+        );
+        assert_eq!(f.line(&format!("junk {MARK} done")), Some(Ending::Done));
+    }
+
+    #[test]
+    fn l1_is_an_emulated_amd_with_both_disks() {
+        let b = Boot {
+            vmlinuz: "/k".into(),
+            initrd: "/i".into(),
+            inputs_disk: "/in.img".into(),
+            results_disk: "/out.img".into(),
+            console_log: "/log".into(),
+            timeout: Duration::from_secs(1),
+            checks: 1,
+        };
+        let cmd = command(&b);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("-accel tcg -cpu max -machine q35"),
+            "{joined}"
+        );
+        assert!(joined.contains("-no-reboot"), "{joined}");
+        assert!(joined.contains("file=/in.img,format=raw,if=virtio,id=inputs,readonly=on"));
+        assert!(
+            joined.ends_with("file=/out.img,format=raw,if=virtio,id=results"),
+            "{joined}"
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! What L1 boots and reads: its initramfs (busybox, the modules, `/init`, this
+//! program with its libraries, a warm introspection cache) and two ext4 disks,
+//! the lane's inputs (read-only) and an empty one for the results.
+//!
+//! Disks rather than a 9p share: Debian's cloud kernel has no `NET_9P`, but
+//! ext4 and virtio-pci are built in and `virtio_blk` is one module; `mkfs.ext4
+//! -d` fills an image and `debugfs` reads one back, both without root.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use super::checks::{Check, INPUTS, RESULTS};
+use super::fetch::{Ingredients, MODULES};
+use crate::initramfs::Initramfs;
+use crate::kernel::KernelImage;
+
+/// Prefix of the lines L1's `/init` prints for the host to follow.
+pub const MARK: &str = "schedtape-nested:";
+
+/// The files a lane needs on the host before L1 boots.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    pub kernel: &'a KernelImage,
+    pub guest_init: PathBuf,
+    /// schedtape-scx, when a check needs it.
+    pub scheduler: Option<PathBuf>,
+    pub workspace: PathBuf,
+}
+
+/// L1's initramfs as bytes.
+pub fn l1_initramfs(
+    ing: &Ingredients,
+    checks: &[Check],
+    work: &Path,
+    full_vmlinux: &Path,
+) -> Result<Vec<u8>> {
+    let mut fs = Initramfs::new();
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    fs.add_file("bin/busybox", read(&ing.busybox)?, 0o755)?;
+    for (name, path) in MODULES.iter().zip(&ing.modules) {
+        fs.add_file(&format!("modules/{name}.ko"), read(path)?, 0o644)?;
+    }
+    fs.add_file("init", init_script(checks).into_bytes(), 0o755)?;
+    // /proc/self/exe still reads this program when a rebuild replaced its file.
+    let me = std::env::current_exe()
+        .ok()
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+    let stripped = work.join("xtask");
+    crate::kernel::image::strip_debug(&me, &stripped)?;
+    crate::stage::stage_binary(&mut fs, &stripped, "xtask")?;
+    // The layout resolved here, once: from the full vmlinux's DWARF inside L1
+    // under TCG it would cost minutes per boot.
+    let cache = work.join("introspect");
+    vmm::introspect::load(full_vmlinux, Some(&cache))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", full_vmlinux.display()))?;
+    for entry in std::fs::read_dir(&cache)
+        .context("introspection cache")?
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        fs.add_file(
+            &format!("root/.cache/schedtape/introspect/{name}"),
+            read(&entry.path())?,
+            0o644,
+        )?;
+    }
+    Ok(fs.to_bytes())
+}
+
+/// L1's `/init`: modules, `/dev/kvm`, the disks, each check, power off.
+pub fn init_script(checks: &[Check]) -> String {
+    let mut s = String::from(
+        r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin HOME=/root SCHEDTAPE_ROOT=/work
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/shm /sys/fs/cgroup && mount -t tmpfs tmpfs /dev/shm && mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+say() { echo "MARK $*"; }
+fail() { say "failed: $*"; sync; reboot -f; }
+say "L1 up"
+for m in MODULES; do insmod /modules/$m.ko || fail "insmod $m"; done
+[ -c /dev/kvm ] || fail "no /dev/kvm after loading kvm_amd"
+grep -q '^kvm_amd ' /proc/modules || fail "kvm_amd is not loaded"
+mkdir -p INPUTS RESULTS
+mount -o ro /dev/vda INPUTS || fail "cannot mount the inputs disk"
+mount /dev/vdb RESULTS || fail "cannot mount the results disk"
+[ -f INPUTS/schedtape-scx ] && export SCHEDTAPE_SCX=INPUTS/schedtape-scx
+# The workspace root: the inputs' fixtures, and a writable target/ in L1's RAM.
+mkdir -p /work && ln -s INPUTS/tree/fixtures /work/fixtures
+say "ready"
+run_check() {
+  name=$1; shift
+  say "check $name started"
+  /xtask "$@" >RESULTS/$name.stdout 2>RESULTS/$name.stderr
+  code=$?
+  echo $code >RESULTS/$name.code
+  sync
+  say "check $name ended $code"
+}
+"#,
+    )
+    .replace("MARK", MARK)
+    .replace("MODULES", &MODULES.join(" "))
+    .replace("INPUTS", INPUTS)
+    .replace("RESULTS", RESULTS);
+    for c in checks {
+        let argv: Vec<String> = c.argv().iter().map(|a| quote(a)).collect();
+        let _ = writeln!(s, "run_check {} {}", quote(c.name), argv.join(" "));
+    }
+    let _ = writeln!(s, "umount {RESULTS}\nsync\nsay done\nreboot -f");
+    s
+}
+
+/// Single-quotes `arg` for sh.
+fn quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// Fills `dir` with the inputs L1 mounts, and makes `image` (ext4) of it.
+pub fn inputs_disk(inputs: &Inputs<'_>, dir: &Path, image: &Path) -> Result<()> {
+    let k = inputs.kernel;
+    let kdir = dir.join("kernel");
+    std::fs::create_dir_all(&kdir)?;
+    let bz = k
+        .bzimage
+        .as_ref()
+        .context("the project kernel has no bzImage")?;
+    let full = k
+        .vmlinux
+        .as_ref()
+        .context("the project kernel has no vmlinux")?;
+    link(bz, &kdir.join("bzImage"))?;
+    // What boots through PVH (without debug info); symbols come from the full one.
+    link(k.pvh_image.as_ref().unwrap_or(full), &kdir.join("vmlinux"))?;
+    if let crate::kernel::ConfigSource::File(config) = &k.config {
+        link(config, &kdir.join(".config"))?;
+    }
+    link(full, &dir.join("vmlinux"))?;
+    link(&inputs.guest_init, &dir.join("schedtape-init"))?;
+    if let Some(s) = &inputs.scheduler {
+        link(s, &dir.join("schedtape-scx"))?;
+    }
+    for sub in ["fixtures/scenarios", "fixtures/kernel"] {
+        copy_tree(&inputs.workspace.join(sub), &dir.join("tree").join(sub))?;
+    }
+    let inits = dir.join("inits");
+    std::fs::create_dir_all(&inits)?;
+    std::fs::write(inits.join("not-an-elf"), b"this is not a program\n")?;
+    write_executable(&inits.join("hang"), &hanging_init())?;
+    let mib = crate::dir_bytes(dir) / (1 << 20) * 5 / 4 + 64;
+    mkfs(image, &format!("{mib}M"), Some(dir))
+}
+
+/// An empty ext4 image for the results.
+pub fn results_disk(image: &Path) -> Result<()> {
+    mkfs(image, "1G", None)
+}
+
+fn mkfs(image: &Path, size: &str, from: Option<&Path>) -> Result<()> {
+    let _ = std::fs::remove_file(image);
+    let mut cmd = Command::new("mkfs.ext4");
+    cmd.args(["-q", "-F", "-E", "root_owner=0:0"]);
+    if let Some(dir) = from {
+        cmd.arg("-d").arg(dir);
+    }
+    let out = cmd
+        .arg(image)
+        .arg(size)
+        .output()
+        .context("cannot run mkfs.ext4 (install e2fsprogs)")?;
+    if !out.status.success() {
+        bail!(
+            "mkfs.ext4 {} failed: {}",
+            image.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Copies every file of the results image into `out` (with `debugfs`, no mount).
+pub fn read_results(image: &Path, out: &Path) -> Result<()> {
+    let listing = Command::new("debugfs")
+        .args(["-R", "ls -p /"])
+        .arg(image)
+        .output()
+        .context("cannot run debugfs (install e2fsprogs)")?;
+    // `ls -p` lines: /inode/mode/uid/gid/name/size/
+    for line in String::from_utf8_lossy(&listing.stdout).lines() {
+        let fields: Vec<&str> = line.split('/').collect();
+        let (Some(mode), Some(name)) = (fields.get(2), fields.get(5)) else {
+            continue;
+        };
+        if !mode.starts_with("100") || name.is_empty() {
+            continue;
+        }
+        let to = out.join(name);
+        let status = Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("dump /{name} {}", to.display()))
+            .arg(image)
+            .output()
+            .context("cannot run debugfs")?;
+        if !status.status.success() || !to.is_file() {
+            bail!("debugfs could not copy {name} out of {}", image.display());
+        }
+    }
+    Ok(())
+}
+
+/// Hard-links `from` at `to`, copying across file systems.
+fn link(from: &Path, to: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(to);
+    std::fs::hard_link(from, to)
+        .or_else(|_| std::fs::copy(from, to).map(drop))
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot list {}", from.display()))?
+    {
+        let entry = entry?;
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(entry.file_name()))?;
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name()))
+                .with_context(|| format!("cannot copy {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// A static x86-64 ELF whose only code is `loop { pause() }`: an L2 `/init`
+/// that hangs (the same guest tests/qemu.rs boots under QEMU).
+fn hanging_init() -> Vec<u8> {
+    // mov eax,34 (pause); syscall; jmp back
+    let code = [0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7];
+    let entry: u64 = 0x40_0078;
+    let size = 0x78 + code.len() as u64;
+    let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&0x3eu16.to_le_bytes()); // x86-64
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&entry.to_le_bytes());
+    elf.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    elf.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    elf.extend_from_slice(&0u32.to_le_bytes());
+    for v in [64u16, 56, 1, 64, 0, 0] {
+        elf.extend_from_slice(&v.to_le_bytes());
+    }
+    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    elf.extend_from_slice(&5u32.to_le_bytes()); // R+X
+    for v in [0u64, 0x40_0000, 0x40_0000, size, size, 0x1000] {
+        elf.extend_from_slice(&v.to_le_bytes());
+    }
+    elf.extend_from_slice(&code);
+    elf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_runs_each_check_and_powers_off() {
+        let checks = super::super::checks::select(&["smoke".into()]).unwrap();
+        let s = init_script(&checks);
+        assert!(s.contains("insmod /modules/$m.ko"), "{s}");
+        assert!(
+            s.contains("for m in irqbypass kvm kvm-amd virtio_blk;"),
+            "{s}"
+        );
+        assert!(
+            s.contains("run_check 'smoke' 'run' 'scenario' 'smoke' '--backend' 'kvm'"),
+            "{s}"
+        );
+        assert!(s.contains(&format!("echo \"{MARK} $*\"")), "{s}");
+        assert!(s.trim_end().ends_with("reboot -f"), "{s}");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn the_hanging_init_is_an_elf_of_one_load_segment() {
+        let elf = hanging_init();
+        let parsed = goblin::elf::Elf::parse(&elf).unwrap();
+        assert_eq!(parsed.entry, 0x40_0078);
+        assert_eq!(parsed.program_headers.len(), 1);
+    }
+
+    #[test]
+    fn results_come_back_from_an_ext4_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("smoke.code"), "0\n").unwrap();
+        let img = dir.path().join("r.img");
+        mkfs(&img, "8M", Some(&src)).unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        read_results(&img, &out).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("smoke.code")).unwrap(),
+            "0\n"
+        );
+    }
+}
