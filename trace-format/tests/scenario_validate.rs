@@ -251,7 +251,7 @@ fn io_weight_out_of_range() {
 fn cpu_max_zero_quota() {
     assert_err(
         &with_def(CgroupDef::new("a").cpu_max(0, 100_000).work(spin(1))),
-        &[STEP0, "cpu.max quota_us = 0"],
+        &[STEP0, "cpu.max quota_us = 0", "could never run"],
     );
 }
 
