@@ -231,3 +231,12 @@ fn cgroup_name_length() {
     edge("longer than 255 bytes", &named(255), &named(256));
     assert_err(&named(300), &["longer than 255 bytes"]);
 }
+
+#[test]
+fn memory_limits_may_be_equal() {
+    let m = 64 << 20;
+    let lo_hi = |lo: u64| def(CgroupDef::new("a").memory_low(lo).memory_high(m));
+    edge("memory.low", &lo_hi(m), &lo_hi(m + 1));
+    let hi_max = |hi: u64| def(CgroupDef::new("a").memory_high(hi).memory_max(m));
+    edge("memory.high", &hi_max(m), &hi_max(m + 1));
+}
