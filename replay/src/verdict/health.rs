@@ -18,7 +18,7 @@ pub struct ErrorTally {
 /// Health evidence of one run.
 #[derive(Debug, Default)]
 pub struct Health {
-    /// Cgroup → its OOM events, summed.
+    /// Cgroup → its OOM events, summed (the key names the cgroup).
     pub oom: BTreeMap<String, MemoryEvents>,
     /// Worker → (cgroup, how it ended on its own).
     pub exits: BTreeMap<u32, (String, ExitHow)>,
@@ -31,13 +31,8 @@ impl Health {
     pub fn observe(&mut self, record: &Record, cgroup_of: impl Fn(u32) -> Option<String>) {
         match record {
             Record::MemoryEvents(m) => {
-                let sum = self
-                    .oom
-                    .entry(m.cgroup.clone())
-                    .or_insert_with(|| MemoryEvents {
-                        cgroup: m.cgroup.clone(),
-                        ..MemoryEvents::default()
-                    });
+                // The key names the cgroup; the sum's own `cgroup` stays empty.
+                let sum = self.oom.entry(m.cgroup.clone()).or_default();
                 sum.oom = sum.oom.saturating_add(m.oom);
                 sum.oom_kill = sum.oom_kill.saturating_add(m.oom_kill);
                 sum.oom_group_kill = sum.oom_group_kill.saturating_add(m.oom_group_kill);

@@ -1,7 +1,8 @@
 //! Unit tests of the verdict checks over hand-built evidence.
 use super::*;
 use crate::verdict::walk::WorkerTally;
-use trace_format::record::StepRef;
+use trace_format::metrics::{GroupMetrics, StepMetrics};
+use trace_format::record::{Log2Hist, StepRef};
 
 fn tally(run_ns: u64, died: bool) -> WorkerTally {
     WorkerTally {
@@ -240,4 +241,67 @@ fn weight_share_needs_more_demand_than_cpus() {
     };
     let v = shares(vec![r(), r(), r(), r(), r()], 15.0);
     assert_eq!(v.outcome, VerdictOutcome::Inconclusive, "{v:?}");
+}
+
+/// A step whose cgroup "w" recorded `n` wake-ups of 100 ms each.
+fn woken(step: Option<StepRef>, ended: bool, failed: bool, n: u64) -> StepMetrics {
+    let mut wake = Log2Hist::default();
+    for _ in 0..n {
+        wake.record(100_000_000);
+    }
+    StepMetrics {
+        step,
+        ended,
+        failed,
+        groups: vec![GroupMetrics {
+            cgroup: "w".into(),
+            wake,
+            ..GroupMetrics::default()
+        }],
+        ..StepMetrics::default()
+    }
+}
+
+#[test]
+fn wake_p99_judges_completed_real_steps_with_enough_wake_ups() {
+    let t = VerdictThresholds::default();
+    let judge = |s: StepMetrics| wake_p99(&RunMetrics { steps: vec![s] }, &t);
+    let n = t.wake_min_count;
+    let step = Some(StepRef(0));
+    assert_eq!(
+        judge(woken(step, true, false, n)).outcome,
+        VerdictOutcome::Fail
+    );
+    for (what, s) in [
+        ("one short", woken(step, true, false, n - 1)),
+        ("not ended", woken(step, false, false, n)),
+        ("failed", woken(step, true, true, n)),
+        ("backdrop", woken(Some(StepRef::BACKDROP), true, false, n)),
+        ("no step", woken(None, true, false, n)),
+    ] {
+        let v = judge(s);
+        assert_eq!(v.outcome, VerdictOutcome::Inconclusive, "{what}: {v:?}");
+    }
+}
+
+#[test]
+fn runqueue_stall_needs_nr_running_and_a_clock_or_switch_count() {
+    use trace_format::record::RowFields as F;
+    let t = VerdictThresholds::default();
+    let judge = |fields: u16| {
+        let ev = Evidence {
+            snapshots: 4,
+            snapshot_pairs: 3,
+            snapshot_fields: F(fields),
+            ..Evidence::default()
+        };
+        runqueue_stall(&ev, &t).outcome
+    };
+    assert_eq!(judge(F::NR_RUNNING | F::CLOCK), VerdictOutcome::Pass);
+    assert_eq!(judge(F::NR_RUNNING | F::NR_SWITCHES), VerdictOutcome::Pass);
+    assert_eq!(judge(F::NR_RUNNING), VerdictOutcome::Inconclusive);
+    assert_eq!(
+        judge(F::CLOCK | F::NR_SWITCHES),
+        VerdictOutcome::Inconclusive
+    );
 }
