@@ -29,7 +29,7 @@ use report::{Raw, Report};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Timed rounds; each boots L2 once per vCPU count with each VMM, in turn.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub rounds: usize,
     /// vCPU counts of L2 (1..=64).
     #[arg(long, value_delimiter = ',', default_value = "1,2,8")]
@@ -437,7 +437,7 @@ mod tests {
         let parsed = goblin::elf::Elf::parse(&elf).unwrap();
         assert_eq!(parsed.entry, 0x40_0078);
         let ph = &parsed.program_headers[0];
-        assert_eq!(ph.p_filesz as usize, elf.len());
+        assert_eq!(ph.p_filesz, elf.len() as u64);
         let code = &elf[0x78..];
         // lea rsi, [rip + disp]: the message starts disp bytes after the lea.
         let lea = code

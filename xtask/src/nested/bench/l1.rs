@@ -151,21 +151,34 @@ pub fn parse_freeze(line: &str) -> Option<(f64, f64, f64)> {
     it.next().is_none().then_some(v)
 }
 
-/// CPU ticks from `/proc/PID/stat`: `(utime + stime, guest_time)`.
-pub fn parse_stat(stat: &str) -> Option<(u64, u64)> {
+/// CPU ticks from `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticks {
+    /// User time; Linux counts guest time in it too.
+    pub user: u64,
+    pub system: u64,
+    pub guest: u64,
+}
+
+/// The [`Ticks`] in `/proc/PID/stat`.
+pub fn parse_stat(stat: &str) -> Option<Ticks> {
     // The command name may hold spaces and parentheses: fields follow the last ')'.
     let rest = stat.get(stat.rfind(')')? + 1..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // fields[0] is field 3 (state): utime 14, stime 15, guest_time 43.
     let at = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
-    Some((at(14)? + at(15)?, at(43)?))
+    Some(Ticks {
+        user: at(14)?,
+        system: at(15)?,
+        guest: at(43)?,
+    })
 }
 
-/// `VmHWM` in KiB from `/proc/PID/status`.
-pub fn parse_hwm(status: &str) -> Option<u64> {
+/// Field `name` (e.g. `VmHWM`) in KiB from `/proc/PID/status`.
+pub fn parse_kib(status: &str, name: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -305,17 +318,20 @@ fn boot_once(args: &L1Args, machine: Machine, vmm: Vmm, cpus: u16, round: usize)
     let pid = run.child.id();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let (cpu, guest) = parse_stat(&stat).ok_or_else(|| anyhow!("cannot parse /proc/{pid}/stat"))?;
-    let rss_kib = parse_hwm(&status).ok_or_else(|| anyhow!("no VmHWM in /proc/{pid}/status"))?;
+    let ticks = parse_stat(&stat).ok_or_else(|| anyhow!("cannot parse /proc/{pid}/stat"))?;
+    let kib =
+        |name| parse_kib(&status, name).ok_or_else(|| anyhow!("no {name} in /proc/{pid}/status"));
     let tick_ms = 1e3 / clock_ticks_per_second();
     let mut boot = Boot {
         vmm,
         cpus,
         round,
         init_ms: (at - start).as_secs_f64() * 1e3,
-        cpu_ms: cpu as f64 * tick_ms,
-        guest_ms: guest as f64 * tick_ms,
-        rss_kib,
+        cpu_ms: (ticks.user + ticks.system) as f64 * tick_ms,
+        user_ms: ticks.user as f64 * tick_ms,
+        guest_ms: ticks.guest as f64 * tick_ms,
+        rss_kib: kib("VmHWM")?,
+        rss_file_kib: kib("RssFile")?,
         freeze_us: Vec::new(),
         stop_call_us: Vec::new(),
         resume_us: Vec::new(),
@@ -373,7 +389,7 @@ fn progress(msg: &str) {
 
 /// The order of the two VMMs in one slot: alternates so neither always goes first.
 pub fn order(slot: usize) -> [Vmm; 2] {
-    if slot % 2 == 0 {
+    if slot.is_multiple_of(2) {
         [Vmm::Ours, Vmm::Qemu]
     } else {
         [Vmm::Qemu, Vmm::Ours]
@@ -489,16 +505,23 @@ mod tests {
         fields[0] = "S".into();
         let stat = format!("42 (qemu) x) {}", fields.join(" "));
         // utime 14 + stime 15, guest_time 43.
-        assert_eq!(parse_stat(&stat), Some((29, 43)));
+        let t = Ticks {
+            user: 14,
+            system: 15,
+            guest: 43,
+        };
+        assert_eq!(parse_stat(&stat), Some(t));
         assert_eq!(parse_stat("42 (short) S 1 2"), None);
         assert_eq!(parse_stat("no parenthesis"), None);
     }
 
     #[test]
     fn hwm_is_read_in_kib() {
-        let status = "Name:\tqemu\nVmPeak:\t  9 kB\nVmHWM:\t   20480 kB\nVmRSS:\t 1 kB\n";
-        assert_eq!(parse_hwm(status), Some(20480));
-        assert_eq!(parse_hwm("VmRSS: 1 kB"), None);
+        let status = "Name:\tqemu\nVmPeak:\t  9 kB\nVmHWM:\t   20480 kB\nRssFile:\t 1 kB\n";
+        assert_eq!(parse_kib(status, "VmHWM"), Some(20480));
+        assert_eq!(parse_kib(status, "RssFile"), Some(1));
+        assert_eq!(parse_kib(status, "Vm"), None);
+        assert_eq!(parse_kib("VmRSS: 1 kB", "VmHWM"), None);
     }
 
     #[test]
