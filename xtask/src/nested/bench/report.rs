@@ -31,7 +31,9 @@ pub struct Boot {
     pub guest_ms: f64,
     /// Peak RSS (`VmHWM`) at that moment.
     pub rss_kib: u64,
-    /// Of the RSS then, the file-backed part (`RssFile`: program and libraries).
+    /// Of the RSS then, the file-backed part (`RssFile`): in L1 only files
+    /// mapped from its disks (QEMU maps its `-kernel` image), as programs and
+    /// libraries sit on the tmpfs root (shmem).
     pub rss_file_kib: u64,
     /// Ours: `freeze()`'s rendezvous (kick → last vCPU parked); QEMU: QMP
     /// `stop` (sent → reply), µs.
@@ -262,7 +264,9 @@ impl Report {
             s,
             "\nCPU ms = user+sys of the VMM process (vCPU guest time included); VMM CPU ms = the \
              same less guest_time; VMM usr ms = user less guest_time (the VMM's user-space work); \
-             RSS = VmHWM, (file) = its RssFile then (program and libraries). freeze: ours = rendezvous (kick → last vCPU parked), QEMU = QMP \
+             RSS = VmHWM, (file) = its RssFile then: files mapped from L1's disks (QEMU keeps its \
+             -kernel image mapped; programs and libraries sit on L1's tmpfs root, not counted \
+             there). freeze: ours = rendezvous (kick → last vCPU parked), QEMU = QMP \
              stop sent → reply; call = ours' whole freeze() (+KVM_GET_CLOCK) / QMP stop; resume = \
              thaw() / QMP cont."
         );
