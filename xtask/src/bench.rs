@@ -299,7 +299,7 @@ fn time_peer(args: &[String], timeout: Duration) -> Result<Duration> {
 }
 
 /// Lines from the child's stdout and stderr, as they arrive.
-fn read_lines(child: &mut Child) -> Receiver<String> {
+pub(crate) fn read_lines(child: &mut Child) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     let out: Option<Box<dyn Read + Send>> = child.stdout.take().map(|s| Box::new(s) as _);
     let err: Option<Box<dyn Read + Send>> = child.stderr.take().map(|s| Box::new(s) as _);
@@ -464,7 +464,7 @@ fn per_round_ratios(peer: &[f64], ours: &[f64]) -> Vec<f64> {
 }
 
 /// The `p`th percentile (0–100) of `values`, interpolating between order statistics.
-fn percentile(values: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(values: &[f64], p: f64) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {

@@ -81,6 +81,14 @@ enum BenchWhat {
     Introspect(bench_introspect::IntrospectArgs),
     /// Our KVM VMM vs QEMU microvm with the test guest: start-up time, RSS, freeze latency.
     Vmm(bench_vmm::VmmArgs),
+    /// Inside the nested lane's L1: our KVM VMM vs QEMU -accel kvm on Linux, as ratios.
+    Nested(nested::bench::BenchArgs),
+    /// (inside L1) The rounds of `bench nested`.
+    #[command(hide = true)]
+    NestedL1(nested::bench::l1::L1Args),
+    /// (inside L1) Our VMM as a process of its own, for `bench nested`.
+    #[command(hide = true)]
+    NestedVmm(nested::bench::l1::VmmArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +129,15 @@ fn run(args: Args) -> Result<ExitCode> {
         Cmd::Bench {
             what: BenchWhat::Vmm(args),
         } => bench_vmm::run(&args),
+        Cmd::Bench {
+            what: BenchWhat::Nested(args),
+        } => nested::bench::run(&args),
+        Cmd::Bench {
+            what: BenchWhat::NestedL1(args),
+        } => nested::bench::l1::run(&args),
+        Cmd::Bench {
+            what: BenchWhat::NestedVmm(args),
+        } => nested::bench::l1::vmm_child(&args),
         Cmd::Mutants(args) => mutants::run(&args, &workspace_root()),
         Cmd::Nested { cmd } => nested::run(&cmd),
     }

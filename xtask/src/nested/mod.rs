@@ -3,6 +3,7 @@
 //! whose own /dev/kvm cannot boot Linux. L1 runs each check (one `xtask run
 //! scenario … --backend kvm`) and leaves traces, logs and exit codes in a
 //! folder that the e2e tests (tests/nested.rs) judge.
+pub mod bench;
 mod boot;
 pub mod checks;
 mod fetch;

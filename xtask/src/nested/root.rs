@@ -162,7 +162,7 @@ pub fn results_disk(image: &Path) -> Result<()> {
     mkfs(image, "1G", None)
 }
 
-fn mkfs(image: &Path, size: &str, from: Option<&Path>) -> Result<()> {
+pub(super) fn mkfs(image: &Path, size: &str, from: Option<&Path>) -> Result<()> {
     let _ = std::fs::remove_file(image);
     let mut cmd = Command::new("mkfs.ext4");
     cmd.args(["-q", "-F", "-E", "root_owner=0:0"]);
