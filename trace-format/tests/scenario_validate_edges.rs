@@ -227,7 +227,7 @@ fn topology_cpu_limit() {
 
 #[test]
 fn cgroup_name_length() {
-    let named = |n: usize| def(CgroupDef::new(&"c".repeat(n)));
+    let named = |n: usize| def(CgroupDef::new("c".repeat(n)));
     edge("longer than 255 bytes", &named(255), &named(256));
     assert_err(&named(300), &["longer than 255 bytes"]);
 }
