@@ -329,3 +329,28 @@ fn worst_case_scenario_fits_the_guest_heap() {
         "{worst} > {GUEST_SCENARIO_HEAP_BYTES}"
     );
 }
+
+#[test]
+fn encoded_size_limit_is_inclusive() {
+    // Pad a payload's last argument until the scenario encodes to exactly
+    // the limit (its length prefix takes 2 bytes in this range).
+    let with_last = |len: usize| {
+        let mut sc = base();
+        let mut p = PayloadSpec::new("p", "/bin/true");
+        p.args = vec!["a".repeat(1000); 60];
+        p.args.push("b".repeat(len));
+        sc.payloads.push(p);
+        sc
+    };
+    let fixed = with_last(0).encoded_len() - 1;
+    let len = MAX_SCENARIO_BYTES - fixed - 2;
+    assert!((128..16_384).contains(&len), "{len}");
+    let at = with_last(len);
+    assert_eq!(at.encoded_len(), MAX_SCENARIO_BYTES);
+    let errs: Vec<String> = at.validate_all().iter().map(ToString::to_string).collect();
+    assert!(
+        !errs.iter().any(|e| e.contains("bytes encoded")),
+        "{errs:?}"
+    );
+    assert_err(&with_last(len + 1), &["scenario", "size is 65537 bytes"]);
+}

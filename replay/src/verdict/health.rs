@@ -196,4 +196,29 @@ mod tests {
             v.detail
         );
     }
+
+    #[test]
+    fn oom_events_without_kills_pass_and_kills_without_workers_name_none() {
+        let events = |oom, oom_kill| {
+            Record::MemoryEvents(MemoryEvents {
+                cgroup: "jail".into(),
+                oom,
+                oom_kill,
+                oom_group_kill: 0,
+            })
+        };
+        let mut h = Health::default();
+        h.observe(&events(3, 0), |_| None);
+        assert_eq!(no_oom_kill(&h).outcome, VerdictOutcome::Pass);
+        // A kill of a process that is none of our workers.
+        h.observe(&events(1, 1), |_| None);
+        let v = no_oom_kill(&h);
+        assert_eq!(v.outcome, VerdictOutcome::Fail);
+        assert!(
+            v.detail
+                .starts_with("cgroup jail: the OOM killer killed 1 process(es) (4 OOM event(s))"),
+            "{}",
+            v.detail
+        );
+    }
 }

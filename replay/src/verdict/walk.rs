@@ -604,3 +604,6 @@ impl<'m> Walker<'m> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
