@@ -20,9 +20,10 @@ const TIMING_VERDICTS: [&str; 3] = ["max-sched-gap", "wake-latency-p99", "runque
 /// Exit status of `nested run` on a host where the lane cannot run.
 const EXIT_CANNOT_RUN: i32 = 4;
 
-/// How the lane went: its results folder, or why it cannot run here.
+/// How the lane went: its results folder (with why the lane failed, when it
+/// did after running some checks), or why it cannot run here.
 enum Lane {
-    Ran(PathBuf),
+    Ran(PathBuf, Option<String>),
     CannotRun(String),
 }
 
@@ -32,7 +33,7 @@ fn lane() -> &'static Lane {
     static LANE: OnceLock<Result<Lane, String>> = OnceLock::new();
     let result = LANE.get_or_init(|| {
         if let Some(dir) = std::env::var_os("SCHEDTAPE_NESTED_RESULTS") {
-            return Ok(Lane::Ran(PathBuf::from(dir)));
+            return Ok(Lane::Ran(PathBuf::from(dir), None));
         }
         let out = root().join("target/nested-e2e");
         let run = Command::new(env!("CARGO"))
@@ -45,13 +46,25 @@ fn lane() -> &'static Lane {
         let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
         eprintln!("{stderr}");
         match run.status.code() {
-            Some(0) => Ok(Lane::Ran(out)),
+            Some(0) => Ok(Lane::Ran(out, None)),
             Some(EXIT_CANNOT_RUN) => Ok(Lane::CannotRun(
                 stderr
                     .lines()
                     .find_map(|l| l.strip_prefix("nested: cannot run here: "))
                     .unwrap_or("no reason given")
                     .to_string(),
+            )),
+            // L1 died in some check twice, or ran out of boots: the other
+            // checks are still judged, and each test says what L1 did to its own.
+            _ if ran_any(&out) => Ok(Lane::Ran(
+                out,
+                Some(
+                    stderr
+                        .lines()
+                        .filter(|l| l.contains("lane failure") || l.contains("L1 died"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
             )),
             _ => Err(format!(
                 "the nested lane did not run its checks ({}); see its stderr above and {}/l1-console.log",
@@ -63,11 +76,36 @@ fn lane() -> &'static Lane {
     result.as_ref().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Whether L1 finished any check into `dir`.
+fn ran_any(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".code"))
+    })
+}
+
 /// One check's run, read from the lane's results; `None` (a logged skip)
-/// where the lane cannot run.
+/// where the lane cannot run. A check L1 died in twice fails as a lane
+/// failure with L1's oops; one L1 died in once was run again and is judged
+/// on that run (said on stderr).
 fn check(name: &str) -> Option<Run> {
     match lane() {
-        Lane::Ran(dir) => Some(Run::from_files(dir, name)),
+        Lane::Ran(dir, failure) => {
+            let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{name}.{ext}")));
+            if let Ok(why) = read("l1-failed") {
+                panic!("lane failure (L1, not our VMM) in {name}: {why}");
+            }
+            if let Ok(retries) = read("l1-retries") {
+                eprintln!("{name} ran again after L1 died: {retries}");
+            }
+            if read("code").is_err() {
+                panic!(
+                    "L1 did not run {name}: {}",
+                    failure.as_deref().unwrap_or("see the lane's stderr")
+                );
+            }
+            Some(Run::from_files(dir, name))
+        }
         Lane::CannotRun(why) => {
             vmm::test_skip::skip(vmm::test_skip::Need::NestedL1, why);
             None
