@@ -11,7 +11,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use e2e::{Run, expect, root};
-use trace_format::record::{Record, VerdictOutcome};
+use trace_format::meta::Acceleration;
+use trace_format::record::{Record, RunOutcome, VerdictOutcome};
 
 /// Verdicts that judge timing, which nesting distorts (seen: gaps of 536 ms,
 /// wake p99 of 67–268 ms, a run queue "stalled" while its vCPU did not run).
@@ -128,7 +129,21 @@ fn passed_but_for_timing(run: &Run) {
         ),
         other => panic!("exit {other:?}\n{}", run.log()),
     }
-    assert_eq!(run.meta().backend.to_string(), "kvm", "{}", run.log());
+    ran_on_our_vmm_in_l1(run);
+}
+
+/// The trace says our VMM ran it on nested KVM, and the kernel's console
+/// has none of the complaints Linux used to log on our VMM.
+fn ran_on_our_vmm_in_l1(run: &Run) {
+    let meta = run.meta();
+    assert_eq!(meta.backend.to_string(), "kvm", "{}", run.log());
+    assert_eq!(
+        meta.acceleration,
+        Some(Acceleration::KvmNested),
+        "{}",
+        run.log()
+    );
+    expect::no_firmware_complaints(&run.records());
 }
 
 #[test]
@@ -142,6 +157,11 @@ fn smoke_runs_every_step_on_our_vmm() {
         run.stderr()
     );
     expect::smoke_trace(&run);
+    let shown = expect::replay(&["show", &run.trace.display().to_string()]);
+    assert!(
+        shown.contains("accel      nested KVM (hardware-backed KVM inside a guest)"),
+        "{shown}"
+    );
     // The guest was given the ring doorbell's port (registered as an ioeventfd).
     let meta = run.meta();
     let cmdline = meta
@@ -176,7 +196,7 @@ fn kaslr_snapshots_freezes_and_kernel_access_work_on_our_vmm() {
     };
     passed_but_for_timing(&run);
     // Snapshots of every CPU with vCPUs frozen and thawed, hot and cold
-    // reads and writes (the writes read back and changing preemption).
+    // reads and writes (each write read back, and changing preemption).
     let (slide, phys_base) = expect::introspect_run(&run);
     assert!(slide != 0 || phys_base != 0, "the kernel was not relocated");
 }
@@ -207,6 +227,7 @@ fn a_kernel_panic_closes_the_trace_with_the_reason_on_our_vmm() {
     let Some(run) = check("panic") else { return };
     assert_eq!(run.code(), Some(3), "{}", run.log());
     expect::ends_in_kernel_panic(&run);
+    ran_on_our_vmm_in_l1(&run);
 }
 
 #[test]
@@ -215,4 +236,16 @@ fn a_hung_guest_hits_the_watchdog_on_our_vmm() {
     let Some(run) = check("hang") else { return };
     assert_eq!(run.code(), Some(3), "{}", run.log());
     expect::ends_in_timeout(&run);
+    ran_on_our_vmm_in_l1(&run);
+}
+
+#[test]
+#[ignore = "boots L1 under TCG and our VMM in it: run through `cargo xtask test --nested`"]
+fn cgroup_freeze_and_thaw_work_on_our_vmm() {
+    let Some(run) = check("ops-cgroups") else {
+        return;
+    };
+    passed_but_for_timing(&run);
+    assert_eq!(expect::end(&run), RunOutcome::Completed);
+    expect::cgroup_freeze_thaw(&run.records());
 }

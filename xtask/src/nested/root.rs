@@ -161,7 +161,11 @@ pub fn inputs_disk(inputs: &Inputs<'_>, dir: &Path, image: &Path) -> Result<()> 
     if let Some(s) = &inputs.scheduler {
         link(s, &dir.join("schedtape-scx"))?;
     }
-    for sub in ["fixtures/scenarios", "fixtures/kernel"] {
+    for sub in [
+        "fixtures/scenarios",
+        "fixtures/kernel",
+        "fixtures/thresholds",
+    ] {
         copy_tree(&inputs.workspace.join(sub), &dir.join("tree").join(sub))?;
     }
     let inits = dir.join("inits");
