@@ -7,7 +7,7 @@ use std::process::Command;
 
 use trace_format::record::{
     AccessKind, ConsoleSource, KernelAccess, OpOutcome, Record, RunOutcome, SchedulerEvent,
-    SchedulerEventKind, Snapshot, SnapshotTrigger, StepOutcome, StepRef, Timed,
+    SchedulerEventKind, Snapshot, SnapshotTrigger, StepOutcome, StepRef, Timed, WorkerSample,
 };
 
 use crate::{Run, pick, root};
@@ -171,14 +171,19 @@ pub fn introspect_run(run: &Run) -> (u64, u64) {
         value(AccessKind::WriteCold, "sysctl_sched_base_slice"),
         200_000_000
     );
+    assert_eq!(
+        value(AccessKind::WriteHot, "sysctl_sched_base_slice"),
+        3_000_000
+    );
     let slices: Vec<u64> = access
         .iter()
         .filter(|a| a.kind == AccessKind::ReadHot && a.symbol == "sysctl_sched_base_slice")
         .map(|a| a.value)
         .collect();
     assert_eq!(
-        slices, [200_000_000; 2],
-        "read back at once and after the step"
+        slices,
+        [200_000_000, 3_000_000, 3_000_000],
+        "each write read back at once, the hot one also after its step"
     );
     assert_eq!(
         value(AccessKind::ReadHot, "sysctl_sched_rt_runtime"),
@@ -192,11 +197,12 @@ pub fn introspect_run(run: &Run) -> (u64, u64) {
         }
         _ => None,
     });
-    assert_eq!(values.len(), 5, "every read returns a value");
+    assert_eq!(values.len(), 6, "every read returns a value");
 
-    // The guest lives with the longer slice: its spinners on CPU 1 are
-    // preempted far less often (involuntary switches, read inside the guest;
-    // both steps hold 2 s with two such workers, so totals compare directly).
+    // The guest lives with the slice written last: its spinners on CPU 1 are
+    // preempted far less often with 200 ms, and often again with 3 ms
+    // (involuntary switches, read inside the guest; the three steps hold 2 s
+    // with two such workers each, so totals compare directly).
     let preemptions = |cgroup: &str| -> u64 {
         let workers: BTreeSet<u32> = pick(&records, |r| match r {
             Record::WorkerSpawned(w) if w.cgroup == cgroup => Some(w.worker),
@@ -216,11 +222,21 @@ pub fn introspect_run(run: &Run) -> (u64, u64) {
     // EEVDF still preempts on wake-ups and reweights, so the cut varies from
     // run to run (seen: 1.75x to 27x; on a loaded shared host 10x and 1.83x);
     // demand a clear one (1.33x, under the smallest seen), not a fixed size.
-    let (before, after) = (preemptions("pair"), preemptions("pair2"));
-    eprintln!("CPU 1 pair preemptions: {before} with the default slice, {after} with 200 ms");
+    let (before, after, hot) = (
+        preemptions("pair"),
+        preemptions("pair2"),
+        preemptions("pair3"),
+    );
+    eprintln!(
+        "CPU 1 pair preemptions: {before} with the default slice, {after} with 200 ms (cold write), {hot} with 3 ms (hot write)"
+    );
     assert!(
         after * 4 < before * 3,
         "base_slice 200 ms should cut preemptions: {before} before, {after} after"
+    );
+    assert!(
+        after * 4 < hot * 3,
+        "base_slice 3 ms (hot write) should bring preemptions back: {after} with 200 ms, {hot} after"
     );
     // The host reads a live rq.nr_switches: it never goes back, and CPU 1
     // (a spinner and a ping-pong pair) switches within each step. Its rate
@@ -478,4 +494,100 @@ pub fn ends_in_timeout(run: &Run) {
         records.last()
     );
     assert!(!pick(&records, |r| matches!(r, Record::Console(_)).then_some(())).is_empty());
+}
+
+/// Checks an `ops-cgroups` run's freeze and thaw (steps 4 and 5): b's
+/// backdrop worker makes no progress while its cgroup is frozen and resumes
+/// after the thaw, while a's keeps running.
+pub fn cgroup_freeze_thaw(records: &[Timed]) {
+    let backdrop = |cgroup: &str| -> u32 {
+        let w = pick(records, |r| match r {
+            Record::WorkerSpawned(w) if w.cgroup == cgroup && w.step == StepRef::BACKDROP => {
+                Some(w.worker)
+            }
+            _ => None,
+        });
+        assert_eq!(w.len(), 1, "one backdrop worker in {cgroup}: {w:?}");
+        w[0]
+    };
+    let (a, b) = (backdrop("a"), backdrop("b"));
+    let applied = |step: u16| -> u64 {
+        records
+            .iter()
+            .find_map(|t| match &t.record {
+                Record::OpApplied(o) if o.step == StepRef(step) && o.op == 0 => {
+                    assert!(o.outcome.is_ok(), "step {step}: {:?}", o.outcome);
+                    Some(t.ts_ns)
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("step {step}'s op 0 was never applied"))
+    };
+    let (freeze_ts, thaw_ts) = (applied(4), applied(5));
+    let (_, end5) = step_span(records, 5);
+    let frozen = iterations_between(records, b, freeze_ts, thaw_ts);
+    assert!(frozen.len() >= 4, "b was sampled while frozen: {frozen:?}");
+    assert!(
+        frozen.iter().all(|&i| i == 0),
+        "frozen b progressed: {frozen:?}"
+    );
+    let thawed = iterations_between(records, b, thaw_ts, end5);
+    assert!(
+        thawed.len() >= 4 && thawed.iter().all(|&i| i > 0),
+        "b resumed: {thawed:?}"
+    );
+    let running = iterations_between(records, a, freeze_ts, thaw_ts);
+    assert!(
+        running.len() >= 4 && running.iter().all(|&i| i > 0),
+        "a kept running while b was frozen: {running:?}"
+    );
+}
+
+/// Iterations of `worker` in each sample interval that lies within
+/// `[from, to]` (the first interval starts at 0).
+fn iterations_between(records: &[Timed], worker: u32, from: u64, to: u64) -> Vec<u64> {
+    let mut prev = 0;
+    let mut out = Vec::new();
+    for t in records {
+        if let Record::WorkerSample(WorkerSample {
+            worker: w,
+            iterations,
+            ..
+        }) = &t.record
+            && *w == worker
+        {
+            if prev >= from && t.ts_ns <= to {
+                out.push(*iterations);
+            }
+            prev = t.ts_ns;
+        }
+    }
+    out
+}
+
+/// Lines Linux logged on our KVM VMM before its ACPI PM1 block kept what the
+/// guest wrote and before it offered PCI config mechanism #1: neither may
+/// come back.
+pub const FIRMWARE_COMPLAINTS: [&str; 2] = [
+    "ACPI Error: Could not enable GlobalLock event",
+    "PCI: Fatal: No config space access function found",
+];
+
+/// Checks that the kernel's console, recorded from its first line, has none
+/// of [`FIRMWARE_COMPLAINTS`].
+pub fn no_firmware_complaints(records: &[Timed]) {
+    let console = pick(records, |r| match r {
+        Record::Console(c) if c.source == ConsoleSource::Kernel => Some(c.line.clone()),
+        _ => None,
+    });
+    assert!(
+        console.iter().any(|l| l.contains("Linux version")),
+        "the kernel's boot is not on its recorded console: {console:?}"
+    );
+    for complaint in FIRMWARE_COMPLAINTS {
+        assert!(
+            !console.iter().any(|l| l.contains(complaint)),
+            "the kernel logged {complaint:?}: {console:?}"
+        );
+    }
 }

@@ -20,8 +20,19 @@ pub struct Boot {
     pub results_disk: PathBuf,
     pub console_log: PathBuf,
     pub timeout: Duration,
-    /// Checks L1 will run (for "check N of M").
-    pub checks: usize,
+    /// The checks this boot runs (the rest of the lane after L1 died).
+    pub checks: Vec<String>,
+    /// A check to crash L1 in (sysrq), to exercise resuming the lane.
+    pub crash: Option<String>,
+}
+
+/// How L1 ended, and which checks it ran to their end.
+#[derive(Debug)]
+pub struct Outcome {
+    pub ending: Ending,
+    pub ended: Vec<String>,
+    /// The check that had started and not ended when L1 ended.
+    pub running: Option<String>,
 }
 
 /// How L1 ended.
@@ -56,7 +67,8 @@ pub fn command(b: &Boot) -> Command {
     .arg(&b.vmlinuz)
     .arg("-initrd")
     .arg(&b.initrd)
-    .args(["-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init"])
+    .arg("-append")
+    .arg(cmdline(b))
     .arg("-drive")
     .arg(drive(&b.inputs_disk, "inputs", true))
     .arg("-drive")
@@ -67,13 +79,26 @@ pub fn command(b: &Boot) -> Command {
     cmd
 }
 
+/// L1's kernel command line: an oops ends L1 at once (`oops=panic`, and
+/// `panic=-1` with QEMU's `-no-reboot`), and `/init` reads its checks here.
+fn cmdline(b: &Boot) -> String {
+    let mut line = format!(
+        "console=ttyS0 panic=-1 oops=panic loglevel=4 rdinit=/init schedtape.checks={}",
+        b.checks.join(",")
+    );
+    if let Some(c) = &b.crash {
+        line.push_str(&format!(" schedtape.crash={c}"));
+    }
+    line
+}
+
 fn drive(path: &Path, id: &str, readonly: bool) -> String {
     let ro = if readonly { ",readonly=on" } else { "" };
     format!("file={},format=raw,if=virtio,id={id}{ro}", path.display())
 }
 
 /// Boots L1 and follows it to its end.
-pub fn run(b: &Boot) -> Result<Ending> {
+pub fn run(b: &Boot) -> Result<Outcome> {
     let mut child = vmm::child::spawn_tied(command(b))
         .context("cannot start qemu-system-x86_64 (install qemu-system-x86)")?;
     let mut log = std::fs::File::create(&b.console_log)
@@ -100,7 +125,7 @@ pub fn run(b: &Boot) -> Result<Ending> {
     drop(tx);
     let start = Instant::now();
     let deadline = start + b.timeout;
-    let mut follow = Follow::new(b.checks, start);
+    let mut follow = Follow::new(b.checks.len(), start);
     let mut ending = None;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match lines.recv_timeout(left) {
@@ -113,7 +138,8 @@ pub fn run(b: &Boot) -> Result<Ending> {
             Err(mpsc::RecvTimeoutError::Timeout) => break,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = child.wait().context("waiting for QEMU")?;
-                return Ok(ending.unwrap_or(Ending::Exited(status.to_string())));
+                let ending = ending.unwrap_or(Ending::Exited(status.to_string()));
+                return Ok(follow.outcome(ending));
             }
         }
     }
@@ -123,7 +149,7 @@ pub fn run(b: &Boot) -> Result<Ending> {
         "nested: L1 killed at its {} s deadline",
         b.timeout.as_secs()
     );
-    Ok(Ending::TimedOut)
+    Ok(follow.outcome(Ending::TimedOut))
 }
 
 /// Turns `/init`'s marks into progress lines on stderr.
@@ -131,6 +157,8 @@ pub fn run(b: &Boot) -> Result<Ending> {
 struct Follow {
     checks: usize,
     started: usize,
+    running: Option<String>,
+    ended: Vec<String>,
     boot: Instant,
     check_start: Instant,
 }
@@ -140,8 +168,18 @@ impl Follow {
         Follow {
             checks,
             started: 0,
+            running: None,
+            ended: Vec::new(),
             boot,
             check_start: boot,
+        }
+    }
+
+    fn outcome(self, ending: Ending) -> Outcome {
+        Outcome {
+            ending,
+            ended: self.ended,
+            running: self.running,
         }
     }
 
@@ -161,6 +199,7 @@ impl Follow {
             .and_then(|r| r.strip_suffix(" started"))
         {
             self.started += 1;
+            self.running = Some(name.to_string());
             self.check_start = Instant::now();
             eprintln!(
                 "nested: check {} of {} ({name}) started",
@@ -168,6 +207,8 @@ impl Follow {
             );
         } else if let Some(rest) = mark.strip_prefix("check ") {
             if let Some((name, code)) = rest.split_once(" ended ") {
+                self.running = None;
+                self.ended.push(name.to_string());
                 eprintln!(
                     "nested: check {} of {} ({name}) ended with exit code {code} after {:.1} s",
                     self.started,
@@ -178,6 +219,8 @@ impl Follow {
         } else if mark == "done" {
             eprintln!("nested: L1 ran every check in {:.1} s", secs(self.boot));
             return Some(Ending::Done);
+        } else if let Some(warning) = mark.strip_prefix("warning: ") {
+            eprintln!("nested: L1 warns: {warning}");
         } else if let Some(why) = mark.strip_prefix("failed: ") {
             eprintln!("nested: L1 gave up: {why}");
             return Some(Ending::Failed(why.to_string()));
@@ -197,7 +240,16 @@ mod tests {
         assert_eq!(f.line(&format!("{MARK} L1 up")), None);
         assert_eq!(f.line(&format!("{MARK} check smoke started")), None);
         assert_eq!(f.started, 1);
+        assert_eq!(f.running.as_deref(), Some("smoke"));
         assert_eq!(f.line(&format!("{MARK} check smoke ended 0")), None);
+        assert_eq!(
+            (f.running.as_deref(), &f.ended[..]),
+            (None, &["smoke".to_string()][..])
+        );
+        assert_eq!(f.line(&format!("{MARK} check hang started")), None);
+        let o = f.outcome(Ending::Exited("signal: 9".into()));
+        assert_eq!((o.running.as_deref(), o.ended.len()), (Some("hang"), 1));
+        let mut f = Follow::new(2, Instant::now());
         assert_eq!(
             f.line(&format!("{MARK} failed: no /dev/kvm")),
             Some(Ending::Failed("no /dev/kvm".into()))
@@ -214,7 +266,8 @@ mod tests {
             results_disk: "/out.img".into(),
             console_log: "/log".into(),
             timeout: Duration::from_secs(1),
-            checks: 1,
+            checks: vec!["smoke".into(), "hang".into()],
+            crash: Some("hang".into()),
         };
         let cmd = command(&b);
         let args: Vec<String> = cmd
@@ -227,6 +280,10 @@ mod tests {
             "{joined}"
         );
         assert!(joined.contains("-no-reboot"), "{joined}");
+        assert!(
+            joined.contains("panic=-1 oops=panic loglevel=4 rdinit=/init schedtape.checks=smoke,hang schedtape.crash=hang -drive"),
+            "{joined}"
+        );
         assert!(joined.contains("file=/in.img,format=raw,if=virtio,id=inputs,readonly=on"));
         assert!(
             joined.ends_with("file=/out.img,format=raw,if=virtio,id=results"),

@@ -56,6 +56,15 @@ pub const ALL: &[Check] = &[
     check("introspect-kaslr", "introspect", &[]),
     check("introspect-no-kaslr", "introspect", &["--no-kaslr"]),
     check("sched-lifecycle", "sched-lifecycle", &[]),
+    // Cgroup freeze and thaw (and the other cgroup ops) as tests/ops.rs runs them.
+    check(
+        "ops-cgroups",
+        "ops-cgroups",
+        &[
+            "--thresholds",
+            "/inputs/tree/fixtures/thresholds/mixed-lifetimes.toml",
+        ],
+    ),
     Check {
         name: "panic",
         scenario: "smoke",
@@ -144,6 +153,11 @@ mod tests {
             assert_eq!(at("--backend").as_deref(), Some("kvm"), "{argv:?}");
             assert_eq!(at("-o"), Some(format!("/results/{}.trace", c.name)));
             assert!(at("--init").unwrap().starts_with("/inputs/"), "{argv:?}");
+            for arg in &argv {
+                if arg.starts_with('/') && !arg.starts_with(RESULTS) {
+                    assert!(arg.starts_with(INPUTS), "{arg} is not on the inputs disk");
+                }
+            }
         }
     }
 }
