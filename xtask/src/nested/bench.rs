@@ -153,8 +153,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         results_disk: results_disk.clone(),
         console_log: console_log.clone(),
         timeout: Duration::from_secs(args.timeout),
-        checks: 1,
-    });
+        checks: vec!["bench".into()],
+        crash: None,
+    })
+    .map(|outcome| outcome.ending);
     echo.stop();
     let copied = root::read_results(&results_disk, &out);
     let _ = std::fs::remove_dir_all(&work);
@@ -250,6 +252,7 @@ for m in {modules}; do insmod /modules/$m.ko || fail "insmod $m"; done
 mkdir -p /inputs /results
 mount -o ro /dev/vda /inputs || fail "cannot mount the inputs disk"
 mount /dev/vdb /results || fail "cannot mount the results disk"
+{hold}
 say "ready"
 say "check bench started"
 /xtask bench nested-l1 --kernel {kernel} --initrd {initrd} --cpus {cpus} --rounds {rounds} --freezes {freezes} --memory {memory} --machine {machine} --out /results/{raw} >/results/bench.stdout
@@ -263,6 +266,7 @@ say done
 reboot -f
 "#,
         mark = root::MARK,
+        hold = root::hold_apic_keys(),
         modules = MODULES.join(" "),
         kernel = L2_KERNEL,
         initrd = L2_INITRD,
@@ -428,6 +432,9 @@ mod tests {
             s.contains(&format!("say() {{ echo \"{} $*\"; }}", root::MARK)),
             "{s}"
         );
+        // L2 VMs come and go: L1's kvm must not patch its text meanwhile.
+        let hold = s.find("/xtask nested hold-apic-keys").expect("holder");
+        assert!(hold < s.find("/xtask bench nested-l1").unwrap(), "{s}");
         assert!(s.trim_end().ends_with("reboot -f"), "{s}");
     }
 

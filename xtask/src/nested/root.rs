@@ -70,6 +70,18 @@ pub fn l1_initramfs(
     Ok(fs.to_bytes())
 }
 
+/// Shell lines that keep L1's kvm from live-patching its text while L2 VMs
+/// come and go (see nested/hold.rs); shared by the lane and the bench.
+pub fn hold_apic_keys() -> String {
+    r#"/xtask nested hold-apic-keys >/tmp/hold.log 2>&1 &
+n=0
+until grep -q 'HELD' /tmp/hold.log; do
+  n=$((n+1)); [ $n -gt 100 ] && { say "warning: no APIC-key holder: $(cat /tmp/hold.log)"; break; }
+  sleep 0.1
+done"#
+        .replace("HELD", super::hold::HELD)
+}
+
 /// L1's `/init`: modules, `/dev/kvm`, the disks, each check, power off.
 pub fn init_script(checks: &[Check]) -> String {
     let mut s = String::from(
@@ -90,13 +102,7 @@ grep -q '^kvm_amd ' /proc/modules || fail "kvm_amd is not loaded"
 mkdir -p INPUTS RESULTS
 mount -o ro /dev/vda INPUTS || fail "cannot mount the inputs disk"
 mount /dev/vdb RESULTS || fail "cannot mount the results disk"
-# Keeps L1's kvm from live-patching its text while checks run (see nested/hold.rs).
-/xtask nested hold-apic-keys >/tmp/hold.log 2>&1 &
-n=0
-until grep -q 'HELD' /tmp/hold.log; do
-  n=$((n+1)); [ $n -gt 100 ] && { say "warning: no APIC-key holder: $(cat /tmp/hold.log)"; break; }
-  sleep 0.1
-done
+HOLD_APIC_KEYS
 [ -f INPUTS/schedtape-scx ] && export SCHEDTAPE_SCX=INPUTS/schedtape-scx
 # This boot's checks (the host resumes a lane after L1 died), and one to crash L1 in.
 checks=; crash=
@@ -119,6 +125,7 @@ run_check() {
 }
 "#,
     )
+    .replace("HOLD_APIC_KEYS", &hold_apic_keys())
     .replace("MARK", MARK)
     .replace("MODULES", &MODULES.join(" "))
     .replace("INPUTS", INPUTS)
