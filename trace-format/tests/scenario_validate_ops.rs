@@ -354,3 +354,15 @@ fn ops_see_a_cpuset_set_earlier() {
     let sc = with_ops(vec![Op::add_cgroup("t"), cpu0, affinity_to_cpu1]);
     assert_err(&sc, &["ops[2] (set_affinity)", "affinity is unusable"]);
 }
+
+#[test]
+fn kernel_write_values_fill_their_width() {
+    // Every value fits 8 bytes; the widest value of each width is allowed.
+    for (width, max) in [(1, 0xff), (2, 0xffff), (4, 0xffff_ffff), (8, u64::MAX)] {
+        let sc = with_ops(vec![Op::WriteKernelHot(KernelWrite::new(
+            "sysctl_x", width, max,
+        ))]);
+        let errs: Vec<String> = sc.validate_all().iter().map(ToString::to_string).collect();
+        assert!(errs.is_empty(), "width {width}: {errs:?}");
+    }
+}
