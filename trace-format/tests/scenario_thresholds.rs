@@ -238,3 +238,12 @@ fn weight_fairness_fixture_carries_thresholds() {
     assert_eq!(t.verdicts.skip, ["wake-latency-p99"]);
     assert_eq!(t.diff, DiffLimits::default());
 }
+
+#[test]
+fn a_fairness_ratio_of_exactly_one_is_allowed() {
+    let sc = Scenario::from_toml_str(&with("[thresholds.verdicts]\nfairness_max_ratio = 1.0\n"))
+        .expect("1.0 parses");
+    let errs: Vec<String> = sc.validate_all().iter().map(ToString::to_string).collect();
+    assert!(errs.is_empty(), "{errs:?}");
+    assert!(error_of("[thresholds.verdicts]\nfairness_max_ratio = 0.999999\n").contains("below 1"));
+}
