@@ -172,14 +172,19 @@ impl Run {
 
     /// `worker` ran `run_ms` of the last 100 ms on the CPUs of mask `cpus`
     /// (1000 iterations per ms run), waiting the rest.
-    fn sample(mut self, ts: u64, worker: u32, cpus: u64, run_ms: u64) -> Self {
+    fn sample(self, ts: u64, worker: u32, cpus: u64, run_ms: u64) -> Self {
+        self.sample_ns(ts, worker, cpus, run_ms * MS, (100 - run_ms) * MS)
+    }
+
+    /// `worker` ran `run_ns` and waited `wait_ns` since its last sample.
+    fn sample_ns(mut self, ts: u64, worker: u32, cpus: u64, run_ns: u64, wait_ns: u64) -> Self {
         self.0.push((
             ts,
             Record::WorkerSample(WorkerSample {
                 worker,
-                iterations: run_ms * 1000,
-                run_ns: run_ms * MS,
-                wait_ns: (100 - run_ms) * MS,
+                iterations: run_ns / 1000,
+                run_ns,
+                wait_ns,
                 timeslices: 25,
                 migrations: 0,
                 voluntary_switches: 0,
@@ -554,6 +559,88 @@ fn a_worker_that_died_before_its_first_sample_is_named_as_dead() {
         detail.starts_with(
             "1 worker-step(s) made no progress because the worker died: worker 1 (b, spin_wait) in "
         ),
+        "{detail}"
+    );
+}
+
+fn gap(ev: &Evidence, max_gap: u64) -> (VerdictOutcome, String) {
+    let t = VerdictThresholds {
+        max_gap,
+        ..VerdictThresholds::default()
+    };
+    let v = checks::max_sched_gap(ev, &t);
+    (v.outcome, v.detail)
+}
+
+/// A sample in which the worker neither ran nor waited (it slept) is no
+/// scheduling gap, and it ends a streak of runnable-never-ran samples.
+#[test]
+fn a_sleeping_sample_is_no_gap_and_ends_a_streak() {
+    let m = meta(B_ON_1, "[]");
+    let ev = Run::begin()
+        .spawn(MS, 1, "b")
+        .sample_ns(100 * MS, 1, CPU1, 0, 0)
+        .sample_ns(200 * MS, 1, CPU1, 0, 0)
+        .walk(&m, 200 * MS);
+    let (outcome, detail) = gap(&ev, 150 * MS);
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(detail.starts_with("no sample was runnable"), "{detail}");
+
+    let ev = Run::begin()
+        .spawn(MS, 1, "b")
+        .sample(100 * MS, 1, CPU1, 0)
+        .sample_ns(200 * MS, 1, CPU1, 0, 0)
+        .sample(300 * MS, 1, CPU1, 0)
+        .walk(&m, 300 * MS);
+    let (outcome, detail) = gap(&ev, 150 * MS);
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(
+        detail.contains("streak 100.00ms (worker 1, b, ending 0.100s)"),
+        "{detail}"
+    );
+}
+
+/// Of two equally long streaks, max-sched-gap names the first.
+#[test]
+fn max_sched_gap_names_the_first_of_equal_streaks() {
+    let m = meta(
+        r#"{ name = "a", works = [{ work = "spin_wait", workers = 1 }] },
+           { name = "b", works = [{ work = "spin_wait", workers = 1 }] }"#,
+        "[]",
+    );
+    let ev = Run::begin()
+        .spawn(MS, 0, "a")
+        .spawn(MS, 1, "b")
+        .rounds(1, 2, &[(0, CPU0, 100), (1, CPU1, 100)])
+        .rounds(2, 3, &[(0, CPU0, 0), (1, CPU1, 100)])
+        .rounds(3, 4, &[(0, CPU0, 100), (1, CPU1, 0)])
+        .rounds(4, 5, &[(0, CPU0, 100), (1, CPU1, 100)])
+        .walk(&m, 400 * MS);
+    let (outcome, detail) = gap(&ev, 150 * MS);
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(
+        detail.contains("streak 100.00ms (worker 0, a, ending 0.200s)"),
+        "{detail}"
+    );
+}
+
+/// The largest wait share counts whole intervals only: not a worker's first
+/// sample (it may include waiting before the spawn was recorded), nor one
+/// shorter than half the sample interval.
+#[test]
+fn the_largest_wait_share_counts_whole_intervals_only() {
+    let m = meta(B_ON_1, "[]");
+    let ev = Run::begin()
+        .spawn(MS, 1, "b")
+        .sample_ns(100 * MS, 1, CPU1, 10 * MS, 90 * MS)
+        .sample_ns(200 * MS, 1, CPU1, 80 * MS, 20 * MS)
+        .sample_ns(210 * MS, 1, CPU1, 5 * MS, 5 * MS)
+        .sample_ns(300 * MS, 1, CPU1, 60 * MS, 30 * MS)
+        .walk(&m, 300 * MS);
+    let (outcome, detail) = gap(&ev, 150 * MS);
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(
+        detail.ends_with("largest wait in one interval 33% (worker 1)"),
         "{detail}"
     );
 }
