@@ -644,3 +644,23 @@ fn the_largest_wait_share_counts_whole_intervals_only() {
         "{detail}"
     );
 }
+
+/// Even where the meta gives no sample interval, two samples at the same
+/// instant make no interval to share waiting over.
+#[test]
+fn a_zero_length_interval_has_no_wait_share() {
+    let mut m = meta(B_ON_1, "[]");
+    m.sample_interval_ns = 0;
+    let ev = Run::begin()
+        .spawn(MS, 1, "b")
+        .sample_ns(100 * MS, 1, CPU1, 90 * MS, 10 * MS)
+        .sample_ns(200 * MS, 1, CPU1, 80 * MS, 20 * MS)
+        .sample_ns(200 * MS, 1, CPU1, 0, 0)
+        .walk(&m, 200 * MS);
+    let (outcome, detail) = gap(&ev, 150 * MS);
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(
+        detail.ends_with("largest wait in one interval 20% (worker 1)"),
+        "{detail}"
+    );
+}
