@@ -664,3 +664,126 @@ fn a_zero_length_interval_has_no_wait_share() {
         "{detail}"
     );
 }
+
+/// A sample that reports no CPUs says nothing about isolation.
+#[test]
+fn a_sample_without_cpus_is_not_judged_for_isolation() {
+    let m = meta(B_ON_1, "[]");
+    let ev = Run::begin()
+        .spawn(MS, 1, "b")
+        .rounds(1, 3, &[(1, 0, 100)])
+        .walk(&m, 200 * MS);
+    let (outcome, detail) = isolation(&ev);
+    assert_eq!(outcome, VerdictOutcome::Inconclusive, "{detail}");
+    assert_eq!(detail, "no sample reported the CPUs it ran on");
+}
+
+/// Of two equal largest wait shares, max-sched-gap names the first.
+#[test]
+fn the_first_of_equal_wait_shares_is_named() {
+    let m = meta(
+        r#"{ name = "a", works = [{ work = "spin_wait", workers = 1 }] },
+           { name = "b", works = [{ work = "spin_wait", workers = 1 }] }"#,
+        "[]",
+    );
+    let ev = Run::begin()
+        .spawn(MS, 0, "a")
+        .spawn(MS, 1, "b")
+        .rounds(1, 2, &[(0, CPU0, 100), (1, CPU1, 100)])
+        .rounds(2, 3, &[(0, CPU0, 70), (1, CPU1, 90)])
+        .rounds(3, 4, &[(0, CPU0, 90), (1, CPU1, 70)])
+        .walk(&m, 300 * MS);
+    let (outcome, detail) = gap(&ev, 150 * MS);
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(
+        detail.ends_with("largest wait in one interval 30% (worker 0)"),
+        "{detail}"
+    );
+}
+
+/// Pinned workers are placed by their pinning, not by the cgroup: fairness
+/// does not compare them, however unequal their run times.
+#[test]
+fn pinned_workers_are_not_judged_for_fairness() {
+    let m = meta(
+        r#"{ name = "p", works = [{ work = "spin_wait", workers = 2, affinity = "single_cpu" }] }"#,
+        "[]",
+    );
+    let ev = Run::begin()
+        .spawn(MS, 0, "p")
+        .spawn(MS, 1, "p")
+        .rounds(1, 5, &[(0, CPU0, 90), (1, CPU1, 10)])
+        .walk(&m, 400 * MS);
+    let (outcome, detail) = fairness(&ev);
+    assert_eq!(outcome, VerdictOutcome::Inconclusive, "{detail}");
+}
+
+/// Cgroups `a` and `dst` (spinners moved in from `src`) share both CPUs at
+/// equal weights, `dst`'s workers running `dst_run[k]` ms of round k + 1;
+/// `dst` is frozen around the sample of round `frozen`, if any.
+fn contend(dst_run: &[u64], frozen: Option<u64>) -> Evidence {
+    let m = meta(
+        r#"{ name = "a", works = [{ work = "spin_wait", workers = 2 }] },
+           { name = "src", works = [{ work = "spin_wait", workers = 2 }] }"#,
+        r#"[{ add_cgroup = { name = "dst" } }, { move_all_tasks = { from = "src", to = "dst" } },
+            { freeze_cgroup = { cgroup = "dst" } }, { unfreeze_cgroup = { cgroup = "dst" } }]"#,
+    );
+    let mut run = Run::begin()
+        .spawn(0, 0, "a")
+        .spawn(0, 1, "a")
+        .spawn(0, 2, "src")
+        .spawn(0, 3, "src")
+        .op(10 * MS, 0, true)
+        .op(10 * MS, 1, true);
+    for (k, &d) in (1u64..).zip(dst_run) {
+        if frozen == Some(k) {
+            run = run.op(k * 100 * MS - 50 * MS, 2, true);
+        }
+        let a = 100 - d;
+        run = run.rounds(
+            k,
+            k + 1,
+            &[(0, 0b11, a), (1, 0b11, a), (2, 0b11, d), (3, 0b11, d)],
+        );
+        if frozen == Some(k) {
+            run = run.op(k * 100 * MS + 50 * MS, 3, true);
+        }
+    }
+    let n = u64::try_from(dst_run.len()).expect("few rounds");
+    run.walk(&m, n * 100 * MS)
+}
+
+/// A round in which a cgroup was frozen is left out of weight-share (its
+/// workers could not compete): the remaining rounds show equal shares.
+#[test]
+fn weight_share_leaves_out_rounds_with_a_frozen_cgroup() {
+    let m = meta(B_ON_1, "[]");
+    let ev = contend(&[50, 50, 50, 0, 50, 50, 50, 50], Some(4));
+    let (outcome, detail) = weight(&ev, &m);
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(detail.contains("over 5 rounds"), "{detail}");
+}
+
+/// A cgroup under a cpu.max quota does not saturate its CPUs: weights say
+/// nothing about its share, so weight-share has nothing to judge.
+#[test]
+fn a_capped_cgroup_is_not_judged_for_weight_share() {
+    let m = meta(
+        r#"{ name = "a", works = [{ work = "spin_wait", workers = 2 }] },
+           { name = "b", cpu_max = { quota_us = 20000, period_us = 100000 }, works = [{ work = "spin_wait", workers = 2 }] }"#,
+        "[]",
+    );
+    let ev = Run::begin()
+        .spawn(0, 0, "a")
+        .spawn(0, 1, "a")
+        .spawn(0, 2, "b")
+        .spawn(0, 3, "b")
+        .rounds(
+            1,
+            8,
+            &[(0, 0b11, 80), (1, 0b11, 80), (2, 0b11, 20), (3, 0b11, 20)],
+        )
+        .walk(&m, 700 * MS);
+    let (outcome, detail) = weight(&ev, &m);
+    assert_eq!(outcome, VerdictOutcome::Inconclusive, "{detail}");
+}
