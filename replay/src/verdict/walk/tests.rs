@@ -787,3 +787,27 @@ fn a_capped_cgroup_is_not_judged_for_weight_share() {
     let (outcome, detail) = weight(&ev, &m);
     assert_eq!(outcome, VerdictOutcome::Inconclusive, "{detail}");
 }
+
+/// Cgroups on disjoint cpusets do not contend: weight-share has nothing to
+/// judge, whatever their weights.
+#[test]
+fn cgroups_on_disjoint_cpusets_are_not_judged_for_weight_share() {
+    let m = meta(
+        r#"{ name = "a", cpuset = { exact = [0] }, cpu_weight = 200, works = [{ work = "spin_wait", workers = 2 }] },
+           { name = "b", cpuset = { exact = [1] }, works = [{ work = "spin_wait", workers = 2 }] }"#,
+        "[]",
+    );
+    let ev = Run::begin()
+        .spawn(MS, 0, "a")
+        .spawn(MS, 1, "a")
+        .spawn(MS, 2, "b")
+        .spawn(MS, 3, "b")
+        .rounds(
+            1,
+            8,
+            &[(0, CPU0, 50), (1, CPU0, 50), (2, CPU1, 50), (3, CPU1, 50)],
+        )
+        .walk(&m, 700 * MS);
+    let (outcome, detail) = weight(&ev, &m);
+    assert_eq!(outcome, VerdictOutcome::Inconclusive, "{detail}");
+}
