@@ -3,7 +3,7 @@
 //! verdict that could no longer fail is noticed.
 mod support;
 
-use trace_format::file::{ChunkLimits, Trace, TraceWriter};
+use trace_format::file::{CHUNK_HEADER_LEN, ChunkLimits, Trace, TraceWriter};
 use trace_format::record::*;
 use trace_format::scenario::NS_PER_MS;
 
@@ -303,6 +303,32 @@ fn verdicts_over_a_damaged_trace_say_so() {
     let cut = &bytes[..bytes.len() - 8];
     let damaged = Trace::open(cut).expect("truncated trace opens");
     assert!(damaged.integrity().is_damaged());
+    let verdicts = judge_with(&damaged, &t);
+    assert_eq!(verdicts.len(), NAMES.len());
+    for v in verdicts {
+        assert!(v.detail.ends_with(MARK), "{}: {}", v.name, v.detail);
+    }
+}
+
+/// A chunk that fails its CRC (the index still lists it) is read as a
+/// decode error: its records are lost, the verdicts judge what is left and
+/// each says the trace is damaged.
+#[test]
+fn verdicts_over_a_trace_with_a_corrupt_chunk_say_so() {
+    const MARK: &str = "[damaged trace: recovered records only]";
+    let t = VerdictThresholds::default();
+    let mut bytes = trace(&healthy(), None);
+    let (at, len) = {
+        let intact = Trace::open(&bytes).expect("synthetic trace opens");
+        let c = &intact.chunks()[0];
+        (
+            usize::try_from(c.offset).expect("small file") + CHUNK_HEADER_LEN,
+            usize::try_from(c.payload_len).expect("small chunk"),
+        )
+    };
+    bytes[at + len / 2] ^= 0xff;
+    let damaged = Trace::open(&bytes).expect("trace opens by its index");
+    assert!(damaged.records().any(|r| r.is_err()), "no decode error");
     let verdicts = judge_with(&damaged, &t);
     assert_eq!(verdicts.len(), NAMES.len());
     for v in verdicts {
