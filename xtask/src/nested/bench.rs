@@ -197,20 +197,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
 /// L1's initramfs: busybox, the KVM modules, `/init`, this program and QEMU
 /// with their libraries, and QEMU's firmware.
 fn l1_initramfs(ing: &Ingredients, work: &Path, args: &BenchArgs) -> Result<Vec<u8>> {
-    let mut fs = Initramfs::new();
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    fs.add_file("bin/busybox", read(&ing.busybox)?, 0o755)?;
-    for (name, path) in MODULES.iter().zip(&ing.modules) {
-        fs.add_file(&format!("modules/{name}.ko"), read(path)?, 0o644)?;
-    }
-    fs.add_file("init", init_script(args).into_bytes(), 0o755)?;
-    let me = std::env::current_exe()
-        .ok()
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
-    let stripped = work.join("xtask");
-    crate::kernel::image::strip_debug(&me, &stripped)?;
-    crate::stage::stage_binary(&mut fs, &stripped, "xtask")?;
+    let mut fs = root::l1_base(ing, &init_script(args), work)?;
     let qemu = crate::stage::find_program("qemu-system-x86_64")?;
     crate::stage::stage_binary(&mut fs, &qemu, "usr/bin/qemu-system-x86_64")?;
     for (dir, names) in [
@@ -294,33 +281,7 @@ pub fn marker_init() -> Vec<u8> {
         0xeb, 0xf7, // jmp back to the pause
     ];
     code.extend_from_slice(msg.as_bytes());
-    static_elf(&code)
-}
-
-/// A static ELF of one R+X segment holding `code`, entered at its start.
-fn static_elf(code: &[u8]) -> Vec<u8> {
-    const BASE: u64 = 0x40_0000;
-    const HEADERS: u64 = 64 + 56;
-    let entry = BASE + HEADERS;
-    let size = HEADERS + code.len() as u64;
-    let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf.extend_from_slice(&0x3eu16.to_le_bytes()); // x86-64
-    elf.extend_from_slice(&1u32.to_le_bytes());
-    elf.extend_from_slice(&entry.to_le_bytes());
-    elf.extend_from_slice(&64u64.to_le_bytes()); // phoff
-    elf.extend_from_slice(&0u64.to_le_bytes()); // shoff
-    elf.extend_from_slice(&0u32.to_le_bytes());
-    for v in [64u16, 56, 1, 64, 0, 0] {
-        elf.extend_from_slice(&v.to_le_bytes());
-    }
-    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    elf.extend_from_slice(&5u32.to_le_bytes()); // R+X
-    for v in [0u64, BASE, BASE, size, size, 0x1000] {
-        elf.extend_from_slice(&v.to_le_bytes());
-    }
-    elf.extend_from_slice(code);
-    elf
+    root::static_elf(&code)
 }
 
 /// Echoes the in-L1 driver's progress lines from the console log as L1 writes it.

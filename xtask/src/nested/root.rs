@@ -36,21 +36,7 @@ pub fn l1_initramfs(
     work: &Path,
     full_vmlinux: &Path,
 ) -> Result<Vec<u8>> {
-    let mut fs = Initramfs::new();
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    fs.add_file("bin/busybox", read(&ing.busybox)?, 0o755)?;
-    for (name, path) in MODULES.iter().zip(&ing.modules) {
-        fs.add_file(&format!("modules/{name}.ko"), read(path)?, 0o644)?;
-    }
-    fs.add_file("init", init_script(checks).into_bytes(), 0o755)?;
-    // /proc/self/exe still reads this program when a rebuild replaced its file.
-    let me = std::env::current_exe()
-        .ok()
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
-    let stripped = work.join("xtask");
-    crate::kernel::image::strip_debug(&me, &stripped)?;
-    crate::stage::stage_binary(&mut fs, &stripped, "xtask")?;
+    let mut fs = l1_base(ing, &init_script(checks), work)?;
     // The layout resolved here, once: from the full vmlinux's DWARF inside L1
     // under TCG it would cost minutes per boot.
     let cache = work.join("introspect");
@@ -63,11 +49,33 @@ pub fn l1_initramfs(
         let name = entry.file_name().to_string_lossy().into_owned();
         fs.add_file(
             &format!("root/.cache/schedtape/introspect/{name}"),
-            read(&entry.path())?,
+            std::fs::read(entry.path())
+                .with_context(|| format!("cannot read {}", entry.path().display()))?,
             0o644,
         )?;
     }
     Ok(fs.to_bytes())
+}
+
+/// What every L1 initramfs holds: busybox, the KVM modules, `init` and
+/// this program (stripped, with its libraries) as `/xtask`.
+pub(super) fn l1_base(ing: &Ingredients, init: &str, work: &Path) -> Result<Initramfs> {
+    let mut fs = Initramfs::new();
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    fs.add_file("bin/busybox", read(&ing.busybox)?, 0o755)?;
+    for (name, path) in MODULES.iter().zip(&ing.modules) {
+        fs.add_file(&format!("modules/{name}.ko"), read(path)?, 0o644)?;
+    }
+    fs.add_file("init", init.as_bytes().to_vec(), 0o755)?;
+    // /proc/self/exe still reads this program when a rebuild replaced its file.
+    let me = std::env::current_exe()
+        .ok()
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+    let stripped = work.join("xtask");
+    crate::kernel::image::strip_debug(&me, &stripped)?;
+    crate::stage::stage_binary(&mut fs, &stripped, "xtask")?;
+    Ok(fs)
 }
 
 /// Shell lines that keep L1's kvm from live-patching its text while L2 VMs
@@ -276,9 +284,15 @@ fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
 /// that hangs (the same guest tests/qemu.rs boots under QEMU).
 fn hanging_init() -> Vec<u8> {
     // mov eax,34 (pause); syscall; jmp back
-    let code = [0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7];
-    let entry: u64 = 0x40_0078;
-    let size = 0x78 + code.len() as u64;
+    static_elf(&[0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7])
+}
+
+/// A static ELF of one R+X segment holding `code`, entered at its start.
+pub(super) fn static_elf(code: &[u8]) -> Vec<u8> {
+    const BASE: u64 = 0x40_0000;
+    const HEADERS: u64 = 64 + 56;
+    let entry = BASE + HEADERS;
+    let size = HEADERS + code.len() as u64;
     let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
     elf.extend_from_slice(&0x3eu16.to_le_bytes()); // x86-64
@@ -292,10 +306,10 @@ fn hanging_init() -> Vec<u8> {
     }
     elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
     elf.extend_from_slice(&5u32.to_le_bytes()); // R+X
-    for v in [0u64, 0x40_0000, 0x40_0000, size, size, 0x1000] {
+    for v in [0u64, BASE, BASE, size, size, 0x1000] {
         elf.extend_from_slice(&v.to_le_bytes());
     }
-    elf.extend_from_slice(&code);
+    elf.extend_from_slice(code);
     elf
 }
 
