@@ -364,18 +364,24 @@ fn steady_cpu_masks_cost_one_byte() {
         let trace = Trace::open(&bytes).unwrap();
         trace.chunks().iter().map(|c| c.payload_len).sum()
     };
-    let frames: Vec<u32> = [0, 63, 64, 200]
-        .into_iter()
-        .map(|cpu| {
-            let s = |tick| (tick, Record::WorkerSample(spin_sample(1, cpu, 5)));
-            payload(&[s(0), s(1)]) - payload(&[s(0)])
-        })
-        .collect();
-    let mut plain = postcard::to_allocvec(&Record::WorkerSample(spin_sample(1, 0, 5))).unwrap();
-    // Length and ts delta (1 B each) plus the body with a 1-word mask (2 B)
-    // replaced by an empty one (1 B).
-    plain.pop();
-    assert_eq!(frames, vec![u32::try_from(plain.len() + 2).unwrap(); 4]);
+    // Worker ids below the codec's dense table's end (1024), at it and far
+    // above it (kept apart) remember their previous mask alike.
+    for worker in [1, 1023, 1024, 70_000] {
+        let frames: Vec<u32> = [0, 63, 64, 200]
+            .into_iter()
+            .map(|cpu| {
+                let s = |tick| (tick, Record::WorkerSample(spin_sample(worker, cpu, 5)));
+                payload(&[s(0), s(1)]) - payload(&[s(0)])
+            })
+            .collect();
+        let sample = Record::WorkerSample(spin_sample(worker, 0, 5));
+        let mut plain = postcard::to_allocvec(&sample).unwrap();
+        // Length and ts delta (1 B each) plus the body with a 1-word mask
+        // (2 B) replaced by an empty one (1 B).
+        plain.pop();
+        let want = u32::try_from(plain.len() + 2).unwrap();
+        assert_eq!(frames, vec![want; 4], "worker {worker}");
+    }
 }
 
 /// Chunks marked with codec V1 (written before `cpus_seen` was XOR-coded)
@@ -443,4 +449,21 @@ fn closing_tail_previews_a_clean_trace() {
     }
     let bytes = w.finish().unwrap();
     assert_eq!(read_all(&bytes).len(), records.len());
+}
+
+/// Worker ids on both sides of the codec's dense table (ids below 1024) and
+/// far above it keep their own previous mask within a chunk.
+#[test]
+fn cpu_masks_round_trip_for_large_worker_ids() {
+    let mut records = Vec::new();
+    for (tick, cpu) in [(0u64, 3usize), (1, 70), (2, 3)] {
+        for worker in [1023u32, 1024, 1025, 70_000, u32::MAX] {
+            let s = spin_sample(worker, cpu + (worker % 5) as usize, tick);
+            records.push((tick * 10 + u64::from(worker % 7), Record::WorkerSample(s)));
+        }
+    }
+    let bytes = write_trace(&records, ChunkLimits::default());
+    let got: Vec<Record> = read_all(&bytes).into_iter().map(|t| t.record).collect();
+    let want: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(got, want);
 }
