@@ -412,13 +412,13 @@ mod tests {
 
     #[test]
     fn guest_ram_stays_one_mapping_of_its_own_size_next_to_another_anonymous_one() {
-        let size: u64 = 64 << 20;
-        let (ram, _, _) = guest_ram(size).unwrap();
+        let size: usize = 64 << 20;
+        let (ram, _, _) = guest_ram(u64::try_from(size).unwrap()).unwrap();
         let at = ram.as_mut_ptr() as usize;
         // An anonymous read-write mapping right below or above it (whichever is
         // free), like the window, which Linux would merge with plain RAM.
         let len = 4 << 20;
-        let neighbour = [at - len, at + size as usize].into_iter().find_map(|want| {
+        let neighbour = [at - len, at + size].into_iter().find_map(|want| {
             // SAFETY: a fresh private anonymous mapping at a free address
             // (MAP_FIXED_NOREPLACE never replaces one), unmapped below.
             let p = unsafe {
@@ -443,7 +443,7 @@ mod tests {
         let seen = own_mapping_size(at);
         // SAFETY: unmaps only the mapping made above.
         unsafe { libc::munmap(neighbour, len) };
-        assert_eq!(seen, Some(size));
+        assert_eq!(seen, Some(u64::try_from(size).unwrap()));
     }
 
     /// The file `name` of the run's cached project kernel; skips (or fails

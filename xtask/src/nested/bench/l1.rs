@@ -226,6 +226,9 @@ pub fn qemu_args(
             "-serial",
             "stdio",
             "-no-reboot",
+            // Names its vCPU threads "CPU N/KVM" (see procfs::is_vcpu_thread).
+            "-name",
+            "debug-threads=on",
             "-qmp",
         ]
         .map(String::from),
@@ -612,7 +615,7 @@ mod tests {
         let at = a.iter().position(|x| x == "-append").unwrap();
         assert_eq!(a[at + 1], L2_CMDLINE);
         assert!(
-            s.ends_with("-no-reboot -qmp unix:/q,server=on,wait=off"),
+            s.ends_with("-no-reboot -name debug-threads=on -qmp unix:/q,server=on,wait=off"),
             "{s}"
         );
         let pc = qemu_args(
