@@ -115,6 +115,10 @@ fn load_initrd(
 
 /// Guest RAM as one anonymous host mapping, its regions (split around the
 /// MMIO gap, back to back in the mapping), and vm-memory's view of it.
+/// The mapping is `MADV_DONTFORK` (as QEMU's RAM): a forked child gets no
+/// copy-on-write share of it, and it never merges with a neighbouring
+/// anonymous mapping (such as the window), so `/proc/PID/smaps` shows the
+/// guest RAM as one entry of its own size.
 fn guest_ram(mem_size: u64) -> Result<(Arc<MmapRaw>, Vec<Region>, GuestMemoryMmap), KvmError> {
     let layout = |e: String| KvmError::Layout(format!("guest RAM: {e}"));
     let total = usize::try_from(mem_size).map_err(|e| layout(e.to_string()))?;
@@ -124,6 +128,8 @@ fn guest_ram(mem_size: u64) -> Result<(Arc<MmapRaw>, Vec<Region>, GuestMemoryMma
             .map_anon()
             .map_err(|e| layout(e.to_string()))?,
     ));
+    ram.advise(memmap2::Advice::DontFork)
+        .map_err(|e| layout(format!("MADV_DONTFORK: {e}")))?;
     let mut regions = Vec::new();
     let mut mapped = Vec::new();
     let mut offset = 0u64;
@@ -376,8 +382,6 @@ mod tests {
 
     use crate::test_skip::{self, Need};
 
-    /// The file `name` of the run's cached project kernel; skips (or fails
-    /// where the run requires the kernel) when there is none.
     #[test]
     fn kernel_args_select_pci_conf1_unless_the_caller_chose() {
         let a = kernel_args(" console=ttyS0 ", 0x2000_0000, Some(0x448));
@@ -393,6 +397,57 @@ mod tests {
         assert!(!own.contains("conf1"));
     }
 
+    /// The size of the mapping of this process that holds `addr`.
+    fn own_mapping_size(addr: usize) -> Option<u64> {
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        maps.lines().find_map(|l| {
+            let (start, end) = l.split_whitespace().next()?.split_once('-')?;
+            let (start, end) = (
+                u64::from_str_radix(start, 16).ok()?,
+                u64::from_str_radix(end, 16).ok()?,
+            );
+            (start..end).contains(&(addr as u64)).then_some(end - start)
+        })
+    }
+
+    #[test]
+    fn guest_ram_stays_one_mapping_of_its_own_size_next_to_another_anonymous_one() {
+        let size: usize = 64 << 20;
+        let (ram, _, _) = guest_ram(u64::try_from(size).unwrap()).unwrap();
+        let at = ram.as_mut_ptr() as usize;
+        // An anonymous read-write mapping right below or above it (whichever is
+        // free), like the window, which Linux would merge with plain RAM.
+        let len = 4 << 20;
+        let neighbour = [at - len, at + size].into_iter().find_map(|want| {
+            // SAFETY: a fresh private anonymous mapping at a free address
+            // (MAP_FIXED_NOREPLACE never replaces one), unmapped below.
+            let p = unsafe {
+                libc::mmap(
+                    want as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED && p as usize != want {
+                // SAFETY: a kernel without MAP_FIXED_NOREPLACE mapped it elsewhere.
+                unsafe { libc::munmap(p, len) };
+            }
+            (p as usize == want).then_some(p)
+        });
+        let Some(neighbour) = neighbour else {
+            panic!("no free address next to the guest RAM at {at:#x}");
+        };
+        let seen = own_mapping_size(at);
+        // SAFETY: unmaps only the mapping made above.
+        unsafe { libc::munmap(neighbour, len) };
+        assert_eq!(seen, Some(u64::try_from(size).unwrap()));
+    }
+
+    /// The file `name` of the run's cached project kernel; skips (or fails
+    /// where the run requires the kernel) when there is none.
     fn cached_kernel_file(name: &str) -> Option<std::path::PathBuf> {
         let found = test_skip::project_kernel_dir()
             .map(|d| d.join(name))

@@ -6,6 +6,7 @@
 //! the results disk, and the host prints the table and ratios and writes
 //! `target/bench/nested.json`.
 pub mod l1;
+pub mod procfs;
 pub mod report;
 
 use std::io::{BufRead, BufReader, Seek};

@@ -5,7 +5,9 @@
 //!
 //! Both VMMs are measured alike: spawn → the guest's `/init` line on the VMM's
 //! stdout (QEMU: `-serial stdio`; ours: COM1 forwarded line by line, polled
-//! every 2 ms like `xtask run`), then `/proc/PID/stat` and `status` at once.
+//! every 2 ms like `xtask run`), then at once `/proc/PID/task/*/stat` (the
+//! vCPU threads' CPU), `stat`, `status` and `smaps` (the guest RAM's part of
+//! the RSS): see [`super::procfs`].
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -19,6 +21,7 @@ use vmm::backend::{ConsoleEvent, Vm};
 use vmm::kvm::{KvmConfig, KvmVm};
 use vmm::qemu::qmp::Qmp;
 
+use super::procfs;
 use super::report::{Boot, Raw, Vmm};
 
 /// What L2's `/init` prints first (see [`super::marker_init`]).
@@ -26,6 +29,8 @@ pub const INIT_LINE: &str = "schedtape-bench: /init reached";
 /// L2's kernel arguments, the same for both VMMs (ours appends its ring's).
 pub const L2_CMDLINE: &str =
     "console=ttyS0 reboot=t panic=-1 quiet nokaslr no_timer_check 8250.nr_uarts=1";
+/// What our VMM child prints once its vCPU threads run (after the VM is built).
+pub const STARTED_LINE: &str = "schedtape-bench: vCPUs started";
 /// Prefix of progress lines on L1's console (the host echoes them).
 pub const PROGRESS: &str = "bench-nested:";
 /// The guest runs this long between two freeze cycles.
@@ -101,6 +106,8 @@ pub fn vmm_child(args: &VmmArgs) -> Result<ExitCode> {
     let mut vm = KvmVm::launch(&config, |_| {}).map_err(|e| anyhow!("{e}"))?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut out = std::io::stdout().lock();
+    writeln!(out, "{STARTED_LINE}")?;
+    out.flush()?;
     let mut events = Vec::new();
     'boot: loop {
         events.clear();
@@ -219,6 +226,9 @@ pub fn qemu_args(
             "-serial",
             "stdio",
             "-no-reboot",
+            // Names its vCPU threads "CPU N/KVM" (see procfs::is_vcpu_thread).
+            "-name",
+            "debug-threads=on",
             "-qmp",
         ]
         .map(String::from),
@@ -232,6 +242,8 @@ struct Running {
     child: std::process::Child,
     lines: Receiver<String>,
     tail: Vec<String>,
+    /// When our VMM child said its vCPUs run ([`STARTED_LINE`]).
+    started: Option<Instant>,
 }
 
 impl Running {
@@ -241,6 +253,7 @@ impl Running {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(want) => return Ok(Instant::now()),
+                Ok(line) if line == STARTED_LINE => self.started = Some(Instant::now()),
                 Ok(line) => {
                     if self.tail.len() == 12 {
                         self.tail.remove(0);
@@ -312,26 +325,57 @@ fn boot_once(args: &L1Args, machine: Machine, vmm: Vmm, cpus: u16, round: usize)
         child,
         lines,
         tail: Vec::new(),
+        started: None,
     };
     let deadline = start + Duration::from_secs(args.boot_timeout);
     let at = run.wait_for(INIT_LINE, deadline)?;
     let pid = run.child.id();
+    // The threads first: vCPU time that accrues meanwhile counts as the VMM's.
+    let threads = procfs::read_threads(pid).with_context(|| format!("/proc/{pid}/task"))?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let ticks = parse_stat(&stat).ok_or_else(|| anyhow!("cannot parse /proc/{pid}/stat"))?;
     let kib =
         |name| parse_kib(&status, name).ok_or_else(|| anyhow!("no {name} in /proc/{pid}/status"));
+    let maps =
+        procfs::parse_smaps(&smaps).ok_or_else(|| anyhow!("cannot parse /proc/{pid}/smaps"))?;
+    let mut notes = Vec::new();
+    let guest_ram_kib = procfs::guest_ram_rss_kib(&maps, args.memory)
+        .map_err(|e| notes.push(format!("/proc/{pid}/smaps: {e}")))
+        .ok();
+    if round == 0 {
+        // Warm-ups show what the guest RAM was told apart from.
+        notes.extend(
+            maps.iter()
+                .filter(|m| m.size_kib >= 1024)
+                .map(|m| format!("mapping {m}")),
+        );
+    }
+    let (vcpu_threads, vcpu_ticks) = procfs::vcpu_ticks(&threads);
+    if vcpu_threads != usize::from(cpus) {
+        let names: Vec<&str> = threads.iter().map(|t| t.name.as_str()).collect();
+        notes.push(format!(
+            "{vcpu_threads} vCPU threads, not {cpus}, among {names:?}"
+        ));
+    }
     let tick_ms = 1e3 / clock_ticks_per_second();
     let mut boot = Boot {
         vmm,
         cpus,
         round,
         init_ms: (at - start).as_secs_f64() * 1e3,
+        started_ms: run.started.map(|t| (t - start).as_secs_f64() * 1e3),
         cpu_ms: (ticks.user + ticks.system) as f64 * tick_ms,
         user_ms: ticks.user as f64 * tick_ms,
         guest_ms: ticks.guest as f64 * tick_ms,
+        vcpu_threads,
+        vcpu_cpu_ms: vcpu_ticks as f64 * tick_ms,
         rss_kib: kib("VmHWM")?,
         rss_file_kib: kib("RssFile")?,
+        rss_now_kib: procfs::total_rss_kib(&maps),
+        guest_ram_kib,
+        notes,
         freeze_us: Vec::new(),
         stop_call_us: Vec::new(),
         resume_us: Vec::new(),
@@ -428,6 +472,9 @@ pub fn run(args: &L1Args) -> Result<ExitCode> {
         "warm-up: ours reached /init in {:.0} ms",
         warm.init_ms
     ));
+    warm.notes
+        .iter()
+        .for_each(|n| progress(&format!("warm-up, ours: {n}")));
     let mut machine = match args.machine {
         Machine::Auto => Machine::Microvm,
         m => m,
@@ -445,6 +492,9 @@ pub fn run(args: &L1Args) -> Result<ExitCode> {
                     "warm-up: QEMU reached /init in {:.0} ms",
                     b.init_ms
                 ));
+                b.notes
+                    .iter()
+                    .for_each(|n| progress(&format!("warm-up, QEMU: {n}")));
                 raw.qemu_machine = name.to_string();
                 break;
             }
@@ -469,15 +519,23 @@ pub fn run(args: &L1Args) -> Result<ExitCode> {
             for vmm in order(slot) {
                 let who = if vmm == Vmm::Ours { "ours" } else { "qemu" };
                 match boot_once(args, machine, vmm, cpus, round) {
-                    Ok(b) => {
+                    Ok(mut b) => {
                         progress(&format!(
-                            "round {round}/{}, {cpus} vCPUs, {who}: /init {:.0} ms, CPU {:.0} ms, RSS {:.1} MiB, freeze p50 {:.0} µs",
+                            "round {round}/{}, {cpus} vCPUs, {who}: /init {:.0} ms, CPU {:.0} ms (vCPU threads {:.0}), RSS {:.1} MiB (guest RAM {}), freeze p50 {:.0} µs",
                             args.rounds,
                             b.init_ms,
                             b.cpu_ms,
-                            b.rss_kib as f64 / 1024.0,
+                            b.vcpu_cpu_ms,
+                            b.rss_now_kib as f64 / 1024.0,
+                            b.guest_ram_kib
+                                .map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
                             crate::bench::percentile(&b.freeze_us, 50.0)
                         ));
+                        for n in b.notes.drain(..) {
+                            let note = format!("round {round}, {cpus} vCPUs, {who}: {n}");
+                            progress(&note);
+                            raw.notes.push(note);
+                        }
                         raw.boots.push(b);
                     }
                     Err(e) => {
@@ -557,7 +615,7 @@ mod tests {
         let at = a.iter().position(|x| x == "-append").unwrap();
         assert_eq!(a[at + 1], L2_CMDLINE);
         assert!(
-            s.ends_with("-no-reboot -qmp unix:/q,server=on,wait=off"),
+            s.ends_with("-no-reboot -name debug-threads=on -qmp unix:/q,server=on,wait=off"),
             "{s}"
         );
         let pc = qemu_args(
