@@ -811,3 +811,5 @@ fn cgroups_on_disjoint_cpusets_are_not_judged_for_weight_share() {
     let (outcome, detail) = weight(&ev, &m);
     assert_eq!(outcome, VerdictOutcome::Inconclusive, "{detail}");
 }
+
+mod snapshots;
