@@ -103,7 +103,7 @@ pub fn not_starved(ev: &Evidence) -> Verdict {
 /// No worker was seen on a CPU outside its cgroup's cpuset.
 pub fn cpuset_isolation(ev: &Evidence) -> Verdict {
     const NAME: &str = "cpuset-isolation";
-    let skipped = if ev.isolation_skipped > 0 {
+    let mut skipped = if ev.isolation_skipped > 0 {
         format!(
             ", {} sample(s) straddling a cpuset change skipped",
             ev.isolation_skipped
@@ -111,6 +111,13 @@ pub fn cpuset_isolation(ev: &Evidence) -> Verdict {
     } else {
         String::new()
     };
+    if ev.no_cpu_info > 0 {
+        let _ = write!(
+            skipped,
+            ", {} sample(s) without CPU information",
+            ev.no_cpu_info
+        );
+    }
     if !ev.violations.is_empty() {
         let mut d = format!(
             "{} of {} samples ran outside their cpuset{skipped}: ",

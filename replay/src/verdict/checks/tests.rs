@@ -56,6 +56,15 @@ fn cpuset_isolation_mentions_skips_only_when_there_were_some() {
     ev.isolation_skipped = 2;
     let v = cpuset_isolation(&ev);
     assert!(v.detail.contains("2 sample(s) straddling"), "{}", v.detail);
+    assert!(!v.detail.contains("without CPU"), "{}", v.detail);
+    // Samples that could not be checked are said, not hidden.
+    ev.no_cpu_info = 3;
+    let v = cpuset_isolation(&ev);
+    assert!(
+        v.detail.ends_with(", 3 sample(s) without CPU information"),
+        "{}",
+        v.detail
+    );
 }
 
 fn g(weight: u32, workers: u32) -> ShareGroup {

@@ -676,6 +676,18 @@ fn a_sample_without_cpus_is_not_judged_for_isolation() {
     let (outcome, detail) = isolation(&ev);
     assert_eq!(outcome, VerdictOutcome::Inconclusive, "{detail}");
     assert_eq!(detail, "no sample reported the CPUs it ran on");
+    // Among checked samples, the unchecked ones are counted in the detail.
+    let ev = Run::begin()
+        .spawn(MS, 1, "b")
+        .rounds(1, 4, &[(1, 0b10, 100)])
+        .sample(400 * MS, 1, 0, 100)
+        .walk(&m, 500 * MS);
+    let (outcome, detail) = isolation(&ev);
+    assert_eq!(outcome, VerdictOutcome::Pass, "{detail}");
+    assert!(
+        detail.ends_with(", 1 sample(s) without CPU information"),
+        "{detail}"
+    );
 }
 
 /// Of two equal largest wait shares, max-sched-gap names the first.
