@@ -305,3 +305,184 @@ fn garbage_between_chunks_is_reported_exactly() {
     assert_eq!(us(rec.damaged[0].len), junk.len());
     assert_eq!(us(rec.bytes_unaccounted), junk.len());
 }
+
+/// Sets byte `at` of the chunk header at `s` and gives the chunk a matching
+/// CRC (header bytes 0..16 and 20..32, then the payload up to `e`).
+fn rewrite_header(data: &mut [u8], s: usize, e: usize, at: usize, value: u8) {
+    data[s + at] = value;
+    let mut covered = data[s..s + 16].to_vec();
+    covered.extend_from_slice(&data[s + 20..e]);
+    let crc = trace_format::crc32c(&covered);
+    data[s + 16..s + 20].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A chunk whose CRC matches but whose header is not one this reader
+/// writes (reserved bytes set, or an unknown codec) is skipped and named,
+/// not decoded; its neighbours are recovered.
+#[test]
+fn crc_valid_chunk_with_bad_header_is_skipped() {
+    let (bytes, records, spans) = multi_chunk();
+    let full = Trace::open(&bytes).unwrap();
+    let data_end = spans[spans.len() - 1].1;
+    let (s, e) = spans[2];
+    // Header byte 20 is the codec, 21..24 are reserved.
+    let cases = [
+        (21, 1, DamageReason::BadHeader),
+        (23, 0x80, DamageReason::BadHeader),
+        (20, 9, DamageReason::UnsupportedCodec(9)),
+    ];
+    for (at, value, reason) in cases {
+        let mut data = bytes[..data_end].to_vec();
+        rewrite_header(&mut data, s, e, at, value);
+        let trace = Trace::open(&data).unwrap();
+        let rec = trace.recovery();
+        assert_eq!(rec.chunks_recovered, spans.len() - 1, "{reason:?}: {rec:?}");
+        assert_eq!(rec.damaged.len(), 1, "{rec:?}");
+        assert_eq!(us(rec.damaged[0].offset), s);
+        assert_eq!(us(rec.damaged[0].len), e - s);
+        assert_eq!(rec.damaged[0].reason, reason);
+        assert_eq!(us(rec.bytes_unaccounted), e - s);
+        let mut keep = vec![true; spans.len()];
+        keep[2] = false;
+        let got: Vec<Timed> = trace.records().map(Result::unwrap).collect();
+        assert_eq!(got, records_of(&records, &full, &keep), "{reason:?}");
+    }
+}
+
+/// A last chunk that is whole but fails its CRC is damage, not a torn
+/// write: it ends exactly at the end of the data, nothing is missing.
+#[test]
+fn corrupt_last_chunk_that_is_whole_is_damage_not_a_torn_tail() {
+    let (bytes, _, spans) = multi_chunk();
+    let (s, e) = spans[spans.len() - 1];
+    for at in [s + 4, s + 40, e - 1] {
+        let mut data = bytes[..e].to_vec();
+        data[at] ^= 0x01;
+        let trace = Trace::open(&data).unwrap();
+        let rec = trace.recovery();
+        assert_eq!(rec.chunks_recovered, spans.len() - 1, "byte {at}");
+        assert_eq!(rec.damaged.len(), 1, "byte {at}: {rec:?}");
+        assert_eq!(us(rec.damaged[0].offset), s);
+        assert_eq!(us(rec.damaged[0].len), e - s);
+        assert_eq!(rec.damaged[0].reason, DamageReason::Crc);
+        assert_eq!(us(rec.bytes_unaccounted), e - s);
+        assert!(rec.truncated);
+    }
+    // The same chunk one byte short is a torn write.
+    let trace = Trace::open(&bytes[..e - 1]).unwrap();
+    let rec = trace.recovery();
+    assert!(rec.damaged.is_empty(), "{rec:?}");
+    assert_eq!(us(rec.bytes_unaccounted), e - 1 - s);
+}
+
+/// A valid trailer whose index length also covers junk after the index
+/// frame does not make the file clean: the index frame must end exactly
+/// where the trailer starts.
+#[test]
+fn trailer_covering_junk_after_the_index_is_damage() {
+    let (bytes, records, spans) = multi_chunk();
+    let ix = index_offset(&bytes);
+    let trailer_at = bytes.len() - trace_format::file::TRAILER_LEN;
+    let junk = [0u8; 9];
+    let mut data = bytes[..trailer_at].to_vec();
+    data.extend_from_slice(&junk);
+    let mut trailer = (ix as u64).to_le_bytes().to_vec();
+    let index_len = u32::try_from(trailer_at - ix + junk.len()).unwrap();
+    trailer.extend_from_slice(&index_len.to_le_bytes());
+    let crc = trace_format::crc32c(&trailer);
+    trailer.extend_from_slice(&crc.to_le_bytes());
+    trailer.extend_from_slice(&trace_format::file::TRAILER_MAGIC);
+    data.extend_from_slice(&trailer);
+    let trace = Trace::open(&data).unwrap();
+    let rec = trace.recovery();
+    assert!(!rec.is_clean(), "{rec:?}");
+    assert!(rec.index_found && !rec.truncated);
+    assert_eq!(rec.chunks_recovered, spans.len());
+    assert!(!rec.damaged.is_empty());
+    assert_eq!(us(rec.damaged[0].offset), trailer_at);
+    assert_eq!(us(rec.damaged[0].len), junk.len());
+    assert!(
+        rec.damaged
+            .iter()
+            .all(|d| d.reason == DamageReason::BadTrailer),
+        "{rec:?}"
+    );
+    let got: Vec<Timed> = trace.records().map(Result::unwrap).collect();
+    assert_eq!(got, records);
+}
+
+/// Replaces the index frame and trailer of `bytes` with ones for `index`.
+fn with_index(bytes: &[u8], index: &trace_format::file::Index) -> Vec<u8> {
+    let ix = index_offset(bytes);
+    let body = postcard::to_allocvec(index).unwrap();
+    let mut out = bytes[..ix].to_vec();
+    out.extend_from_slice(&trace_format::file::INDEX_SYNC.to_le_bytes());
+    let mut v = body.len();
+    while v >= 0x80 {
+        out.push(u8::try_from(v & 0x7f).unwrap() | 0x80);
+        v >>= 7;
+    }
+    out.push(u8::try_from(v).unwrap());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&trace_format::crc32c(&body).to_le_bytes());
+    let mut trailer = (ix as u64).to_le_bytes().to_vec();
+    trailer.extend_from_slice(&u32::try_from(out.len() - ix).unwrap().to_le_bytes());
+    let crc = trace_format::crc32c(&trailer);
+    trailer.extend_from_slice(&crc.to_le_bytes());
+    trailer.extend_from_slice(&trace_format::file::TRAILER_MAGIC);
+    out.extend_from_slice(&trailer);
+    out
+}
+
+/// A CRC-valid index whose chunk offsets are all wrong (every other field
+/// right) is not used: the chunks are found by scanning, at their real
+/// offsets, and the disagreement is reported.
+#[test]
+fn index_with_wrong_chunk_offsets_is_not_trusted() {
+    let (bytes, records, spans) = multi_chunk();
+    let full = Trace::open(&bytes).unwrap();
+    // The rewritten frame is a faithful copy when nothing is changed.
+    let same = with_index(&bytes, full.index().unwrap());
+    assert_eq!(same, bytes);
+    let mut lie = full.index().unwrap().clone();
+    for e in &mut lie.chunks {
+        e.offset += 1;
+    }
+    let data = with_index(&bytes, &lie);
+    let trace = Trace::open(&data).unwrap();
+    let rec = trace.recovery();
+    assert!(!rec.is_clean(), "{rec:?}");
+    assert!(rec.index_found && !rec.truncated);
+    assert_eq!(rec.damaged.len(), 1, "{rec:?}");
+    assert_eq!(rec.damaged[0].reason, DamageReason::IndexMismatch);
+    assert_eq!(us(rec.damaged[0].offset), index_offset(&data));
+    assert!(trace.index().is_none());
+    let offsets: Vec<usize> = trace.chunks().iter().map(|c| us(c.offset)).collect();
+    let real: Vec<usize> = spans.iter().map(|s| s.0).collect();
+    assert_eq!(offsets, real);
+    let got: Vec<Timed> = trace.records().map(Result::unwrap).collect();
+    assert_eq!(got, records);
+}
+
+/// A valid trailer pointing at a byte that is no index frame: the file is
+/// not clean, whatever the trailer says.
+#[test]
+fn trailer_pointing_at_no_index_frame_is_damage() {
+    let empty = write_trace(&[], ChunkLimits::default());
+    let meta_end = index_offset(&empty);
+    for filler in [&[0u8][..], &[0xC7], &[0xC7, b'I', b'X', 0x5A, 0]] {
+        let mut data = empty[..meta_end].to_vec();
+        data.extend_from_slice(filler);
+        let mut trailer = (meta_end as u64).to_le_bytes().to_vec();
+        trailer.extend_from_slice(&u32::try_from(filler.len()).unwrap().to_le_bytes());
+        let crc = trace_format::crc32c(&trailer);
+        trailer.extend_from_slice(&crc.to_le_bytes());
+        trailer.extend_from_slice(&trace_format::file::TRAILER_MAGIC);
+        data.extend_from_slice(&trailer);
+        let trace = Trace::open(&data).unwrap();
+        let rec = trace.recovery();
+        assert!(!rec.is_clean() && !rec.index_found, "{filler:?}: {rec:?}");
+        assert!(trace.index().is_none() && trace.chunks().is_empty());
+        assert_eq!(us(rec.bytes_unaccounted), filler.len(), "{rec:?}");
+    }
+}

@@ -8,7 +8,7 @@
 mod support;
 
 use support::*;
-use trace_format::file::{DamageReason, Trace};
+use trace_format::file::{DamageReason, ScanWork, TRAILER_LEN, Trace};
 
 #[test]
 fn crafted_input_costs_linear_work_and_still_finds_the_real_chunk() {
@@ -71,4 +71,59 @@ fn nested_undecodable_index_frames_are_decoded_once() {
         work.index_bytes_decoded,
         frame.len()
     );
+}
+
+/// The index path reads no chunk bytes: a cleanly closed file, with chunks
+/// or with none, costs no scan. Without its index the file is scanned, and
+/// the counters account for what the scan did: every chunk's bytes through
+/// the CRC, every chunk's sync word examined, an index body decoded only
+/// when the scan reaches one.
+#[test]
+fn scan_work_counts_the_scan_and_only_the_scan() {
+    let stream = realistic_stream(4, 4, 12);
+    let limits = trace_format::file::ChunkLimits {
+        max_payload: 400,
+        max_span_ns: 250_000_000,
+    };
+    let bytes = write_trace(&stream, limits);
+    let clean = Trace::open(&bytes).unwrap();
+    assert!(clean.recovery().is_clean());
+    assert_eq!(clean.scan_work(), ScanWork::default());
+
+    // A finished trace with no chunks: the index sits right after the meta.
+    let empty = write_trace(&[], limits);
+    let t = Trace::open(&empty).unwrap();
+    assert!(t.recovery().is_clean(), "{:?}", t.recovery());
+    assert!(t.chunks().is_empty() && t.index().is_some());
+    assert_eq!(t.scan_work(), ScanWork::default());
+
+    // No index: the chunks are found by the scan.
+    let chunks = clean.chunks();
+    let index_at = usize::try_from(chunks[chunks.len() - 1].offset).unwrap()
+        + usize::try_from(chunks[chunks.len() - 1].total_len()).unwrap();
+    let t = Trace::open(&bytes[..index_at]).unwrap();
+    assert_eq!(t.recovery().chunks_recovered, chunks.len());
+    let work = t.scan_work();
+    let payload: u64 = chunks.iter().map(|c| u64::from(c.payload_len)).sum();
+    assert!(
+        work.crc_bytes >= payload,
+        "{work:?}, {payload} payload bytes"
+    );
+    assert!(work.crc_bytes <= 2 * index_at as u64, "{work:?}");
+    assert!(work.candidates >= chunks.len() as u64, "{work:?}");
+    assert_eq!(work.index_bytes_decoded, 0);
+
+    // A broken trailer: the scan finds the index and decodes its body once.
+    let mut broken = bytes.clone();
+    let last = broken.len() - 1;
+    broken[last] ^= 0xFF;
+    let t = Trace::open(&broken).unwrap();
+    assert!(t.recovery().index_found);
+    let work = t.scan_work();
+    let frame = (bytes.len() - TRAILER_LEN - index_at) as u64;
+    assert!(
+        (1..frame).contains(&work.index_bytes_decoded),
+        "{work:?}, {frame}-byte index frame"
+    );
+    assert!(work.candidates > chunks.len() as u64, "{work:?}");
 }

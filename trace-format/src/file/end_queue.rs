@@ -110,10 +110,19 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    /// Pops everything in order the way the sweep does.
+    /// Pops everything in order the way the sweep does. The sweep only
+    /// moves forward: every stop must lie past the previous one (whatever
+    /// was due there was popped), so a queue that keeps naming the same
+    /// stop, or one behind the sweep, fails here instead of hanging it.
     fn drain(q: &mut EndQueue) -> Vec<Entry> {
         let mut out = Vec::new();
+        let mut last = None;
         while let Some(at) = q.next_stop() {
+            assert!(
+                last.is_none_or(|l| at > l),
+                "stop {at} after {last:?}: the sweep would not advance"
+            );
+            last = Some(at);
             while let Some(seq) = q.pop_at(at) {
                 out.push((at, seq));
             }
@@ -146,5 +155,33 @@ mod tests {
         q.push(9_000, 2); // into the page just entered
         let got = drain(&mut q);
         assert_eq!(got, vec![(9_000, 2), (10_000, 0), (20_000, 1)]);
+    }
+
+    /// The sweep's view: with nothing due in its page, it stops at the start
+    /// of the next page holding an entry (never earlier, never later), and
+    /// entries already sorted and pushed late come out merged in order.
+    #[test]
+    fn stops_at_the_next_page_start_then_merges_late_entries() {
+        let mut q = EndQueue::default();
+        q.push(3 * 4096 + 100, 0);
+        q.push(3 * 4096 + 300, 1);
+        q.push(7 * 4096, 2);
+        assert_eq!(q.next_stop(), Some(3 * 4096));
+        // Nothing ends at the page start itself.
+        assert_eq!(q.pop_at(3 * 4096), None);
+        q.push(3 * 4096 + 200, 3); // late, between the two sorted ones
+        q.push(3 * 4096 + 100, 4); // late, same offset as a sorted one
+        assert_eq!(q.next_stop(), Some(3 * 4096 + 100));
+        let got = drain(&mut q);
+        assert_eq!(
+            got,
+            vec![
+                (3 * 4096 + 100, 0),
+                (3 * 4096 + 100, 4),
+                (3 * 4096 + 200, 3),
+                (3 * 4096 + 300, 1),
+                (7 * 4096, 2),
+            ]
+        );
     }
 }

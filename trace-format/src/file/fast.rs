@@ -222,6 +222,62 @@ mod tests {
         out
     }
 
+    /// The fast path exists to take every hot record off postcard's slow
+    /// path: it must accept each value the writer can produce, at every
+    /// varint length (1 to 10 bytes for u64, 1 to 5 for u32, 1 to 3 for
+    /// u16), not only the short ones.
+    #[test]
+    fn fast_path_accepts_every_varint_length() {
+        let states = states();
+        for bits in 0..64u32 {
+            // The smallest and the largest value needing `bits + 1` bits.
+            for v in [1u64 << bits, u64::MAX >> (63 - bits)] {
+                let v32 = u32::try_from(v).unwrap_or(u32::MAX);
+                let v16 = u16::try_from(v).unwrap_or(u16::MAX);
+                let records = [
+                    Record::WorkerSample(WorkerSample {
+                        worker: v32,
+                        iterations: v,
+                        run_ns: v,
+                        wait_ns: v,
+                        timeslices: v32,
+                        migrations: v32,
+                        voluntary_switches: v32,
+                        involuntary_switches: v32,
+                        cpus_seen: vec![v, v],
+                        wake: Some(WakeStats {
+                            max_ns: v,
+                            hist: Log2Hist {
+                                buckets: vec![v32, 1],
+                            },
+                        }),
+                    }),
+                    Record::Snapshot(Snapshot {
+                        trigger: SnapshotTrigger::Op {
+                            step: StepRef(v16),
+                            op: v16,
+                        },
+                        rendezvous_ns: v,
+                        frozen_ns: v,
+                        fields: RowFields(v16),
+                        rows: vec![CpuRow {
+                            nr_running: v32,
+                            clock: v,
+                            pcount: v,
+                            ..CpuRow::default()
+                        }],
+                    }),
+                ];
+                for record in &records {
+                    let body = postcard::to_allocvec(record).unwrap();
+                    for state in &states {
+                        assert!(agrees(&body, state), "fast path declined {record:?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn fast_path_matches_postcard_on_mutations() {
         let mut hist = Log2Hist::default();
