@@ -269,6 +269,10 @@ fn weight(ev: &Evidence, meta: &Meta) -> (VerdictOutcome, String) {
 const CPU0: u64 = 0b01;
 const CPU1: u64 = 0b10;
 
+/// Cgroups `a` and `b` on every CPU, one spinner each.
+const A_AND_B: &str = r#"{ name = "a", works = [{ work = "spin_wait", workers = 1 }] },
+    { name = "b", works = [{ work = "spin_wait", workers = 1 }] }"#;
+
 /// Cgroup `b` may use CPU 1 only, and holds worker 1 (spawned at 1 ms).
 const B_ON_1: &str =
     r#"{ name = "b", cpuset = { exact = [1] }, works = [{ work = "spin_wait", workers = 1 }] }"#;
@@ -461,11 +465,7 @@ fn an_added_cgroup_contends_at_the_default_weight() {
 /// Workers of a frozen cgroup are not judged for starvation.
 #[test]
 fn a_frozen_cgroup_is_not_judged_for_starvation() {
-    let m = meta(
-        r#"{ name = "a", works = [{ work = "spin_wait", workers = 1 }] },
-           { name = "b", works = [{ work = "spin_wait", workers = 1 }] }"#,
-        r#"[{ freeze_cgroup = { cgroup = "b" } }]"#,
-    );
+    let m = meta(A_AND_B, r#"[{ freeze_cgroup = { cgroup = "b" } }]"#);
     let ev = Run::begin()
         .spawn(MS, 0, "a")
         .spawn(MS, 1, "b")
@@ -542,11 +542,7 @@ fn only_steps_that_ended_well_are_judged() {
 /// work, as having made no progress because it died (not as starved).
 #[test]
 fn a_worker_that_died_before_its_first_sample_is_named_as_dead() {
-    let m = meta(
-        r#"{ name = "a", works = [{ work = "spin_wait", workers = 1 }] },
-           { name = "b", works = [{ work = "spin_wait", workers = 1 }] }"#,
-        "[]",
-    );
+    let m = meta(A_AND_B, "[]");
     let ev = Run::begin()
         .spawn(MS, 0, "a")
         .spawn(MS, 1, "b")
@@ -603,11 +599,7 @@ fn a_sleeping_sample_is_no_gap_and_ends_a_streak() {
 /// Of two equally long streaks, max-sched-gap names the first.
 #[test]
 fn max_sched_gap_names_the_first_of_equal_streaks() {
-    let m = meta(
-        r#"{ name = "a", works = [{ work = "spin_wait", workers = 1 }] },
-           { name = "b", works = [{ work = "spin_wait", workers = 1 }] }"#,
-        "[]",
-    );
+    let m = meta(A_AND_B, "[]");
     let ev = Run::begin()
         .spawn(MS, 0, "a")
         .spawn(MS, 1, "b")
@@ -693,11 +685,7 @@ fn a_sample_without_cpus_is_not_judged_for_isolation() {
 /// Of two equal largest wait shares, max-sched-gap names the first.
 #[test]
 fn the_first_of_equal_wait_shares_is_named() {
-    let m = meta(
-        r#"{ name = "a", works = [{ work = "spin_wait", workers = 1 }] },
-           { name = "b", works = [{ work = "spin_wait", workers = 1 }] }"#,
-        "[]",
-    );
+    let m = meta(A_AND_B, "[]");
     let ev = Run::begin()
         .spawn(MS, 0, "a")
         .spawn(MS, 1, "b")
