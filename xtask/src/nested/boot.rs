@@ -46,7 +46,14 @@ pub enum Ending {
     TimedOut,
     /// QEMU exited before `/init` said it was done.
     Exited(String),
+    /// The running check did not end within [`CHECK_LIMIT`]: L1 was killed
+    /// (a hung L1 or L2 costs one check, which the lane retries).
+    CheckHung(Duration),
 }
+
+/// How long one check may run in L1 (they take 8–25 s there; minutes mean
+/// L1 or the guest under it hangs).
+pub const CHECK_LIMIT: Duration = Duration::from_secs(240);
 
 /// L1's QEMU command line.
 pub fn command(b: &Boot) -> Command {
@@ -128,14 +135,24 @@ pub fn run(b: &Boot) -> Result<Outcome> {
     let mut follow = Follow::new(b.checks.len(), start);
     let mut ending = None;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match lines.recv_timeout(left) {
+        if let Some(hung) = follow.hung(CHECK_LIMIT) {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!(
+                "nested: check {} did not end within {} s; L1 killed",
+                follow.running.as_deref().unwrap_or("?"),
+                hung.as_secs()
+            );
+            return Ok(follow.outcome(Ending::CheckHung(hung)));
+        }
+        match lines.recv_timeout(left.min(Duration::from_secs(1))) {
             Ok(line) => {
                 let _ = writeln!(log, "{line}");
                 if let Some(e) = follow.line(&line) {
                     ending = Some(e);
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = child.wait().context("waiting for QEMU")?;
                 let ending = ending.unwrap_or(Ending::Exited(status.to_string()));
@@ -181,6 +198,12 @@ impl Follow {
             ended: self.ended,
             running: self.running,
         }
+    }
+
+    /// How long the running check has run, once that exceeds `limit`.
+    fn hung(&self, limit: Duration) -> Option<Duration> {
+        let ran = self.check_start.elapsed();
+        (self.running.is_some() && ran > limit).then_some(ran)
     }
 
     /// The ending a mark announces, if any.
@@ -232,6 +255,22 @@ impl Follow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_running_past_the_limit_is_hung() {
+        let long_ago = Instant::now() - Duration::from_secs(300);
+        let mut f = Follow::new(2, long_ago);
+        assert_eq!(f.hung(CHECK_LIMIT), None, "no check running yet");
+        f.line(&format!("{MARK} check smoke started"));
+        assert_eq!(f.hung(CHECK_LIMIT), None, "just started");
+        f.check_start = long_ago;
+        assert!(
+            f.hung(CHECK_LIMIT)
+                .is_some_and(|d| d >= Duration::from_secs(300))
+        );
+        f.line(&format!("{MARK} check smoke ended 0"));
+        assert_eq!(f.hung(CHECK_LIMIT), None, "between checks");
+    }
 
     #[test]
     fn marks_end_the_lane_and_other_lines_do_not() {

@@ -169,6 +169,10 @@ pub fn run(cmd: &NestedCmd) -> Result<ExitCode> {
                     oops: resume::death_lines(&console, &status),
                 })
             }
+            boot::Ending::CheckHung(ran) => Some(resume::Death {
+                during: outcome.running.clone(),
+                oops: format!("no end after {} s (hung; L1 killed)", ran.as_secs()),
+            }),
             boot::Ending::Failed(why) => {
                 gave_up = Some(format!("L1 gave up: {why}"));
                 break;
