@@ -68,6 +68,10 @@ impl TestArgs {
         match phase {
             "format" | "clippy" => !self.no_lint && !self.e2e_only,
             "tests" => !self.e2e_only,
+            // Not in the default run until its two intermittent failures are
+            // fixed (a check that hangs inside L1; a vCPU found in its reset
+            // state during introspect): `--nested` or `--only nested`.
+            "nested" => false,
             _ => !self.no_e2e,
         }
     }
@@ -306,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn nested_runs_alone_with_its_flag_and_after_e2e_without() {
+    fn nested_runs_only_when_asked() {
         let only_nested = args(&["--nested"]);
         let picked: Vec<&str> = PHASES
             .into_iter()
@@ -314,8 +318,9 @@ mod tests {
             .collect();
         assert_eq!(picked, ["nested"]);
         let all = args(&[]);
-        assert!(PHASES.iter().all(|p| all.selected(p)));
-        assert_eq!(PHASES[PHASES.len() - 2..], ["e2e", "nested"]);
+        let picked: Vec<&str> = PHASES.into_iter().filter(|p| all.selected(p)).collect();
+        assert_eq!(picked, ["format", "clippy", "tests", "kvm-long", "e2e"]);
+        assert!(args(&["--only", "e2e,nested"]).selected("nested"));
         assert!(!args(&["--no-e2e"]).selected("nested"));
     }
 
