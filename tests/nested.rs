@@ -162,12 +162,7 @@ fn smoke_runs_every_step_on_our_vmm() {
         "{shown}"
     );
     // The guest was given the ring doorbell's port (registered as an ioeventfd).
-    let meta = run.meta();
-    let cmdline = meta
-        .notes
-        .iter()
-        .find_map(|n| n.strip_prefix("kernel command line: "))
-        .unwrap_or_else(|| panic!("no kernel command line in {:?}", meta.notes));
+    let cmdline = run.kernel_cmdline();
     assert!(cmdline.contains("schedtape.doorbell=0x"), "{cmdline}");
     assert!(cmdline.contains("schedtape.ring="), "{cmdline}");
 }

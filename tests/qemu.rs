@@ -93,11 +93,7 @@ fn smoke_runs_every_step_with_progressing_workers() {
     // The trace keeps the kernel command line; under TCG it carries the boot
     // tuning, the APIC timer rate included (the project kernel takes it).
     let meta = run.meta();
-    let cmdline = meta
-        .notes
-        .iter()
-        .find_map(|n| n.strip_prefix("kernel command line: "))
-        .unwrap_or_else(|| panic!("no kernel command line in {:?}", meta.notes));
+    let cmdline = run.kernel_cmdline();
     assert!(cmdline.contains("schedtape.ring="), "{cmdline}");
     // How the guest ran is recorded: TCG for QEMU's translator.
     assert!(meta.acceleration.is_some(), "{:?}", meta.backend);

@@ -74,6 +74,16 @@ impl Run {
         Trace::open(&bytes).expect("trace opens").meta().clone()
     }
 
+    /// The kernel command line the run noted in its trace.
+    pub fn kernel_cmdline(&self) -> String {
+        let meta = self.meta();
+        meta.notes
+            .iter()
+            .find_map(|n| n.strip_prefix("kernel command line: "))
+            .unwrap_or_else(|| panic!("no kernel command line in {:?}", meta.notes))
+            .to_string()
+    }
+
     /// Every record of the trace, in order; panics when the trace is unreadable.
     pub fn records(&self) -> Vec<Timed> {
         let bytes = std::fs::read(&self.trace).unwrap_or_else(|e| {
