@@ -95,6 +95,12 @@ fn check(name: &str) -> Option<Run> {
             if let Ok(retries) = read("l1-retries") {
                 eprintln!("{name} ran again after L1 died: {retries}");
             }
+            if read("ktrace").is_ok() {
+                eprintln!(
+                    "{name} failed in L1: L1's last KVM exits and injections are in {}",
+                    dir.join(format!("{name}.ktrace")).display()
+                );
+            }
             if read("code").is_err() {
                 panic!(
                     "L1 did not run {name}: {}",

@@ -54,6 +54,9 @@ pub enum Ending {
 /// How long one check may run in L1 (they take 8–25 s there; minutes mean
 /// L1 or the guest under it hangs).
 pub const CHECK_LIMIT: Duration = Duration::from_secs(240);
+// L1 reports and kills a stuck check itself while it can; the host's limit is
+// for an L1 that cannot.
+const _: () = assert!(super::root::STUCK_AFTER.as_secs() + 30 < CHECK_LIMIT.as_secs());
 
 /// L1's QEMU command line.
 pub fn command(b: &Boot) -> Command {
@@ -229,7 +232,12 @@ impl Follow {
                 self.started, self.checks
             );
         } else if let Some(rest) = mark.strip_prefix("check ") {
-            if let Some((name, code)) = rest.split_once(" ended ") {
+            if let Some((name, _)) = rest.split_once(" stuck after ") {
+                eprintln!(
+                    "nested: L1 says check {name} is stuck: its threads and L1's CPUs are in \
+                     the console log, and L1 kills it"
+                );
+            } else if let Some((name, code)) = rest.split_once(" ended ") {
                 self.running = None;
                 self.ended.push(name.to_string());
                 eprintln!(

@@ -90,6 +90,10 @@ done"#
         .replace("HELD", super::hold::HELD)
 }
 
+/// When L1's `/init` dumps a check's threads and kills it: well past the
+/// slowest check (~25 s), and before the host gives up on L1 itself.
+pub const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(150);
+
 /// L1's `/init`: modules, `/dev/kvm`, the disks, each check, power off.
 pub fn init_script(checks: &[Check]) -> String {
     let mut s = String::from(
@@ -120,14 +124,40 @@ done
 # The workspace root: the inputs' fixtures, and a writable target/ in L1's RAM.
 mkdir -p /work && ln -s INPUTS/tree/fixtures /work/fixtures
 say "ready"
+# KVM's exits and injections into L2, kept in L1's trace buffer: the last of
+# them go to the results beside a failed check (what the vCPUs did before a
+# triple fault or a hang, which L2's registers no longer show).
+T=/sys/kernel/tracing
+mount -t tracefs tracefs $T 2>/dev/null
+for e in kvm_exit kvm_inj_exception kvm_inj_virq kvm_userspace_exit; do
+  echo 1 >$T/events/kvm/$e/enable 2>/dev/null
+done
+# Where a stuck check's threads wait (kernel stacks), every CPU's backtrace and
+# the blocked tasks, on the console; then the check is killed.
+stuck() {
+  say "check $1 stuck after STUCK s; its threads:"
+  for t in /proc/$2/task/*; do
+    say "  thread ${t##*/} $(cat $t/comm) state $(cut -d' ' -f3 $t/stat) wchan $(cat $t/wchan)"
+    sed "s/^/MARK     /" $t/stack
+  done
+  echo l >/proc/sysrq-trigger; echo w >/proc/sysrq-trigger
+  kill -9 $2
+}
 run_check() {
   name=$1; shift
   [ -z "$checks" ] || case ",$checks," in *",$name,"*) ;; *) return;; esac
   say "check $name started"
   [ "$name" = "$crash" ] && { sleep 5; echo c >/proc/sysrq-trigger; } &
-  /xtask "$@" >RESULTS/$name.stdout 2>RESULTS/$name.stderr
+  echo >$T/trace 2>/dev/null
+  /xtask "$@" >RESULTS/$name.stdout 2>RESULTS/$name.stderr &
+  pid=$!
+  ( sleep STUCK; [ -d /proc/$pid ] && stuck $name $pid ) &
+  dog=$!
+  wait $pid
   code=$?
+  kill $dog 2>/dev/null
   echo $code >RESULTS/$name.code
+  [ $code = 0 ] || tail -n 3000 $T/trace >RESULTS/$name.ktrace 2>/dev/null
   sync
   say "check $name ended $code"
 }
@@ -138,7 +168,8 @@ run_check() {
     .replace("MODULES", &MODULES.join(" "))
     .replace("INPUTS", INPUTS)
     .replace("RESULTS", RESULTS)
-    .replace("HELD", super::hold::HELD);
+    .replace("HELD", super::hold::HELD)
+    .replace("STUCK", &STUCK_AFTER.as_secs().to_string());
     for c in checks {
         let argv: Vec<String> = c.argv().iter().map(|a| quote(a)).collect();
         let _ = writeln!(s, "run_check {} {}", quote(c.name), argv.join(" "));
@@ -340,6 +371,12 @@ mod tests {
         assert!(s.contains("schedtape.checks=*) checks=${w#*=}"), "{s}");
         assert!(s.contains(r#"case ",$checks," in *",$name,"*) ;; *) return;; esac"#));
         assert_eq!(quote("it's"), r"'it'\''s'");
+        // A stuck check is dumped and killed by L1, and a failed one leaves
+        // L1's KVM trace beside its results.
+        assert!(s.contains("( sleep 150; [ -d /proc/$pid ] && stuck $name $pid ) &"));
+        assert!(s.contains("tail -n 3000 $T/trace >/results/$name.ktrace"), "{s}");
+        let syntax = Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
+        assert!(syntax.status.success(), "{syntax:?}");
     }
 
     #[test]
