@@ -73,6 +73,10 @@ pub fn command(b: &Boot) -> Command {
         "none",
     ])
     .args(["-serial", "stdio", "-monitor", "none", "-no-reboot"])
+    // How an L1 that resets itself died (QEMU logs "Triple fault" and the
+    // CPU's state at each reset); its console says nothing then.
+    .args(["-d", "cpu_reset,guest_errors", "-D"])
+    .arg(qemu_log(&b.console_log))
     .arg("-kernel")
     .arg(&b.vmlinuz)
     .arg("-initrd")
@@ -87,6 +91,25 @@ pub fn command(b: &Boot) -> Command {
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     cmd
+}
+
+/// Where QEMU's own log of L1 goes: beside its console log.
+pub fn qemu_log(console_log: &Path) -> PathBuf {
+    console_log.with_extension("qemu.log")
+}
+
+/// What QEMU's log says about how L1 died: a triple fault (with the RIP of
+/// the first CPU state QEMU dumped after it), or `None`.
+pub fn triple_fault(qemu_log: &str) -> Option<String> {
+    let at = qemu_log.rfind("Triple fault")?;
+    let rip = qemu_log[at..]
+        .lines()
+        .find_map(|l| l.strip_prefix("RIP="))
+        .and_then(|r| r.split_whitespace().next());
+    Some(match rip {
+        Some(rip) => format!("L1 triple-faulted (QEMU's log; a CPU at RIP {rip})"),
+        None => "L1 triple-faulted (QEMU's log)".to_string(),
+    })
 }
 
 /// L1's kernel command line: an oops ends L1 at once (`oops=panic`, and
@@ -305,6 +328,24 @@ mod tests {
     }
 
     #[test]
+    fn qemu_log_tells_a_triple_fault() {
+        assert_eq!(
+            triple_fault("CPU Reset (CPU 0)\nRAX=0\nRIP=fff0 RFL=2\n"),
+            None
+        );
+        let log = "CPU Reset (CPU 0)\nRIP=0000fff0 x\nTriple fault\nCPU Reset (CPU 0)\n\
+                   RAX=1 RBX=2\nRIP=ffffffff81234567 RFL=00000046 [---Z-P-] CPL=0\n";
+        assert_eq!(
+            triple_fault(log).as_deref(),
+            Some("L1 triple-faulted (QEMU's log; a CPU at RIP ffffffff81234567)")
+        );
+        assert_eq!(
+            triple_fault("Triple fault\n").as_deref(),
+            Some("L1 triple-faulted (QEMU's log)")
+        );
+    }
+
+    #[test]
     fn l1_is_an_emulated_amd_with_both_disks() {
         let b = Boot {
             vmlinuz: "/k".into(),
@@ -327,6 +368,10 @@ mod tests {
             "{joined}"
         );
         assert!(joined.contains("-no-reboot"), "{joined}");
+        assert!(
+            joined.contains("-d cpu_reset,guest_errors -D /log.qemu.log"),
+            "{joined}"
+        );
         assert!(
             joined.contains("panic=-1 oops=panic loglevel=4 rdinit=/init schedtape.checks=smoke,hang schedtape.crash=hang -drive"),
             "{joined}"

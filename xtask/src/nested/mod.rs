@@ -164,6 +164,12 @@ pub fn run(cmd: &NestedCmd) -> Result<ExitCode> {
             boot::Ending::Done => None,
             boot::Ending::Exited(status) => {
                 let console = std::fs::read_to_string(&console_log).unwrap_or_default();
+                let qemu =
+                    std::fs::read_to_string(boot::qemu_log(&console_log)).unwrap_or_default();
+                let status = match boot::triple_fault(&qemu) {
+                    Some(how) => format!("{status}; {how}"),
+                    None => status,
+                };
                 Some(resume::Death {
                     during: outcome.running.clone(),
                     oops: resume::death_lines(&console, &status),

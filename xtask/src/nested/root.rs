@@ -374,7 +374,10 @@ mod tests {
         // A stuck check is dumped and killed by L1, and a failed one leaves
         // L1's KVM trace beside its results.
         assert!(s.contains("( sleep 150; [ -d /proc/$pid ] && stuck $name $pid ) &"));
-        assert!(s.contains("tail -n 3000 $T/trace >/results/$name.ktrace"), "{s}");
+        assert!(
+            s.contains("tail -n 3000 $T/trace >/results/$name.ktrace"),
+            "{s}"
+        );
         let syntax = Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
         assert!(syntax.status.success(), "{syntax:?}");
     }
