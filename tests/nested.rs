@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use e2e::{Run, expect, root};
 use trace_format::meta::Acceleration;
-use trace_format::record::{Record, RunOutcome, VerdictOutcome};
+use trace_format::record::{ConsoleSource, Record, RunOutcome, VerdictOutcome};
 
 /// Exit status of `nested run` on a host where the lane cannot run.
 const EXIT_CANNOT_RUN: i32 = 4;
@@ -167,10 +167,24 @@ fn smoke_runs_every_step_on_our_vmm() {
         shown.contains("accel      nested KVM (hardware-backed KVM inside a guest)"),
         "{shown}"
     );
-    // The guest was given the ring doorbell's port (registered as an ioeventfd).
+    // The guest was given the ring doorbell's port (registered as an
+    // ioeventfd), and its rings woke the recorder.
     let cmdline = run.kernel_cmdline();
     assert!(cmdline.contains("schedtape.doorbell=0x"), "{cmdline}");
     assert!(cmdline.contains("schedtape.ring="), "{cmdline}");
+    let wakeups: Vec<u64> = e2e::pick(&run.records(), |r| match r {
+        Record::Console(c) if c.source == ConsoleSource::Host => c
+            .line
+            .strip_prefix("ring doorbell: the guest woke the recorder ")
+            .and_then(|n| n.strip_suffix(" times"))
+            .and_then(|n| n.parse().ok()),
+        _ => None,
+    });
+    assert!(
+        matches!(wakeups[..], [n] if n > 0),
+        "no doorbell wake-ups noted: {wakeups:?}\n{}",
+        run.log()
+    );
 }
 
 #[test]

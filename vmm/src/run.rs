@@ -184,6 +184,14 @@ pub fn record_judged<V: Vm>(
     // panic while recording ends the run as a host error, like a write error.
     let result = contained(|| session.drive(&mut writer, &options, &mut progress));
     session.vm.kill();
+    if matches!(result, Ok(Ok(()))) && session.doorbell_wakeups > 0 {
+        // Evidence that records arrived by the doorbell, not by polling alone.
+        let line = format!(
+            "ring doorbell: the guest woke the recorder {} times",
+            session.doorbell_wakeups
+        );
+        let _ = session.note(&mut writer, &line);
+    }
     // Whatever happened above, the trace gets its End and index.
     let outcome = match result {
         Ok(Ok(())) => session.final_outcome(),
@@ -263,6 +271,8 @@ struct Session<V> {
     watch_hits: Vec<WatchHit>,
     /// Set when the run must end now (a wrong vmlinux).
     abort: bool,
+    /// Times the guest's doorbell woke the recorder (0 where there is none).
+    doorbell_wakeups: u64,
 }
 
 impl<V: Vm> Session<V> {
@@ -299,6 +309,7 @@ impl<V: Vm> Session<V> {
             watches: Vec::new(),
             watch_hits: Vec::new(),
             abort: false,
+            doorbell_wakeups: 0,
         }
     }
 
@@ -382,7 +393,9 @@ impl<V: Vm> Session<V> {
             if !busy {
                 // Returns early when the guest rings the doorbell (KVM), else
                 // sleeps the whole poll interval.
-                self.vm.wait_for_guest(POLL_INTERVAL);
+                if self.vm.wait_for_guest(POLL_INTERVAL) {
+                    self.doorbell_wakeups += 1;
+                }
             }
         }
     }

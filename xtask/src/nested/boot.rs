@@ -61,8 +61,12 @@ const _: () = assert!(super::root::STUCK_AFTER.as_secs() + 30 < CHECK_LIMIT.as_s
 /// L1's QEMU command line.
 pub fn command(b: &Boot) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
+    let accel = match std::env::var("SCHEDTAPE_NESTED_TCG_THREAD").as_deref() {
+        Ok("single") => "tcg,thread=single",
+        _ => "tcg",
+    };
     cmd.args([
-        "-accel", "tcg", "-cpu", "max", "-machine", "q35", "-smp", "2",
+        "-accel", accel, "-cpu", "max", "-machine", "q35", "-smp", "2",
     ])
     .args([
         "-m",

@@ -36,7 +36,7 @@ pub fn l1_initramfs(
     work: &Path,
     full_vmlinux: &Path,
 ) -> Result<Vec<u8>> {
-    let mut fs = l1_base(ing, &init_script(checks), work)?;
+    let mut fs = l1_base(ing, &init_script(checks), work, &this_program())?;
     // The layout resolved here, once: from the full vmlinux's DWARF inside L1
     // under TCG it would cost minutes per boot.
     let cache = work.join("introspect");
@@ -58,8 +58,14 @@ pub fn l1_initramfs(
 }
 
 /// What every L1 initramfs holds: busybox, the KVM modules, `init` and
-/// this program (stripped, with its libraries) as `/xtask`.
-pub(super) fn l1_base(ing: &Ingredients, init: &str, work: &Path) -> Result<Initramfs> {
+/// `program` (this program or a build of it; stripped, with its libraries)
+/// as `/xtask`.
+pub(super) fn l1_base(
+    ing: &Ingredients,
+    init: &str,
+    work: &Path,
+    program: &Path,
+) -> Result<Initramfs> {
     let mut fs = Initramfs::new();
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     fs.add_file("bin/busybox", read(&ing.busybox)?, 0o755)?;
@@ -67,15 +73,19 @@ pub(super) fn l1_base(ing: &Ingredients, init: &str, work: &Path) -> Result<Init
         fs.add_file(&format!("modules/{name}.ko"), read(path)?, 0o644)?;
     }
     fs.add_file("init", init.as_bytes().to_vec(), 0o755)?;
-    // /proc/self/exe still reads this program when a rebuild replaced its file.
-    let me = std::env::current_exe()
-        .ok()
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
     let stripped = work.join("xtask");
-    crate::kernel::image::strip_debug(&me, &stripped)?;
+    crate::kernel::image::strip_debug(program, &stripped)?;
     crate::stage::stage_binary(&mut fs, &stripped, "xtask")?;
     Ok(fs)
+}
+
+/// This program's file; /proc/self/exe still reads it when a rebuild
+/// replaced the file.
+pub(super) fn this_program() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
 }
 
 /// Shell lines that keep L1's kvm from live-patching its text while L2 VMs
