@@ -25,7 +25,7 @@ pub enum NestedCmd {
     /// Boot L1 once and run the lane's checks in it with our VMM.
     ///
     /// When L1 dies (oops, panic) before every check ran, L1 boots again
-    /// for the rest, the interrupted check first (retried once; at most 3
+    /// for the rest, the interrupted check first (retried once; at most 5
     /// boots); DIR/<check>.l1-retries says why, DIR/<check>.l1-failed marks a
     /// check L1 died in twice.
     ///

@@ -3,8 +3,10 @@
 //! failure (L1's, not our VMM's); a lane boots L1 at most [`MAX_BOOTS`] times.
 use std::collections::BTreeMap;
 
-/// L1 boots per lane run, the first included.
-pub const MAX_BOOTS: u32 = 3;
+/// L1 boots per lane run, the first included. L1 dies in about one lane run
+/// of three under QEMU 7.2's TCG (its own kernel stack found corrupted, a
+/// stale int3, a silent reset); five boots make running out rare.
+pub const MAX_BOOTS: u32 = 5;
 
 /// How an L1 boot that did not finish died.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,16 +182,21 @@ mod tests {
     }
 
     #[test]
-    fn three_boots_at_most_and_what_is_left_is_not_run() {
-        let mut r = Resume::new(names(&["a", "b", "c", "d"]));
-        r.boot_ended(&names(&["a"]), Some(&died(Some("b"))));
-        r.boot_ended(&names(&["b"]), Some(&died(Some("c"))));
-        assert!(r.not_run().is_empty(), "a third boot is left");
+    fn boots_are_capped_and_what_is_left_is_not_run() {
+        let m = MAX_BOOTS as usize;
+        let all: Vec<String> = (0..m + 2).map(|i| format!("c{i}")).collect();
+        let mut r = Resume::new(all.clone());
+        // Each boot but the last finishes one check and dies in the next.
+        for b in 0..m - 1 {
+            assert_eq!(r.next().unwrap()[0], all[b]);
+            r.boot_ended(&all[b..=b], Some(&died(Some(&all[b + 1]))));
+        }
+        assert!(r.not_run().is_empty(), "one boot is left");
         r.boot_ended(&[], Some(&died(None)));
         assert_eq!(r.boots(), MAX_BOOTS);
         assert_eq!(r.next(), None);
-        assert_eq!(r.not_run(), names(&["c", "d"]));
-        assert!(r.failed().is_empty(), "c died once only");
+        assert_eq!(r.not_run(), &all[m - 1..]);
+        assert!(r.failed().is_empty(), "no check died twice");
     }
 
     #[test]
