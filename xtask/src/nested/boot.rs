@@ -257,7 +257,9 @@ impl Follow {
                 self.started, self.checks
             );
         } else if let Some(rest) = mark.strip_prefix("check ") {
-            if let Some((name, _)) = rest.split_once(" stuck after ") {
+            if let Some((name, why)) = rest.split_once(" suspect: ") {
+                eprintln!("nested: check {name}: {why}");
+            } else if let Some((name, _)) = rest.split_once(" stuck after ") {
                 eprintln!(
                     "nested: L1 says check {name} is stuck: its threads and L1's CPUs are in \
                      the console log, and L1 kills it"

@@ -3,6 +3,8 @@
 //! failure (L1's, not our VMM's); a lane boots L1 at most [`MAX_BOOTS`] times.
 use std::collections::BTreeMap;
 
+use super::root::MARK;
+
 /// L1 boots per lane run, the first included. L1 dies in about one lane run
 /// of three under QEMU 7.2's TCG (its own kernel stack found corrupted, a
 /// stale int3, a silent reset); five boots make running out rare.
@@ -101,6 +103,15 @@ pub fn death_lines(console: &str, exit: &str) -> String {
         "kernel BUG",
     ];
     let lines: Vec<&str> = console.lines().map(strip_timestamp).collect();
+    // L1 rebooted itself after L2 triple-faulted (see root.rs).
+    if let Some(why) = lines.iter().find_map(|l| {
+        l.strip_prefix(MARK)
+            .and_then(|m| m.trim().strip_prefix("check "))
+            .and_then(|m| m.split_once(" suspect: "))
+            .map(|(_, why)| why)
+    }) {
+        return format!("{why} (L1 rebooted itself to run it again)");
+    }
     let Some(at) = lines
         .iter()
         .position(|l| FIRST.iter().any(|k| l.contains(k)))
@@ -225,5 +236,18 @@ mod tests {
             "no oops on L1's console; QEMU exited (signal: 9)"
         );
         assert_eq!(strip_timestamp("[x] y"), "[x] y");
+    }
+
+    #[test]
+    fn a_reboot_after_an_l2_triple_fault_says_so() {
+        let log = format!(
+            "{MARK} check smoke started\n\
+             {MARK} check smoke suspect: vCPU 1 triple-faulted in L2\n\
+             [   9.1] reboot: Restarting system\n"
+        );
+        assert_eq!(
+            death_lines(&log, "exit status: 0"),
+            "vCPU 1 triple-faulted in L2 (L1 rebooted itself to run it again)"
+        );
     }
 }
