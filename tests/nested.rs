@@ -90,6 +90,12 @@ fn check(name: &str) -> Option<Run> {
         Lane::Ran(dir, failure) => {
             let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{name}.{ext}")));
             if let Ok(why) = read("l1-failed") {
+                if why.contains(" triple-faulted in L2") {
+                    panic!(
+                        "{name}: L2 triple-faulted on two fresh L1s (our VMM or the emulated \
+                         SVM; L1's KVM exits before the fault are in {name}.suspect.ktrace): {why}"
+                    );
+                }
                 panic!("lane failure (L1, not our VMM) in {name}: {why}");
             }
             if let Ok(retries) = read("l1-retries") {

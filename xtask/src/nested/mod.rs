@@ -210,7 +210,16 @@ pub fn run(cmd: &NestedCmd) -> Result<ExitCode> {
     let mut failures: Vec<String> = resume
         .failed()
         .iter()
-        .map(|(check, oops)| format!("L1 died twice during {check} (oops: {oops})"))
+        .map(|(check, oops)| {
+            if oops.contains(" triple-faulted in L2") {
+                format!(
+                    "{check}: L2 triple-faulted on two L1 boots ({oops}); our VMM or the \
+                     emulated SVM, see {check}.suspect.*"
+                )
+            } else {
+                format!("L1 died twice during {check} (L1, not our VMM; oops: {oops})")
+            }
+        })
         .collect();
     if !resume.not_run().is_empty() {
         failures.push(format!(
@@ -220,7 +229,7 @@ pub fn run(cmd: &NestedCmd) -> Result<ExitCode> {
         ));
     }
     if !failures.is_empty() {
-        bail!("lane failure (L1, not our VMM): {}", failures.join("; "));
+        bail!("lane failure: {}", failures.join("; "));
     }
     Ok(ExitCode::SUCCESS)
 }

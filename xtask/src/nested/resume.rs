@@ -1,6 +1,6 @@
 //! Resuming the lane after L1 dies: which checks the next L1 boot runs. The
 //! check L1 died in is retried once; a check L1 died in twice is a lane
-//! failure (L1's, not our VMM's); a lane boots L1 at most [`MAX_BOOTS`] times.
+//! failure; a lane boots L1 at most [`MAX_BOOTS`] times.
 use std::collections::BTreeMap;
 
 use super::root::MARK;
