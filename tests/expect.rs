@@ -89,6 +89,23 @@ pub fn introspect_run(run: &Run) -> (u64, u64) {
         .filter(|s| s.trigger == SnapshotTrigger::Periodic)
         .count();
     assert!(periodic >= 10, "only {periodic} periodic snapshots");
+    // The recorder stops snapshotting once the guest has said it is done,
+    // so none is taken while the kernel reboots.
+    if let Some(reboot) = records.iter().find(|t| {
+        matches!(&t.record, Record::Console(c)
+            if c.source == ConsoleSource::Kernel && c.line.contains("reboot: Restarting system"))
+    }) {
+        let late: Vec<u64> = records
+            .iter()
+            .filter(|t| matches!(t.record, Record::Snapshot(_)) && t.ts_ns > reboot.ts_ns)
+            .map(|t| t.ts_ns)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "snapshots at {late:?} ns, after the kernel began to reboot at {} ns",
+            reboot.ts_ns
+        );
+    }
     let on_op: Vec<_> = snaps
         .iter()
         .filter_map(|s| match s.trigger {

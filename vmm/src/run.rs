@@ -347,7 +347,9 @@ impl<V: Vm> Session<V> {
             if self.abort {
                 return Ok(());
             }
-            if !exited {
+            // Nothing is judged once the guest has said it is done (it is
+            // rebooting), so no more freezes then.
+            if !exited && self.guest_end.is_none() {
                 self.periodic_snapshot(writer)?;
             }
             if exited {
