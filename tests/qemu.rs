@@ -19,48 +19,6 @@ fn executable(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     path
 }
 
-/// A static x86-64 ELF whose only code is `loop { pause() }`: a guest that hangs.
-fn hanging_init() -> Vec<u8> {
-    // mov eax,34 (pause); syscall; jmp back
-    tiny_init(&[0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7])
-}
-
-/// An /init that reboots at once: the VM ends without the executor's `End`.
-fn rebooting_init() -> Vec<u8> {
-    let mut code = vec![0xb8, 169, 0, 0, 0]; // mov eax, SYS_reboot
-    code.extend([0xbf, 0xad, 0xde, 0xe1, 0xfe]); // mov edi, LINUX_REBOOT_MAGIC1
-    code.extend([0xbe, 0x69, 0x19, 0x12, 0x28]); // mov esi, LINUX_REBOOT_MAGIC2
-    code.extend([0xba, 0x67, 0x45, 0x23, 0x01]); // mov edx, LINUX_REBOOT_CMD_RESTART
-    code.extend([0x0f, 0x05, 0xeb, 0xfe]); // syscall; loop
-    tiny_init(&code)
-}
-
-/// A static x86-64 ELF running `code` from its entry point.
-fn tiny_init(code: &[u8]) -> Vec<u8> {
-    let entry: u64 = 0x40_0078;
-    let size = 0x78 + code.len() as u64;
-    let mut elf = Vec::new();
-    elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf.extend_from_slice(&0x3eu16.to_le_bytes()); // x86-64
-    elf.extend_from_slice(&1u32.to_le_bytes());
-    elf.extend_from_slice(&entry.to_le_bytes());
-    elf.extend_from_slice(&64u64.to_le_bytes()); // phoff
-    elf.extend_from_slice(&0u64.to_le_bytes()); // shoff
-    elf.extend_from_slice(&0u32.to_le_bytes());
-    for v in [64u16, 56, 1, 64, 0, 0] {
-        elf.extend_from_slice(&v.to_le_bytes());
-    }
-    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    elf.extend_from_slice(&5u32.to_le_bytes()); // R+X
-    for v in [0u64, 0x40_0000, 0x40_0000, size, size, 0x1000] {
-        elf.extend_from_slice(&v.to_le_bytes());
-    }
-    assert_eq!(elf.len(), 0x78);
-    elf.extend_from_slice(code);
-    elf
-}
-
 #[test]
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn smoke_runs_every_step_with_progressing_workers() {
@@ -247,7 +205,7 @@ fn kernel_panic_closes_the_trace_with_the_reason() {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn hung_guest_hits_the_watchdog_and_closes_the_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let init = executable(dir.path(), "hang", &hanging_init());
+    let init = executable(dir.path(), "hang", &vmm::test_init::hanging());
     let run = run_scenario(
         "smoke",
         &["--init", init.to_str().unwrap(), "--margin", "4"],
@@ -260,7 +218,7 @@ fn hung_guest_hits_the_watchdog_and_closes_the_trace() {
 #[ignore = "boots a VM: run through `cargo xtask test`"]
 fn a_guest_that_ends_early_gets_the_vm_exit_in_its_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let init = executable(dir.path(), "reboot", &rebooting_init());
+    let init = executable(dir.path(), "reboot", &vmm::test_init::rebooting());
     let run = run_scenario("smoke", &["--init", init.to_str().unwrap()]);
     assert_eq!(run.code(), Some(3), "{}", run.log());
     let records = run.records();

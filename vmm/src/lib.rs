@@ -15,4 +15,5 @@ pub mod kvm;
 pub mod numa;
 pub mod qemu;
 pub mod run;
+pub mod test_init;
 pub mod test_skip;

@@ -305,7 +305,7 @@ pub fn marker_init() -> Vec<u8> {
         0xeb, 0xf7, // jmp back to the pause
     ];
     code.extend_from_slice(msg.as_bytes());
-    root::static_elf(&code)
+    vmm::test_init::static_elf(&code)
 }
 
 /// Echoes the in-L1 driver's progress lines from the console log as L1 writes it.

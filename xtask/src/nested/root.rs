@@ -238,7 +238,7 @@ pub fn inputs_disk(inputs: &Inputs<'_>, dir: &Path, image: &Path) -> Result<()> 
     let inits = dir.join("inits");
     std::fs::create_dir_all(&inits)?;
     std::fs::write(inits.join("not-an-elf"), b"this is not a program\n")?;
-    write_executable(&inits.join("hang"), &hanging_init())?;
+    write_executable(&inits.join("hang"), &vmm::test_init::hanging())?;
     let mib = crate::dir_bytes(dir) / (1 << 20) * 5 / 4 + 64;
     mkfs(image, &format!("{mib}M"), Some(dir))
 }
@@ -332,39 +332,6 @@ fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A static x86-64 ELF whose only code is `loop { pause() }`: an L2 `/init`
-/// that hangs (the same guest tests/qemu.rs boots under QEMU).
-fn hanging_init() -> Vec<u8> {
-    // mov eax,34 (pause); syscall; jmp back
-    static_elf(&[0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7])
-}
-
-/// A static ELF of one R+X segment holding `code`, entered at its start.
-pub(super) fn static_elf(code: &[u8]) -> Vec<u8> {
-    const BASE: u64 = 0x40_0000;
-    const HEADERS: u64 = 64 + 56;
-    let entry = BASE + HEADERS;
-    let size = HEADERS + code.len() as u64;
-    let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf.extend_from_slice(&0x3eu16.to_le_bytes()); // x86-64
-    elf.extend_from_slice(&1u32.to_le_bytes());
-    elf.extend_from_slice(&entry.to_le_bytes());
-    elf.extend_from_slice(&64u64.to_le_bytes()); // phoff
-    elf.extend_from_slice(&0u64.to_le_bytes()); // shoff
-    elf.extend_from_slice(&0u32.to_le_bytes());
-    for v in [64u16, 56, 1, 64, 0, 0] {
-        elf.extend_from_slice(&v.to_le_bytes());
-    }
-    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    elf.extend_from_slice(&5u32.to_le_bytes()); // R+X
-    for v in [0u64, BASE, BASE, size, size, 0x1000] {
-        elf.extend_from_slice(&v.to_le_bytes());
-    }
-    elf.extend_from_slice(code);
-    elf
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,14 +372,6 @@ mod tests {
         );
         let syntax = Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
         assert!(syntax.status.success(), "{syntax:?}");
-    }
-
-    #[test]
-    fn the_hanging_init_is_an_elf_of_one_load_segment() {
-        let elf = hanging_init();
-        let parsed = goblin::elf::Elf::parse(&elf).unwrap();
-        assert_eq!(parsed.entry, 0x40_0078);
-        assert_eq!(parsed.program_headers.len(), 1);
     }
 
     #[test]
