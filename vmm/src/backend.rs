@@ -79,6 +79,12 @@ pub trait Vm {
         std::thread::sleep(timeout);
         false
     }
+    /// True when [`Vm::wait_for_guest`] returns as soon as anything arrives
+    /// (ring records, a console line, a watchpoint hit, the VM's end), so a
+    /// caller may wait long; false when it only sleeps.
+    fn wakes_on_guest_events(&self) -> bool {
+        false
+    }
     /// Guest-physical RAM, for kernel introspection; `None` where the backend
     /// cannot share it.
     fn guest_memory(&self) -> Option<GuestMemory> {

@@ -32,6 +32,11 @@ use crate::introspect::live::{Access, Live};
 /// Longest wait between ring polls when the guest is quiet; the console,
 /// watchdog and stop requests are checked at least this often.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// The same where the backend wakes the recorder at every guest event (KVM
+/// with its doorbell): the wait then only bounds how late the watchdog, a
+/// stop request or a guest that forgot to ring is noticed, and a periodic
+/// snapshot shortens it.
+const IDLE_WAIT: Duration = Duration::from_millis(25);
 
 /// What to record and when to give up.
 #[derive(Debug)]
@@ -395,11 +400,25 @@ impl<V: Vm> Session<V> {
             if !busy {
                 // Returns early when the guest rings the doorbell (KVM), else
                 // sleeps the whole poll interval.
-                if self.vm.wait_for_guest(POLL_INTERVAL) {
+                if self.vm.wait_for_guest(self.idle_wait()) {
                     self.doorbell_wakeups += 1;
                 }
             }
         }
+    }
+
+    /// How long the loop may sleep when nothing is pending.
+    fn idle_wait(&self) -> Duration {
+        if !self.vm.wakes_on_guest_events() {
+            return POLL_INTERVAL;
+        }
+        let until_snapshot = self
+            .next_snapshot
+            .filter(|_| self.guest_end.is_none())
+            .map_or(IDLE_WAIT, |due| {
+                due.saturating_duration_since(Instant::now())
+            });
+        IDLE_WAIT.min(until_snapshot)
     }
 
     /// Moves every published frame into the trace; true when any arrived.

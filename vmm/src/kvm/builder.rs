@@ -21,6 +21,7 @@ use super::arch::boot::{self, ZeroPageInputs};
 use super::arch::cpuid::{CpuTopology, CpuidFeatures, vcpu_entries};
 use super::arch::layout::*;
 use super::arch::{mptable, regs};
+use super::devices::bell::HostBell;
 use super::devices::doorbell::Doorbell;
 use super::devices::serial::Serial;
 use super::devices::{DOORBELL_PORT, Devices};
@@ -317,16 +318,17 @@ pub fn build(
         vcpus.push(vcpu::create(&vm, apic_ids[cpu as usize], &entries, boot)?);
     }
 
-    let devices = Arc::new(Mutex::new(Devices::new(
+    let bell = HostBell::new().map_err(KvmError::Bell)?;
+    let clone = || bell.try_clone().map_err(KvmError::Bell);
+    let mut d = Devices::new(
         start,
         Serial::new(irq_pulse(&vm, 4)),
         Serial::new(irq_pulse(&vm, 3)),
-    )));
-    devices
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .stop_at_boot_mark = config.stop_at_boot_mark;
-    let control = Control::new(vcpus.len());
+    );
+    d.stop_at_boot_mark = config.stop_at_boot_mark;
+    d.bell = Some(clone()?);
+    let devices = Arc::new(Mutex::new(d));
+    let control = Control::new(vcpus.len(), Some(clone()?));
     let threads =
         vcpu::spawn_all(vcpus, &control, &devices).map_err(|e| KvmError::Thread(e.to_string()))?;
     Ok(KvmVm {
@@ -343,6 +345,7 @@ pub fn build(
         start,
         frozen: None,
         console_line: Vec::new(),
+        bell,
         watches: Default::default(),
         next_watch: 0,
         doorbell,

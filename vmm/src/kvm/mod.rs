@@ -38,6 +38,7 @@ use vm_memory::GuestMemoryMmap;
 use crate::backend::{BackendError, ConsoleEvent, GuestWindow, Vm, WatchHit, WatchId};
 use crate::introspect::{GuestMemory, Region};
 use devices::Devices;
+use devices::bell::HostBell;
 use devices::doorbell::Doorbell;
 pub use kind::{KvmKind, KvmProbe, kind};
 pub use vstate::vcpu::VmExit;
@@ -87,6 +88,9 @@ pub enum KvmError {
     /// A vCPU thread could not be started.
     #[error("cannot start a vCPU thread: {0}")]
     Thread(String),
+    /// The host bell's eventfd could not be made.
+    #[error("cannot make the host bell (eventfd): {0}")]
+    Bell(#[source] std::io::Error),
     /// Guest memory or boot tables could not be laid out.
     #[error("guest memory layout: {0}")]
     Layout(String),
@@ -113,6 +117,8 @@ pub struct KvmVm {
     next_watch: u32,
     /// The ring doorbell's ioeventfd, or why there is none.
     doorbell: Doorbell,
+    /// Rung by the vCPU threads at console lines, watchpoint hits and the end.
+    bell: HostBell,
     /// The kernel command line as loaded into guest memory.
     cmdline: String,
 }
@@ -419,10 +425,16 @@ impl Vm for KvmVm {
         kind().ok().map(|p| p.kind.acceleration())
     }
 
-    /// Sleeps on the doorbell's eventfd (drained on wake-up); a plain sleep
-    /// when it could not be registered.
+    /// Only with the doorbell: without it, ring records arrive unannounced.
+    fn wakes_on_guest_events(&self) -> bool {
+        self.doorbell.port().is_some()
+    }
+
+    /// Sleeps on the doorbell's eventfd and the host bell (both drained on
+    /// wake-up): a guest record batch, a console line, a watchpoint hit or
+    /// the VM's end wakes it.
     fn wait_for_guest(&mut self, timeout: Duration) -> bool {
-        self.doorbell.wait(timeout)
+        self.doorbell.wait(Some(&self.bell), timeout)
     }
 
     fn guest_memory(&self) -> Option<GuestMemory> {

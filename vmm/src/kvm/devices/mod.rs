@@ -1,6 +1,7 @@
 //! Port-mapped devices: two 16550 UARTs, the i8042 reset line, the boot-timer
 //! port, a report port for test guests, the ring doorbell, the ACPI PM1
 //! registers, an empty PCI bus, and the queue of hardware watchpoint hits.
+pub mod bell;
 pub mod doorbell;
 pub mod pm1;
 pub mod serial;
@@ -8,6 +9,7 @@ pub mod serial;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use bell::HostBell;
 use pm1::Pm1;
 use serial::{COM1, COM2, Serial};
 
@@ -93,6 +95,8 @@ pub struct Devices {
     pub pm1: Pm1,
     /// The PCI config address latch ([`PCI_CONFIG_ADDRESS`]).
     pub pci_address: u32,
+    /// Rung at each complete COM1 line and each watchpoint hit.
+    pub bell: Option<HostBell>,
 }
 
 impl Devices {
@@ -110,6 +114,7 @@ impl Devices {
             doorbell_exits: 0,
             pm1: Pm1::default(),
             pci_address: 0,
+            bell: None,
         }
     }
 
@@ -135,6 +140,9 @@ impl Devices {
             }
             self.watch_hits.push_back(WatchHit { id, cpu, rip, at });
         }
+        if any {
+            self.ring();
+        }
         any
     }
 
@@ -142,7 +150,13 @@ impl Devices {
     pub fn io_out(&mut self, cpu: u32, port: u16, data: &[u8]) -> PortAction {
         let byte = data.first().copied().unwrap_or(0);
         match port {
-            p if (COM1..COM1 + 8).contains(&p) => self.com1.write(p - COM1, byte),
+            p if (COM1..COM1 + 8).contains(&p) => {
+                let before = self.com1.output.len();
+                self.com1.write(p - COM1, byte);
+                if byte == b'\n' && self.com1.output.len() > before {
+                    self.ring();
+                }
+            }
             p if (COM2..COM2 + 8).contains(&p) => self.com2.write(p - COM2, byte),
             I8042_COMMAND if byte == 0xfe => return PortAction::Reset,
             BOOT_TIMER_PORT => {
@@ -173,6 +187,12 @@ impl Devices {
         PortAction::None
     }
 
+    fn ring(&self) {
+        if let Some(bell) = &self.bell {
+            bell.ring();
+        }
+    }
+
     /// A guest `in` from `port`; unknown ports read as all ones.
     pub fn io_in(&mut self, port: u16, data: &mut [u8]) {
         if (PM1A_EVT_BLK..PM1A_EVT_BLK + pm1::LEN).contains(&port) {
@@ -199,6 +219,30 @@ impl Devices {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_bell_rings_at_each_complete_console_line_and_watch_hit() {
+        let mut d = Devices::new(
+            Instant::now(),
+            Serial::new(Box::new(|| {})),
+            Serial::new(Box::new(|| {})),
+        );
+        let bell = HostBell::new().unwrap();
+        d.bell = Some(bell.try_clone().unwrap());
+        d.io_out(0, COM1, b"a");
+        d.io_out(0, COM2, b"\n");
+        assert!(!bell.drain(), "no line on COM1 yet");
+        d.io_out(0, COM1, b"\n");
+        assert!(bell.drain());
+        // A newline written as the divisor latch is no output.
+        d.io_out(0, COM1 + 3, &[0x80]);
+        d.io_out(0, COM1, b"\n");
+        assert!(!bell.drain());
+        d.io_out(0, COM1 + 3, &[0x03]);
+        d.watch_ids[0] = Some(7);
+        assert!(d.watch_hit(0, 1, 0b1, 0x1000));
+        assert!(bell.drain());
+    }
 
     #[test]
     fn ports_route_to_devices() {

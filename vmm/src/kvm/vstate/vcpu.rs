@@ -15,6 +15,7 @@ use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 use super::activity::{Activity, ExitKind};
 use super::vm::{KvmIoctlError, ioctl};
 use crate::kvm::arch::regs::{boot_regs, boot_sregs};
+use crate::kvm::devices::bell::HostBell;
 use crate::kvm::devices::{Devices, PortAction};
 
 /// How the boot vCPU enters the kernel.
@@ -298,6 +299,8 @@ pub struct Control {
     stop: AtomicBool,
     state: Mutex<State>,
     cv: Condvar,
+    /// Rung when the VM ends, so that a host asleep on it notices at once.
+    bell: Option<HostBell>,
 }
 
 /// A freeze that did not complete: the vCPUs that never acknowledged.
@@ -306,7 +309,7 @@ pub struct Control {
 pub struct FreezeTimeout(pub Vec<usize>);
 
 impl Control {
-    pub fn new(vcpus: usize) -> Arc<Self> {
+    pub fn new(vcpus: usize, bell: Option<HostBell>) -> Arc<Self> {
         install_kick_handler();
         Arc::new(Control {
             activity: Activity::new(vcpus),
@@ -320,6 +323,7 @@ impl Control {
                 replies: vec![None; vcpus],
             }),
             cv: Condvar::new(),
+            bell,
         })
     }
 
@@ -377,6 +381,9 @@ impl Control {
         self.stop.store(true, Ordering::SeqCst);
         Self::kick_all(&st);
         self.cv.notify_all();
+        if let Some(bell) = &self.bell {
+            bell.ring();
+        }
     }
 
     /// Why the VM ended, once it has.

@@ -4,8 +4,8 @@
 //! VMM as a process of its own (so that its CPU time and RSS are its own).
 //!
 //! Both VMMs are measured alike: spawn → the guest's `/init` line on the VMM's
-//! stdout (QEMU: `-serial stdio`; ours: COM1 forwarded line by line, polled
-//! every 2 ms like `xtask run`), then at once `/proc/PID/task/*/stat` (the
+//! stdout (QEMU: `-serial stdio`; ours: COM1 forwarded line by line, woken
+//! by each line like `xtask run`), then at once `/proc/PID/task/*/stat` (the
 //! vCPU threads' CPU), `stat`, `status` and `smaps` (the guest RAM's part of
 //! the RSS): see [`super::procfs`].
 use std::io::{BufRead, Write};
@@ -35,8 +35,8 @@ pub const STARTED_LINE: &str = "schedtape-bench: vCPUs started";
 pub const PROGRESS: &str = "bench-nested:";
 /// The guest runs this long between two freeze cycles.
 const BETWEEN: Duration = Duration::from_millis(2);
-/// How often our VMM's console is polled (`xtask run`'s interval).
-const POLL: Duration = Duration::from_millis(2);
+/// Longest sleep of our VMM's console loop between wake-ups.
+const IDLE: Duration = Duration::from_millis(25);
 const QEMU: &str = "qemu-system-x86_64";
 
 /// QEMU's machine type.
@@ -124,7 +124,8 @@ pub fn vmm_child(args: &VmmArgs) -> Result<ExitCode> {
             vm.kill();
             bail!("L2 did not reach /init (exit {:?})", vm.exit_status());
         }
-        vm.wait_for_guest(POLL);
+        // Woken by each console line (and the VM's end), as `xtask run` is.
+        vm.wait_for_guest(IDLE);
     }
     let mut go = String::new();
     std::io::stdin().lock().read_line(&mut go)?;
