@@ -18,8 +18,13 @@ use trace_format::scenario::Scenario;
 /// Shape of a synthetic run.
 #[derive(Debug, Clone)]
 pub struct Synth {
-    /// Multiplies every worker's iteration rate.
+    /// Multiplies every worker's iteration rate: the host's speed, as far as
+    /// the speed-robust metrics can tell.
     pub speed: f64,
+    /// Multiplies the CPU time of cgroup `b`'s workers (the rest of each
+    /// interval they wait, and iterations follow CPU time): a scheduler
+    /// giving `b` less CPU, as a lower cpu.max does.
+    pub b_run: f64,
     /// Keep only this many leading bytes of the file, as a crashed writer would.
     pub truncate_to: Option<usize>,
     /// Relative jitter of every sample's iterations and run time (0 = none).
@@ -57,6 +62,7 @@ impl Default for Synth {
     fn default() -> Self {
         Synth {
             speed: 1.0,
+            b_run: 1.0,
             truncate_to: None,
             noise: 0.0,
             seed: 1,
@@ -236,7 +242,7 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
                 if oom_killed.is_some_and(|k| k.0 == w) {
                     continue;
                 }
-                let share = if cg == "a" { 2.0 / 3.0 } else { 1.0 / 3.0 };
+                let share = if cg == "a" { 2.0 / 3.0 } else { s.b_run / 3.0 };
                 let run_ns = (100_000_000.0 * share * jitter(&mut rng, s.noise)) as u64;
                 let starved = s.starve && step == 1 && w == ids[0].0;
                 let iterations = if starved {
