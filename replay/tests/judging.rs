@@ -599,46 +599,6 @@ fn check_and_judge_tell_the_system_under_test_failing_from_the_harness() {
 }
 
 #[test]
-fn bisect_finds_the_first_bad_commit_in_a_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let commits = [
-        "c0ffee1", "badcafe", "1234abc", "feed042", "0ddba11", "5eed5ed",
-    ];
-    for (i, c) in commits.iter().enumerate() {
-        let b_run = if i >= 3 { 0.6 } else { 1.0 };
-        for r in 0..3u64 {
-            let p = trace(
-                dir.path(),
-                &format!("run-{i}-{r}.trace"),
-                Synth {
-                    b_run,
-                    noise: 0.03,
-                    seed: 100 * i as u64 + r,
-                    ..Synth::default()
-                },
-            );
-            let mut side = p.into_os_string();
-            side.push(".commit");
-            std::fs::write(side, format!("{c}\n")).unwrap();
-        }
-    }
-    std::fs::write(dir.path().join("commits.txt"), commits.join("\n")).unwrap();
-    let o = replay(&["bisect", "--json", s(dir.path())]);
-    assert!(o.status.success(), "{o:?}");
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let first = usize::try_from(v["first_bad"].as_u64().unwrap()).unwrap();
-    assert_eq!(v["steps"][first]["commit"], "feed042", "{v}");
-    assert_eq!(
-        v["steps"].as_array().unwrap().len(),
-        5,
-        "the oldest is the baseline"
-    );
-    let text = stdout(&replay(&["bisect", s(dir.path())]));
-    assert!(text.contains("first bad commit: feed042"), "{text}");
-    assert!(text.contains("cpus used"), "evidence is shown: {text}");
-}
-
-#[test]
 fn git_bisect_run_with_replay_check_finds_the_regressing_commit() {
     if Command::new("git").arg("--version").output().is_err() {
         eprintln!("git not installed; skipping");
