@@ -201,18 +201,16 @@ pub fn bisect(
             evidence: r.evidence,
         });
     }
-    let mut first_bad = steps.iter().position(|s| s.code == EXIT_BAD);
+    let first_bad = steps.iter().position(|s| s.code == EXIT_BAD);
     let judged_good = steps.iter().any(|s| s.code == EXIT_GOOD);
-    let mut suspect = None;
     if let Some(i) = first_bad
         && let Err(why) = confirm(&cands, &steps, i, &baseline, t)
     {
-        suspect = first_bad.take();
         return Ok(Bisection {
             baseline,
             steps,
-            first_bad,
-            suspect,
+            first_bad: None,
+            suspect: Some(i),
             cannot_judge: Some(why),
             notes: Vec::new(),
         });
@@ -265,7 +263,7 @@ pub fn bisect(
         baseline,
         steps,
         first_bad,
-        suspect,
+        suspect: None,
         cannot_judge,
         notes,
     })

@@ -349,3 +349,58 @@ pub fn run(
 pub fn is_trace(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "trace")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_that_need_repeating_exist() {
+        for name in NEEDS_REPEATING {
+            assert!(verdict::NAMES.contains(&name), "{name}");
+        }
+    }
+
+    /// One failure of a tolerance verdict is a note; of a fact verdict, or a
+    /// second failure, a regression; a failure the baseline shares, nothing.
+    #[test]
+    fn failures_and_repeats() {
+        let v = |name: &str, outcome| Verdict {
+            name: name.into(),
+            outcome,
+            detail: "d".into(),
+        };
+        let pass = |n: &str| vec![v(n, VerdictOutcome::Pass)];
+        let fail = |n: &str| vec![v(n, VerdictOutcome::Fail)];
+        let once = verdict_finding(
+            "weight-share",
+            &[pass("weight-share")],
+            &[fail("weight-share"), pass("weight-share")],
+        );
+        assert!(
+            matches!(once, Some((false, ref s)) if s.contains("failed once; not repeated")),
+            "{once:?}"
+        );
+        let twice = verdict_finding(
+            "weight-share",
+            &[pass("weight-share")],
+            &[fail("weight-share"), fail("weight-share")],
+        );
+        assert!(
+            matches!(twice, Some((true, ref s)) if s.contains("in 2 of 2 runs")),
+            "{twice:?}"
+        );
+        let fact = verdict_finding(
+            "not-starved",
+            &[pass("not-starved")],
+            &[fail("not-starved")],
+        );
+        assert!(matches!(fact, Some((true, _))), "{fact:?}");
+        let shared = verdict_finding(
+            "not-starved",
+            &[fail("not-starved")],
+            &[fail("not-starved")],
+        );
+        assert_eq!(shared, None);
+    }
+}
