@@ -1,6 +1,7 @@
 //! `replay bisect`: given traces ordered by commit, the first bad commit and
 //! the evidence against it. Every candidate is checked against the baseline
-//! with the same predicate as `replay check`.
+//! with the same predicate as `replay check`, using every trace of both; the
+//! first bad one is named only when the evidence survives [`confirm`].
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,8 +37,12 @@ pub struct Bisection {
     pub steps: Vec<Step>,
     /// Index into `steps` of the first bad commit.
     pub first_bad: Option<usize>,
+    /// Index into `steps` of the first commit that looked bad when the
+    /// evidence was too thin to name it (`cannot_judge` says why).
+    pub suspect: Option<usize>,
     /// Why nothing could be judged: no bad commit and no good one either
-    /// (an unreadable or empty baseline, every candidate unreadable).
+    /// (an unreadable or empty baseline, every candidate unreadable), or the
+    /// first bad-looking commit rests on one outlier run or too few runs.
     pub cannot_judge: Option<String>,
     pub notes: Vec<String>,
 }
@@ -198,6 +203,18 @@ pub fn bisect(
     }
     let first_bad = steps.iter().position(|s| s.code == EXIT_BAD);
     let judged_good = steps.iter().any(|s| s.code == EXIT_GOOD);
+    if let Some(i) = first_bad
+        && let Err(why) = confirm(&cands, &steps, i, &baseline, t)
+    {
+        return Ok(Bisection {
+            baseline,
+            steps,
+            first_bad: None,
+            suspect: Some(i),
+            cannot_judge: Some(why),
+            notes: Vec::new(),
+        });
+    }
     let cannot_judge = match steps.first() {
         _ if first_bad.is_some() || judged_good => None,
         None => Some("no commit to judge".to_string()),
@@ -246,9 +263,67 @@ pub fn bisect(
         baseline,
         steps,
         first_bad,
+        suspect: None,
         cannot_judge,
         notes,
     })
+}
+
+/// Whether the commit at `i`, the first that looked bad, may be named.
+///
+/// The commits judged good before it are, by bisection's own assumption,
+/// like the baseline: their traces join it, and the call must hold against
+/// that pooled baseline (a lone outlier baseline run then no longer decides).
+/// A baseline of one run with no good commit to pool cannot tell an outlier
+/// from a regression, and a commit of a single run must be repeated by the
+/// next commit that could be judged. `Err` says why the commit cannot be named.
+fn confirm(
+    cands: &[Candidate],
+    steps: &[Step],
+    i: usize,
+    baseline: &[PathBuf],
+    t: &Thresholds,
+) -> std::result::Result<(), String> {
+    let commit = &steps[i].commit;
+    let mut pooled = baseline.to_vec();
+    for (c, s) in cands.iter().zip(steps).take(i) {
+        if s.code == EXIT_GOOD {
+            pooled.extend(c.traces.iter().cloned());
+        }
+    }
+    if let [only] = pooled.as_slice() {
+        return Err(format!(
+            "{commit} looks worse than the baseline, but the baseline is one run ({}) and no commit before it was judged good: an outlier baseline makes every commit look worse; record more baseline runs",
+            only.display()
+        ));
+    }
+    let new = &cands[i].traces;
+    let pooled_check = check::check(&pooled, new, t);
+    if pooled_check.code != EXIT_BAD {
+        return Err(format!(
+            "{commit} looks worse than the baseline, but not against the baseline and the {} good commit trace(s) before it ({})",
+            pooled.len() - baseline.len(),
+            pooled_check.summary
+        ));
+    }
+    if new.len() == 1 {
+        let next = steps[i + 1..].iter().find(|s| s.code != EXIT_SKIP);
+        match next {
+            Some(s) if s.code == EXIT_BAD => {}
+            Some(s) => {
+                return Err(format!(
+                    "{commit} looks worse in its one run, but the next commit, {}, does not: one outlier run cannot name a commit; record more runs of {commit}",
+                    s.commit
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{commit} looks worse in its one run and no later commit repeats it: record more runs of {commit}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Prints the bisection.
@@ -277,7 +352,16 @@ pub fn render(out: &mut impl Write, b: &Bisection, json: bool) -> Result<()> {
             }
         }
         None => match &b.cannot_judge {
-            Some(why) => writeln!(out, "\ncannot judge: {why}")?,
+            Some(why) => {
+                if let Some(i) = b.suspect {
+                    let s = &b.steps[i];
+                    writeln!(out, "\nsuspect (not named): {}", s.commit)?;
+                    for e in &s.evidence {
+                        writeln!(out, "  {e}")?;
+                    }
+                }
+                writeln!(out, "\ncannot judge: {why}")?;
+            }
             None => writeln!(out, "\nno commit regressed against the baseline")?,
         },
     }

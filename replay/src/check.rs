@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
-use trace_format::record::{RunOutcome, VerdictOutcome};
+use trace_format::record::{RunOutcome, Verdict, VerdictOutcome};
 
 use crate::compare::{Call, Report, Run, Sided, compare, needs_intervals};
 use crate::diff::{Summary, cells, write_meta};
@@ -31,6 +31,11 @@ pub struct CheckResult {
     pub summary: String,
     /// Metric regressions, verdicts newly failing, or why nothing could be judged.
     pub evidence: Vec<String>,
+    /// Findings too thin to be a regression (a verdict that failed once).
+    pub notes: Vec<String>,
+    /// False when more runs could change the answer: a primary metric is
+    /// inconclusive, or a verdict failed once and was not repeated.
+    pub decided: bool,
     #[serde(skip)]
     pub report: Option<Report>,
 }
@@ -41,16 +46,79 @@ impl CheckResult {
             code: EXIT_SKIP,
             summary,
             evidence: Vec::new(),
+            notes: Vec::new(),
+            decided: false,
             report: None,
         }
     }
+}
+
+/// Verdicts that compare a measurement with a tolerance: on thin evidence
+/// (a second of samples, a host hiccup) they fail now and then in healthy
+/// runs, so one failure that the new side does not repeat is not a
+/// regression. The others report a fact that never happens in a healthy
+/// run (a starved worker, a task on a CPU outside its cpuset, a stalled run
+/// queue, an OOM kill, failing operations): once is enough.
+pub const NEEDS_REPEATING: [&str; 4] = [
+    "fairness-spread",
+    "weight-share",
+    "max-sched-gap",
+    "wake-latency-p99",
+];
+
+/// What a verdict's failures on each side amount to.
+fn verdict_finding(
+    name: &str,
+    base: &[Vec<Verdict>],
+    new: &[Vec<Verdict>],
+) -> Option<(bool, String)> {
+    let fails = |vs: &[Vec<Verdict>]| -> Vec<Verdict> {
+        vs.iter()
+            .flatten()
+            .filter(|v| v.name == name && v.outcome == VerdictOutcome::Fail)
+            .cloned()
+            .collect()
+    };
+    let failed = fails(new);
+    let v = failed.first()?;
+    if !fails(base).is_empty() {
+        return None;
+    }
+    let passed = base
+        .iter()
+        .flatten()
+        .any(|v| v.name == name && v.outcome == VerdictOutcome::Pass);
+    let before = if passed { "passes" } else { "is inconclusive" };
+    if failed.len() == 1 && NEEDS_REPEATING.contains(&name) {
+        return Some((
+            false,
+            format!(
+                "verdict {name} failed once; not repeated (1 of {} new run(s); {before} in all {} baseline run(s)): {}",
+                new.len(),
+                base.len(),
+                v.detail
+            ),
+        ));
+    }
+    let times = if new.len() > 1 {
+        format!(" in {} of {} runs", failed.len(), new.len())
+    } else {
+        String::new()
+    };
+    Some((
+        true,
+        format!(
+            "verdict {name} fails ({before} in the baseline){times}: {}",
+            v.detail
+        ),
+    ))
 }
 
 /// Opened and vetted traces of one side, with their verdicts and, for runs
 /// that did not complete, how the system under test failed (if it did).
 struct Side {
     runs: Vec<Run>,
-    verdicts: Vec<Vec<trace_format::record::Verdict>>,
+    verdicts: Vec<Vec<Verdict>>,
     failures: Vec<Option<String>>,
 }
 
@@ -166,24 +234,12 @@ pub fn check(baseline: &[PathBuf], traces: &[PathBuf], t: &Thresholds) -> CheckR
             r.p_adj.map_or("-".into(), |p| format!("{p:.4}")),
         ));
     }
+    let mut notes = Vec::new();
     for name in verdict::NAMES {
-        let fails = |vs: &Vec<Vec<trace_format::record::Verdict>>| {
-            vs.iter()
-                .flatten()
-                .find(|v| v.name == name && v.outcome == VerdictOutcome::Fail)
-                .cloned()
-        };
-        if let (None, Some(v)) = (fails(&base.verdicts), fails(&new.verdicts)) {
-            let passed = base
-                .verdicts
-                .iter()
-                .flatten()
-                .any(|v| v.name == name && v.outcome == VerdictOutcome::Pass);
-            let before = if passed { "passes" } else { "is inconclusive" };
-            evidence.push(format!(
-                "verdict {name} fails ({before} in the baseline): {}",
-                v.detail
-            ));
+        match verdict_finding(name, &base.verdicts, &new.verdicts) {
+            Some((true, line)) => evidence.push(line),
+            Some((false, line)) => notes.push(line),
+            None => {}
         }
     }
     let judged = report.judged();
@@ -199,18 +255,27 @@ pub fn check(baseline: &[PathBuf], traces: &[PathBuf], t: &Thresholds) -> CheckR
             "cannot judge: no metric has enough samples on both sides".to_string(),
         )
     } else {
+        let verdicts = if notes.is_empty() {
+            "no verdict newly failing"
+        } else {
+            "no verdict failing repeatedly"
+        };
         (
             EXIT_GOOD,
             format!(
-                "no regression: {judged} metric(s) checked ({} same, {} inconclusive), no verdict newly failing",
+                "no regression: {judged} metric(s) checked ({} same, {} inconclusive), {verdicts}",
                 s.same, s.inconclusive
             ),
         )
     };
+    let decided =
+        code != EXIT_SKIP && (code == EXIT_BAD || (notes.is_empty() && s.inconclusive == 0));
     CheckResult {
         code,
         summary,
         evidence,
+        notes,
+        decided,
         report: Some(report),
     }
 }
@@ -223,6 +288,8 @@ pub fn render(out: &mut impl Write, r: &CheckResult, json: bool) -> Result<()> {
             "code": r.code,
             "summary": r.summary,
             "evidence": r.evidence,
+            "notes": r.notes,
+            "decided": r.decided,
             "metrics": rows,
         });
         serde_json::to_writer_pretty(&mut *out, &j)?;
@@ -232,6 +299,9 @@ pub fn render(out: &mut impl Write, r: &CheckResult, json: bool) -> Result<()> {
     writeln!(out, "{}", r.summary)?;
     for e in &r.evidence {
         writeln!(out, "  {e}")?;
+    }
+    for n in &r.notes {
+        writeln!(out, "  note: {n}")?;
     }
     if let Some(rep) = &r.report {
         write_meta(out, &rep.meta)?;
@@ -278,4 +348,59 @@ pub fn run(
 /// True when `path` looks like a trace by its extension.
 pub fn is_trace(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "trace")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_that_need_repeating_exist() {
+        for name in NEEDS_REPEATING {
+            assert!(verdict::NAMES.contains(&name), "{name}");
+        }
+    }
+
+    /// One failure of a tolerance verdict is a note; of a fact verdict, or a
+    /// second failure, a regression; a failure the baseline shares, nothing.
+    #[test]
+    fn failures_and_repeats() {
+        let v = |name: &str, outcome| Verdict {
+            name: name.into(),
+            outcome,
+            detail: "d".into(),
+        };
+        let pass = |n: &str| vec![v(n, VerdictOutcome::Pass)];
+        let fail = |n: &str| vec![v(n, VerdictOutcome::Fail)];
+        let once = verdict_finding(
+            "weight-share",
+            &[pass("weight-share")],
+            &[fail("weight-share"), pass("weight-share")],
+        );
+        assert!(
+            matches!(once, Some((false, ref s)) if s.contains("failed once; not repeated")),
+            "{once:?}"
+        );
+        let twice = verdict_finding(
+            "weight-share",
+            &[pass("weight-share")],
+            &[fail("weight-share"), fail("weight-share")],
+        );
+        assert!(
+            matches!(twice, Some((true, ref s)) if s.contains("in 2 of 2 runs")),
+            "{twice:?}"
+        );
+        let fact = verdict_finding(
+            "not-starved",
+            &[pass("not-starved")],
+            &[fail("not-starved")],
+        );
+        assert!(matches!(fact, Some((true, _))), "{fact:?}");
+        let shared = verdict_finding(
+            "not-starved",
+            &[fail("not-starved")],
+            &[fail("not-starved")],
+        );
+        assert_eq!(shared, None);
+    }
 }

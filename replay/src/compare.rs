@@ -2,11 +2,14 @@
 //!
 //! The unit is a run when both sides have at least `min_runs` traces; with
 //! fewer, it falls back to sample intervals within the runs (batch means),
-//! which shows within-run noise only, so it uses a wider noise band. A metric
-//! is flagged better or worse only when the Mann–Whitney test is significant
-//! after Benjamini–Hochberg correction, the bootstrap CI of the change lies
-//! wholly outside the noise band, and the difference exceeds the metric's
-//! absolute floor. Anything short of that is "same" or, plainly, "inconclusive".
+//! which shows within-run noise only, so it uses a wider noise band. Only the
+//! primary metrics (`diff.primary`) are judged: a metric is flagged better or
+//! worse only when the Mann–Whitney test is significant after
+//! Benjamini–Hochberg correction within its family (one primary metric over
+//! every judged step and cgroup), the bootstrap CI of the change lies wholly
+//! outside the noise band, and the difference exceeds the metric's absolute
+//! floor. Anything short of that is "same" or, plainly, "inconclusive"; the
+//! other metrics are shown as "info".
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -95,6 +98,8 @@ pub enum Call {
     Inconclusive,
     /// Shown only: a partial or backdrop step, or a metric on one side only.
     NotJudged,
+    /// Not a primary metric: shown with its statistics, never called.
+    Info,
 }
 
 impl Call {
@@ -107,6 +112,7 @@ impl Call {
             Call::Same => "same",
             Call::Inconclusive => "inconclusive",
             Call::NotJudged => "",
+            Call::Info => "info",
         }
     }
 }
@@ -122,6 +128,8 @@ pub struct Row {
     /// Relative change of `b` over `a`, percent.
     pub delta_pct: Option<f64>,
     pub polarity: Polarity,
+    /// A primary metric: judged, and in the correction family of its metric.
+    pub primary: bool,
     pub n_a: usize,
     pub n_b: usize,
     pub ci_low_pct: Option<f64>,
@@ -150,6 +158,8 @@ pub struct Report {
     pub unit: Unit,
     pub alpha: f64,
     pub noise_pct: f64,
+    /// Names of the primary metrics: the judged ones.
+    pub primary: Vec<String>,
     pub rows: Vec<Row>,
 }
 
@@ -159,12 +169,9 @@ impl Report {
         self.rows.iter().filter(|r| r.call == call).count()
     }
 
-    /// Rows with a polarity whose test could reach significance.
+    /// Primary rows whose test could reach significance.
     pub fn judged(&self) -> usize {
-        self.rows
-            .iter()
-            .filter(|r| r.testable && r.polarity != Polarity::Neutral)
-            .count()
+        self.rows.iter().filter(|r| r.testable && r.primary).count()
     }
 }
 
@@ -246,12 +253,19 @@ pub fn compare(a: &[Run], b: &[Run], t: &DiffThresholds, sided: Sided) -> Report
         .into_iter()
         .map(|key| row(key, a, b, unit, t, sided))
         .collect();
-    let family: Vec<Option<f64>> = rows
-        .iter()
-        .map(|r| r.p.filter(|_| r.polarity != Polarity::Neutral))
-        .collect();
-    for (r, adj) in rows.iter_mut().zip(benjamini_hochberg(&family)) {
-        r.p_adj = adj;
+    // One family per primary metric: its rows over every step and cgroup.
+    for metric in t.primary_metrics() {
+        let family: Vec<Option<f64>> = rows
+            .iter()
+            .map(|r| r.p.filter(|_| r.primary && r.key.metric == metric))
+            .collect();
+        for (r, adj) in rows.iter_mut().zip(benjamini_hochberg(&family)) {
+            if adj.is_some() {
+                r.p_adj = adj;
+            }
+        }
+    }
+    for r in &mut rows {
         decide(r, t, band);
     }
     Report {
@@ -261,6 +275,11 @@ pub fn compare(a: &[Run], b: &[Run], t: &DiffThresholds, sided: Sided) -> Report
         unit,
         alpha: t.alpha,
         noise_pct: band,
+        primary: t
+            .primary_metrics()
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect(),
         rows,
     }
 }
@@ -303,6 +322,7 @@ fn row(key: &MetricKey, a: &[Run], b: &[Run], unit: Unit, t: &DiffThresholds, si
         _ => None,
     };
     let polarity = key.metric.polarity();
+    let primary = t.is_primary(key.metric);
     let judged = a.iter().chain(b).all(|r| r.judged.contains(&key.step));
     let (ua, ub) = if judged {
         (side_values(a, key, unit, t), side_values(b, key, unit, t))
@@ -357,6 +377,7 @@ fn row(key: &MetricKey, a: &[Run], b: &[Run], unit: Unit, t: &DiffThresholds, si
         b: vb,
         delta_pct,
         polarity,
+        primary,
         n_a: ua.len(),
         n_b: ub.len(),
         ci_low_pct: ci.map(|c| c.low),
@@ -388,8 +409,26 @@ pub fn smallest_p(n: usize, m: usize, alt: Alternative) -> f64 {
     }
 }
 
-/// Sets the call of a row whose p-values are known.
+/// Sets the call of a row whose p-values are known; a metric that is not
+/// primary gets "info", its reason saying what the call would have been.
 fn decide(r: &mut Row, t: &DiffThresholds, band_pct: f64) {
+    call(r, t, band_pct);
+    if !r.primary && r.call != Call::NotJudged {
+        let would = r.call.word();
+        r.reason = if r.reason.is_empty() {
+            format!("informational (not a primary metric): {would}")
+        } else {
+            format!(
+                "informational (not a primary metric): {would}; {}",
+                r.reason
+            )
+        };
+        r.call = Call::Info;
+    }
+}
+
+/// The call of a row as if it were primary (raw p when it is not).
+fn call(r: &mut Row, t: &DiffThresholds, band_pct: f64) {
     if r.call == Call::NotJudged || !r.reason.is_empty() {
         return;
     }
@@ -412,11 +451,7 @@ fn decide(r: &mut Row, t: &DiffThresholds, band_pct: f64) {
         r.reason = format!("CI inside the ±{band}% noise band");
         return;
     }
-    let p = if r.polarity == Polarity::Neutral {
-        r.p
-    } else {
-        r.p_adj
-    };
+    let p = if r.primary { r.p_adj } else { r.p };
     let Some(p) = p else { return };
     if p >= t.alpha {
         r.call = Call::Inconclusive;
@@ -467,6 +502,7 @@ mod tests {
             b: Some(b),
             delta_pct: None,
             polarity: Polarity::HigherIsBetter,
+            primary: true,
             n_a: 5,
             n_b: 5,
             ci_low_pct: ci.map(|c| c.0),

@@ -35,6 +35,7 @@ struct JsonDiff<'r> {
     unit: Unit,
     alpha: f64,
     noise_pct: f64,
+    primary: &'r [String],
     summary: Summary,
     metrics: &'r [Row],
 }
@@ -47,6 +48,8 @@ pub struct Summary {
     pub changed: usize,
     pub same: usize,
     pub inconclusive: usize,
+    /// Rows of metrics that are not primary: shown, not judged.
+    pub info: usize,
 }
 
 impl Summary {
@@ -57,6 +60,7 @@ impl Summary {
             changed: r.count(Call::Changed),
             same: r.count(Call::Same),
             inconclusive: r.count(Call::Inconclusive),
+            info: r.count(Call::Info),
         }
     }
 }
@@ -71,6 +75,7 @@ pub fn render(out: &mut impl Write, report: &Report, opts: DiffOptions) -> Resul
             unit: report.unit,
             alpha: report.alpha,
             noise_pct: report.noise_pct,
+            primary: &report.primary,
             summary: Summary::of(report),
             metrics: &report.rows,
         };
@@ -103,19 +108,25 @@ pub fn render(out: &mut impl Write, report: &Report, opts: DiffOptions) -> Resul
     };
     writeln!(
         out,
-        "statistics over {unit}; Mann–Whitney U, Benjamini–Hochberg α {}, noise band ±{}%",
+        "statistics over {unit}; Mann–Whitney U, Benjamini–Hochberg α {} within each primary metric, noise band ±{}%",
         report.alpha, report.noise_pct
+    )?;
+    writeln!(
+        out,
+        "judged (primary): {}; the other metrics are informational",
+        report.primary.join(", ")
     )?;
     let s = Summary::of(report);
     writeln!(
         out,
-        "{changed} of {} metrics changed: {} worse, {} better, {} changed (neutral), {} same, {} inconclusive",
+        "{changed} of {} metrics changed: {} worse, {} better, {} changed (neutral), {} same, {} inconclusive, {} info",
         report.rows.len(),
         s.worse,
         s.better,
         s.changed,
         s.same,
-        s.inconclusive
+        s.inconclusive,
+        s.info
     )?;
     let mut t = table(&[
         "step", "cgroup", "metric", "A", "B", "Δ%", "95% CI", "p adj", "call",

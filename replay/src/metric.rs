@@ -22,8 +22,18 @@ pub enum Polarity {
 pub enum Metric {
     /// Distinct workers that reported samples.
     Workers,
-    /// Work-type iterations per second of step time.
+    /// Work-type iterations per second of step time. Moves with the host's
+    /// speed (under TCG ±27 % between identical runs): shown, not judged by default.
     IterationsPerS,
+    /// The cgroup's iter/s divided by the step's iterations per CPU-second
+    /// over all workers of the same run, in CPUs: how many CPUs' worth of work
+    /// it did at the run's own pace. A host that runs everything k times
+    /// faster multiplies both the cgroup's iterations and the step's
+    /// iterations per CPU-second by k, so k cancels within the run; with one
+    /// work type everywhere this is `cpus used` times the cgroup's efficiency
+    /// relative to the others. Across work types the reference mixes their
+    /// iterations (still k-free, but one cgroup's change moves the pace).
+    NormIterationsPerS,
     /// The cgroup's share of all worker CPU time in the step, percent.
     CpuSharePct,
     /// Average CPUs used by the cgroup.
@@ -46,9 +56,10 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in display order.
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Workers,
         Metric::IterationsPerS,
+        Metric::NormIterationsPerS,
         Metric::CpuSharePct,
         Metric::CpuUtil,
         Metric::WaitPct,
@@ -65,6 +76,7 @@ impl Metric {
         match self {
             Metric::Workers => "workers",
             Metric::IterationsPerS => "iter/s",
+            Metric::NormIterationsPerS => "norm iter/s",
             Metric::CpuSharePct => "cpu share %",
             Metric::CpuUtil => "cpus used",
             Metric::WaitPct => "wait %",
@@ -77,15 +89,21 @@ impl Metric {
         }
     }
 
-    /// Which direction is an improvement.
+    /// Which direction is an improvement. More CPU for a cgroup (`cpus used`,
+    /// under a cap included: a capped cgroup getting less is worse) and more
+    /// work done are better; waiting, migrating, preemption and wake-up latency
+    /// are worse. A cgroup's share of all CPU is zero-sum between cgroups, and
+    /// switch and slice rates are neither good nor bad: those have none and can
+    /// only be shown, never judged.
     pub fn polarity(self) -> Polarity {
         match self {
             Metric::Workers
             | Metric::CpuSharePct
-            | Metric::CpuUtil
             | Metric::VoluntaryPerS
             | Metric::TimeslicesPerS => Polarity::Neutral,
-            Metric::IterationsPerS => Polarity::HigherIsBetter,
+            Metric::IterationsPerS | Metric::NormIterationsPerS | Metric::CpuUtil => {
+                Polarity::HigherIsBetter
+            }
             Metric::WaitPct
             | Metric::MigrationsPerS
             | Metric::PreemptionsPerS
@@ -94,12 +112,51 @@ impl Metric {
         }
     }
 
+    /// True when a uniform change of the host's speed leaves the metric
+    /// unchanged: it is a ratio of times measured in the same run (CPU time
+    /// over step time, waiting over runnable time) or a rate over a reference
+    /// of the same run. The default primary metrics are these (with a polarity).
+    pub fn speed_robust(self) -> bool {
+        matches!(
+            self,
+            Metric::Workers
+                | Metric::NormIterationsPerS
+                | Metric::CpuSharePct
+                | Metric::CpuUtil
+                | Metric::WaitPct
+        )
+    }
+
+    /// The metric a thresholds file names: its column name (`"cpus used"`) or
+    /// its id (`"cpu-util"`, as in `replay stats --json`).
+    pub fn from_name(name: &str) -> Option<Metric> {
+        use serde::de::IntoDeserializer;
+        let by_id = |s: &str| {
+            let d: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+                s.into_deserializer();
+            Metric::deserialize(d).ok()
+        };
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .or_else(|| by_id(name))
+    }
+
     /// This metric's value for a group, or `None` when it cannot be computed.
     pub fn value(self, step: &StepMetrics, group: &GroupMetrics) -> Option<f64> {
         let ns = step.duration_ns();
         match self {
             Metric::Workers => Some(group.workers.len() as f64),
             Metric::IterationsPerS => group.iterations_per_s(ns),
+            Metric::NormIterationsPerS => {
+                let (iterations, run_ns) = step.groups.iter().fold((0u64, 0u64), |(i, r), g| {
+                    (i.saturating_add(g.iterations), r.saturating_add(g.run_ns))
+                });
+                // (cgroup's iterations / step time) / (all iterations / all CPU time)
+                (ns > 0 && iterations > 0 && run_ns > 0).then(|| {
+                    group.iterations as f64 / ns as f64 * run_ns as f64 / iterations as f64
+                })
+            }
             Metric::CpuSharePct => {
                 let total = step.total_run_ns();
                 (total > 0).then(|| 100.0 * group.run_ns as f64 / total as f64)
@@ -182,6 +239,7 @@ pub fn default_floor(metric: Metric) -> f64 {
     match metric {
         Metric::Workers => 0.5,
         Metric::IterationsPerS => 0.0,
+        Metric::NormIterationsPerS => 0.01,
         Metric::CpuSharePct => 1.0,
         Metric::CpuUtil => 0.01,
         Metric::WaitPct => 2.0,
@@ -284,5 +342,51 @@ mod tests {
         assert_eq!(get("step 0", "(root)", Metric::WaitPct), Some(50.0));
         assert_eq!(get("step 0", "a", Metric::WakeP99Us), None);
         assert_eq!(get("step 0 #2", "a", Metric::Workers), Some(1.0));
+        // 100 of 110 iterations at 4 CPU-seconds over 2 s: 100/2 ÷ (110/4).
+        let norm = get("step 0", "a", Metric::NormIterationsPerS).unwrap();
+        assert!((norm - 100.0 / 2.0 / (110.0 / 4.0)).abs() < 1e-12, "{norm}");
+    }
+
+    /// A host k times slower scales every iteration count by k: iter/s moves,
+    /// the normalised throughput, CPU and waiting do not.
+    #[test]
+    fn normalised_throughput_cancels_the_host_speed() {
+        // `k` iterations per unit of work: 2 is a host twice as fast.
+        let step = |k: u64| StepMetrics {
+            step: Some(StepRef(0)),
+            begin_ns: 0,
+            end_ns: 1_000_000_000,
+            ended: true,
+            failed: false,
+            groups: vec![
+                group("a", 600_000_000, 3000 * k),
+                group("b", 300_000_000, 1000 * k),
+            ],
+        };
+        let at = |k: u64, m: Metric| m.value(&step(k), &step(k).groups[1]).unwrap();
+        assert_eq!(at(2, Metric::IterationsPerS), 2000.0);
+        assert_eq!(at(1, Metric::IterationsPerS), 1000.0);
+        for m in Metric::ALL.into_iter().filter(|m| m.speed_robust()) {
+            let (fast, slow) = (at(2, m), at(1, m));
+            assert!(
+                (fast - slow).abs() < 1e-12,
+                "{}: {fast} vs {slow}",
+                m.name()
+            );
+        }
+        // b runs at 2000/0.3 per CPU-second against a pace of 8000/0.9.
+        let norm = at(2, Metric::NormIterationsPerS);
+        assert!((norm - 2000.0 / (8000.0 / 0.9)).abs() < 1e-12, "{norm}");
+    }
+
+    #[test]
+    fn names_and_ids_resolve() {
+        assert_eq!(Metric::from_name("cpus used"), Some(Metric::CpuUtil));
+        assert_eq!(Metric::from_name("wait-pct"), Some(Metric::WaitPct));
+        assert_eq!(
+            Metric::from_name("norm iter/s"),
+            Some(Metric::NormIterationsPerS)
+        );
+        assert_eq!(Metric::from_name("iter/sec"), None);
     }
 }

@@ -12,6 +12,7 @@
 //! [diff]
 //! noise_pct = 2.0
 //! floors = { wait-pct = 5.0 }
+//! primary = ["cpus used", "wait %"]
 //! ```
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +23,7 @@ use trace_format::scenario::{
     NS_PER_MS, ThresholdsSpec, VERDICT_NAMES, format_duration, parse_duration,
 };
 
-use crate::metric::{Metric, default_floor};
+use crate::metric::{Metric, Polarity, default_floor};
 
 /// All thresholds used by `judge`, `diff`, `check` and `bisect`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -96,6 +97,20 @@ pub struct DiffThresholds {
     pub resamples: usize,
     /// Per-metric absolute floors overriding the defaults, by metric id.
     pub floors: BTreeMap<Metric, f64>,
+    /// The metrics that are judged (column names or ids): only these enter
+    /// the multiple-testing correction and can be called better or worse;
+    /// the others are shown as informational. Default: the speed-robust
+    /// metrics with a polarity ([`default_primary`]).
+    pub primary: Vec<String>,
+}
+
+/// The default primary metrics: those that do not move with the host's
+/// speed and have a direction (`cpus used`, `wait %`, `norm iter/s`).
+pub fn default_primary() -> Vec<Metric> {
+    Metric::ALL
+        .into_iter()
+        .filter(|m| m.speed_robust() && m.polarity() != Polarity::Neutral)
+        .collect()
 }
 
 impl Default for DiffThresholds {
@@ -109,6 +124,10 @@ impl Default for DiffThresholds {
             max_batches: 6,
             resamples: 2000,
             floors: BTreeMap::new(),
+            primary: default_primary()
+                .into_iter()
+                .map(|m| m.name().to_string())
+                .collect(),
         }
     }
 }
@@ -120,6 +139,41 @@ impl DiffThresholds {
             .get(&metric)
             .copied()
             .unwrap_or_else(|| default_floor(metric))
+    }
+
+    /// The primary metrics; names [`Thresholds::check`] refused are left out.
+    pub fn primary_metrics(&self) -> Vec<Metric> {
+        self.primary
+            .iter()
+            .filter_map(|n| Metric::from_name(n))
+            .collect()
+    }
+
+    /// True when `metric` is judged.
+    pub fn is_primary(&self, metric: Metric) -> bool {
+        self.primary_metrics().contains(&metric)
+    }
+
+    /// Checks `primary`: every name a metric with a polarity, at least one.
+    fn check_primary(&self) -> Result<()> {
+        anyhow::ensure!(
+            !self.primary.is_empty(),
+            "diff.primary is empty: name at least one metric to judge"
+        );
+        for name in &self.primary {
+            let Some(m) = Metric::from_name(name) else {
+                let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+                anyhow::bail!(
+                    "diff.primary: {name:?} names no metric; use one of {}",
+                    names.join(", ")
+                );
+            };
+            anyhow::ensure!(
+                m.polarity() != Polarity::Neutral,
+                "diff.primary: {name:?} has no direction (neither higher nor lower is better), so it cannot be judged"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -175,6 +229,7 @@ impl Thresholds {
             d.floors.values().all(|f| f.is_finite() && *f >= 0.0),
             "diff.floors must be finite and not negative"
         );
+        d.check_primary()?;
         let v = &self.verdicts;
         anyhow::ensure!(
             v.fairness_max_ratio.is_finite() && v.fairness_max_ratio >= 1.0,
@@ -298,6 +353,15 @@ mod tests {
         assert_eq!(t.diff.noise_pct, 2.5);
         assert_eq!(t.diff.floor(Metric::WaitPct), 5.0);
         assert_eq!(t.diff.floor(Metric::MigrationsPerS), 5.0);
+        assert_eq!(
+            t.diff.primary_metrics(),
+            [Metric::NormIterationsPerS, Metric::CpuUtil, Metric::WaitPct]
+        );
+        let p = Thresholds::parse("[diff]\nprimary = [\"cpus used\", \"wake-p99-us\"]\n").unwrap();
+        assert_eq!(
+            p.diff.primary_metrics(),
+            [Metric::CpuUtil, Metric::WakeP99Us]
+        );
         assert!(Thresholds::parse("[verdicts]\nbogus = 1\n").is_err());
         assert!(Thresholds::parse("[diff]\nalpha = 2.0\n").is_err());
         let round = toml::to_string(&Thresholds::default()).unwrap();
@@ -324,6 +388,15 @@ mod tests {
                 "weight_share",
             ),
             ("[diff]\nalpha = 1.0\n", "diff.alpha"),
+            (
+                "[diff]\nprimary = [\"iter/sec\"]\n",
+                "diff.primary: \"iter/sec\" names no metric",
+            ),
+            (
+                "[diff]\nprimary = [\"cpu share %\"]\n",
+                "diff.primary: \"cpu share %\" has no direction",
+            ),
+            ("[diff]\nprimary = []\n", "diff.primary is empty"),
         ] {
             let err = Thresholds::parse(text).unwrap_err().to_string();
             assert!(err.contains(names), "{text}: {err}");

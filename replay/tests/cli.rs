@@ -124,6 +124,9 @@ fn diff_with_itself_reports_no_change() {
     assert!(text.contains("no change: all"), "{text}");
 }
 
+/// Every worker twice as slow (the host's speed, as far as a run can tell):
+/// iter/s halves and is shown, but it is not a primary metric, so nothing is
+/// called worse; the speed-robust metrics stay put.
 #[test]
 fn diff_shows_throughput_change_and_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,21 +141,40 @@ fn diff_shows_throughput_change_and_json() {
     );
     let text = stdout(&replay(&["diff", s(&a), s(&b)]));
     assert!(text.contains("iter/s"), "{text}");
-    assert!(text.contains("-50.0") && text.contains("worse"), "{text}");
+    assert!(text.contains("-50.0") && text.contains("info"), "{text}");
+    assert!(text.contains("0 worse"), "{text}");
+    assert!(
+        text.contains("judged (primary): norm iter/s, cpus used, wait %"),
+        "{text}"
+    );
     let o = replay(&["diff", "--json", s(&a), s(&b)]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let changed: Vec<_> = v["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["metric"] == "iterations-per-s")
-        .map(|m| m["delta_pct"].as_f64().unwrap())
-        .collect();
+    let rows = |metric: &str| -> Vec<serde_json::Value> {
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["metric"] == metric)
+            .cloned()
+            .collect()
+    };
+    let changed = rows("iterations-per-s");
     assert_eq!(changed.len(), 4);
-    assert!(
-        changed.iter().all(|d| (d + 50.0).abs() < 0.01),
-        "{changed:?}"
-    );
+    for m in &changed {
+        assert!(
+            (m["delta_pct"].as_f64().unwrap() + 50.0).abs() < 0.01,
+            "{m}"
+        );
+        assert_eq!(m["call"], "info", "{m}");
+        assert_eq!(m["primary"], false, "{m}");
+    }
+    for m in rows("norm-iterations-per-s") {
+        // Equal but for the rounding of iteration counts.
+        assert!(m["delta_pct"].as_f64().unwrap().abs() < 0.01, "{m}");
+        assert_eq!(m["primary"], true, "{m}");
+        assert_eq!(m["call"], "same", "{m}");
+    }
+    assert_eq!(v["summary"]["worse"], 0, "{v}");
 }
 
 #[test]

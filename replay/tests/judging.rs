@@ -261,8 +261,9 @@ fn judge_shows_verdicts_recorded_at_run_time() {
     assert!(rows[0].get("recorded").is_none(), "{rows}");
 }
 
-/// Writes `n` runs with jitter and the given speed; returns their paths.
-fn runs(dir: &Path, prefix: &str, n: u64, speed: f64) -> Vec<PathBuf> {
+/// Writes `n` runs with jitter, cgroup `b` getting `b_run` of its CPU;
+/// returns their paths.
+fn runs(dir: &Path, prefix: &str, n: u64, b_run: f64) -> Vec<PathBuf> {
     let salt = u64::try_from(prefix.len() * 1000 + prefix.bytes().map(usize::from).sum::<usize>())
         .unwrap_or(0);
     (0..n)
@@ -271,7 +272,7 @@ fn runs(dir: &Path, prefix: &str, n: u64, speed: f64) -> Vec<PathBuf> {
                 dir,
                 &format!("{prefix}{i}.trace"),
                 Synth {
-                    speed,
+                    b_run,
                     noise: 0.05,
                     seed: i + 1 + salt,
                     ..Synth::default()
@@ -298,18 +299,27 @@ fn diff_with_repeated_runs_uses_runs_as_the_unit() {
     assert!(o.status.success(), "{o:?}");
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["unit"], "runs");
-    let iters: Vec<&Value> = v["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["metric"] == "iterations-per-s")
-        .collect();
-    assert_eq!(iters.len(), 4);
-    for m in iters {
+    let rows = |metric: &str, cgroup: &str| -> Vec<&Value> {
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["metric"] == metric && m["cgroup"] == cgroup)
+            .collect()
+    };
+    let used = rows("cpu-util", "b");
+    assert_eq!(used.len(), 2);
+    for m in used {
         assert_eq!(m["call"], "worse", "{m}");
         assert_eq!(m["n_a"], 5);
         assert!(m["p_adj"].as_f64().unwrap() < 0.05, "{m}");
         assert!(m["ci_high_pct"].as_f64().unwrap() < -1.0, "{m}");
+    }
+    for m in rows("cpu-util", "a") {
+        assert_ne!(m["call"], "worse", "{m}");
+    }
+    for m in rows("iterations-per-s", "b") {
+        assert_eq!(m["call"], "info", "not primary: {m}");
     }
     // Same runs as A and B: nothing is flagged.
     let c = runs(dir.path(), "c", 5, 1.0001);
@@ -367,7 +377,7 @@ fn check_exit_codes() {
         dir.path(),
         "bad.trace",
         Synth {
-            speed: 0.5,
+            b_run: 0.5,
             noise: 0.02,
             ..Synth::default()
         },
@@ -376,7 +386,7 @@ fn check_exit_codes() {
     assert_eq!(code(&["check", "--baseline", s(&base), s(&good)]), Some(0));
     let o = replay(&["check", "--baseline", s(&base), s(&bad)]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(stdout(&o).contains("iter/s"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("/ b / cpus used"), "{}", stdout(&o));
     // The worse rows are tabled under the evidence.
     assert!(
         stdout(&o).contains("p adj") && stdout(&o).contains("worse"),
@@ -589,46 +599,6 @@ fn check_and_judge_tell_the_system_under_test_failing_from_the_harness() {
 }
 
 #[test]
-fn bisect_finds_the_first_bad_commit_in_a_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let commits = [
-        "c0ffee1", "badcafe", "1234abc", "feed042", "0ddba11", "5eed5ed",
-    ];
-    for (i, c) in commits.iter().enumerate() {
-        let speed = if i >= 3 { 0.6 } else { 1.0 };
-        for r in 0..3u64 {
-            let p = trace(
-                dir.path(),
-                &format!("run-{i}-{r}.trace"),
-                Synth {
-                    speed,
-                    noise: 0.03,
-                    seed: 100 * i as u64 + r,
-                    ..Synth::default()
-                },
-            );
-            let mut side = p.into_os_string();
-            side.push(".commit");
-            std::fs::write(side, format!("{c}\n")).unwrap();
-        }
-    }
-    std::fs::write(dir.path().join("commits.txt"), commits.join("\n")).unwrap();
-    let o = replay(&["bisect", "--json", s(dir.path())]);
-    assert!(o.status.success(), "{o:?}");
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let first = usize::try_from(v["first_bad"].as_u64().unwrap()).unwrap();
-    assert_eq!(v["steps"][first]["commit"], "feed042", "{v}");
-    assert_eq!(
-        v["steps"].as_array().unwrap().len(),
-        5,
-        "the oldest is the baseline"
-    );
-    let text = stdout(&replay(&["bisect", s(dir.path())]));
-    assert!(text.contains("first bad commit: feed042"), "{text}");
-    assert!(text.contains("iter/s"), "evidence is shown: {text}");
-}
-
-#[test]
 fn git_bisect_run_with_replay_check_finds_the_regressing_commit() {
     if Command::new("git").arg("--version").output().is_err() {
         eprintln!("git not installed; skipping");
@@ -651,7 +621,7 @@ fn git_bisect_run_with_replay_check_finds_the_regressing_commit() {
     };
     git(&["init", "-q"]);
     // Each commit carries the trace its scenario setting produces: the
-    // setting (worker speed) regresses at commit 5 of 8.
+    // setting (cgroup b's CPU) regresses at commit 5 of 8.
     let base = repo.join("base.trace");
     support::write(
         &base,
@@ -662,12 +632,12 @@ fn git_bisect_run_with_replay_check_finds_the_regressing_commit() {
     );
     let mut shas = Vec::new();
     for i in 0..8u64 {
-        let speed = if i >= 5 { 0.55 } else { 1.0 };
-        std::fs::write(repo.join("setting.txt"), format!("speed = {speed}\n")).unwrap();
+        let b_run = if i >= 5 { 0.55 } else { 1.0 };
+        std::fs::write(repo.join("setting.txt"), format!("b_run = {b_run}\n")).unwrap();
         support::write(
             &repo.join("run.trace"),
             Synth {
-                speed,
+                b_run,
                 noise: 0.02,
                 seed: i + 2,
                 ..Synth::default()

@@ -15,11 +15,21 @@ use trace_format::meta::{
 use trace_format::record::*;
 use trace_format::scenario::Scenario;
 
+pub mod groups;
+
 /// Shape of a synthetic run.
 #[derive(Debug, Clone)]
 pub struct Synth {
-    /// Multiplies every worker's iteration rate.
+    /// Multiplies every worker's iteration rate: the host's speed, as far as
+    /// the speed-robust metrics can tell.
     pub speed: f64,
+    /// Multiplies the CPU time of cgroup `b`'s workers (the rest of each
+    /// interval they wait, and iterations follow CPU time): a scheduler
+    /// giving `b` less CPU, as a lower cpu.max does.
+    pub b_run: f64,
+    /// Cgroup `b`'s first worker runs 1.5× its share and the second 0.5×:
+    /// the cgroup's totals stay, `fairness-spread` fails.
+    pub b_unfair: bool,
     /// Keep only this many leading bytes of the file, as a crashed writer would.
     pub truncate_to: Option<usize>,
     /// Relative jitter of every sample's iterations and run time (0 = none).
@@ -57,6 +67,8 @@ impl Default for Synth {
     fn default() -> Self {
         Synth {
             speed: 1.0,
+            b_run: 1.0,
+            b_unfair: false,
             truncate_to: None,
             noise: 0.0,
             seed: 1,
@@ -236,7 +248,14 @@ pub fn records(s: &Synth) -> Vec<(u64, Record)> {
                 if oom_killed.is_some_and(|k| k.0 == w) {
                     continue;
                 }
-                let share = if cg == "a" { 2.0 / 3.0 } else { 1.0 / 3.0 };
+                let mut share = if cg == "a" { 2.0 / 3.0 } else { s.b_run / 3.0 };
+                if s.b_unfair && cg == "b" {
+                    share *= if ids.iter().position(|i| i.0 == w) == Some(2) {
+                        1.5
+                    } else {
+                        0.5
+                    };
+                }
                 let run_ns = (100_000_000.0 * share * jitter(&mut rng, s.noise)) as u64;
                 let starved = s.starve && step == 1 && w == ids[0].0;
                 let iterations = if starved {
