@@ -358,6 +358,66 @@ fn rerun_from_a_trace_repeats_its_scenario_and_notes_the_source() {
 
 #[test]
 #[ignore = "boots a VM: run through `cargo xtask test`"]
+fn until_decided_adds_runs_until_replay_check_decides_and_answers_as_it_does() {
+    let base = run_scenario("smoke", &[]);
+    assert_eq!(base.code(), Some(0), "{}", base.log());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("new.trace");
+    let output = std::process::Command::new(env!("CARGO"))
+        .current_dir(e2e::root())
+        .args(["run", "--quiet", "-p", "xtask", "--", "run", "--from"])
+        .arg(&base.trace)
+        .args(["--until-decided", "--max-runs", "3", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let code = output.status.code();
+    let rounds: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("until decided: after "))
+        .collect();
+    assert!((1..=3).contains(&rounds.len()), "{stderr}");
+    // It stops at the first decided round, and only then before the budget.
+    let decided = |l: &str| l.ends_with("(decided)");
+    assert!(
+        rounds[..rounds.len() - 1].iter().all(|l| !decided(l)),
+        "{stderr}"
+    );
+    if rounds.len() < 3 {
+        assert!(decided(rounds[rounds.len() - 1]), "{stderr}");
+    }
+    let news: Vec<std::path::PathBuf> = (1..=rounds.len())
+        .map(|n| dir.path().join(format!("new-{n}.trace")))
+        .collect();
+    assert!(news.iter().all(|p| p.is_file()), "{stderr}");
+    assert!(
+        !dir.path()
+            .join(format!("new-{}.trace", rounds.len() + 1))
+            .exists()
+    );
+    // Its answer is replay check's on the traces it recorded.
+    let check = std::process::Command::new(env!("CARGO"))
+        .current_dir(e2e::root())
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "replay",
+            "--",
+            "check",
+            "--baseline",
+        ])
+        .arg(&base.trace)
+        .args(&news)
+        .output()
+        .unwrap();
+    assert_eq!(code, check.status.code(), "{stderr}");
+    assert!(matches!(code, Some(0 | 1 | 125)), "{stderr}");
+}
+
+#[test]
+#[ignore = "boots a VM: run through `cargo xtask test`"]
 fn the_guest_sees_the_topology_it_was_given() {
     // SMT and two LLCs (QEMU's `pc` machine, a die per LLC); NUMA nodes (SRAT).
     for topology in ["1n2l2c2t", "2n1l2c1t"] {

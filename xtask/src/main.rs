@@ -3,6 +3,7 @@ mod bench;
 mod bench_introspect;
 mod bench_vmm;
 mod bundle;
+mod decide;
 mod guest;
 mod identity;
 mod initramfs;

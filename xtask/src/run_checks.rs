@@ -30,13 +30,14 @@ pub(crate) fn check_input_paths(args: &RunArgs) -> Result<()> {
         }
         Ok(())
     };
-    if let Some(k) = &args.kernel {
-        let meta = std::fs::metadata(k).map_err(|e| anyhow!("--kernel {}: {e}", k.display()))?;
+    for (flag, k) in [
+        ("--kernel", &args.kernel),
+        ("--base-kernel", &args.base_kernel),
+    ] {
+        let Some(k) = k else { continue };
+        let meta = std::fs::metadata(k).map_err(|e| anyhow!("{flag} {}: {e}", k.display()))?;
         if !meta.is_file() && !meta.is_dir() {
-            bail!(
-                "--kernel {}: not a regular file or a directory",
-                k.display()
-            );
+            bail!("{flag} {}: not a regular file or a directory", k.display());
         }
     }
     if let Some(src) = &args.kernel_src {
@@ -66,13 +67,21 @@ pub(crate) fn check_outputs(args: &RunArgs, output: &Path) -> Result<()> {
         ("--from", args.from.as_deref()),
         ("--thresholds", args.thresholds.as_deref()),
         ("--kernel", args.kernel.as_deref()),
+        ("--base-kernel", args.base_kernel.as_deref()),
         ("--init", args.init.as_deref()),
         ("--vmlinux", args.vmlinux.as_deref()),
     ]
     .into_iter()
     .filter_map(|(what, p)| Some((what, p?)))
     .collect();
-    let rounds: Vec<PathBuf> = if args.repeat == 1 {
+    let rounds: Vec<PathBuf> = if args.until_decided {
+        // Every trace the series may write: new runs, and base runs with
+        // --base-kernel.
+        (1..=args.max_runs)
+            .map(|r| numbered(output, r))
+            .chain((1..args.max_runs).map(|r| crate::decide::base_output(output, r)))
+            .collect()
+    } else if args.repeat == 1 {
         vec![output.to_path_buf()]
     } else {
         (1..=args.repeat).map(|r| numbered(output, r)).collect()

@@ -58,6 +58,19 @@ pub struct RunArgs {
     /// Run this many times; traces get `-1`, `-2`, … before their extension.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
+    /// With `--from`: run again until `replay check` against the archived
+    /// trace is decided or `--max-runs` is spent; exits as `replay check`
+    /// (0 no regression, 1 regression, 125 cannot judge).
+    #[arg(long, requires = "from", conflicts_with = "repeat")]
+    pub until_decided: bool,
+    /// Most new runs of `--until-decided` (2..=20).
+    #[arg(long, default_value_t = 5, requires = "until_decided",
+          value_parser = clap::value_parser!(u32).range(2..=20))]
+    pub max_runs: u32,
+    /// With `--until-decided`: the baseline's kernel, booted in base runs
+    /// alternating with the new ones (ABAB) so both sides see the same host.
+    #[arg(long, requires = "until_decided")]
+    pub base_kernel: Option<PathBuf>,
     /// Kernel to boot: a bzImage, a vmlinux, or a directory holding them (default: the cached build).
     #[arg(long)]
     pub kernel: Option<PathBuf>,
@@ -120,7 +133,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 /// Why a run did not happen: bad input (exit 2) or broken infrastructure (exit 3).
-enum Failure {
+pub(crate) enum Failure {
     BadInput(anyhow::Error),
     Infra(anyhow::Error),
 }
@@ -130,6 +143,60 @@ fn infra(e: anyhow::Error) -> Failure {
 }
 
 fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
+    // Clap's `requires` does not reach `run scenario NAME`'s flags.
+    if args.until_decided && args.from.is_none() {
+        return Err(Failure::BadInput(anyhow!(
+            "--until-decided needs --from BASE.trace (the baseline the new runs are checked against)"
+        )));
+    }
+    let new = prepare(args, args.kernel.clone())?;
+    if args.until_decided {
+        let base = match &args.base_kernel {
+            Some(k) => Some(prepare(args, Some(k.clone()))?),
+            None => None,
+        };
+        return crate::decide::until_decided(args, &new, base.as_ref());
+    }
+    let mut worst = EXIT_PASS;
+    for round in (1..=args.repeat).take_while(|_| crate::signals::received().is_none()) {
+        let output = if args.repeat == 1 {
+            new.output.clone()
+        } else {
+            numbered(&new.output, round)
+        };
+        if args.repeat > 1 {
+            eprintln!("run {round} of {}", args.repeat);
+        }
+        worst = worst.max(record(args, &new, output, round == 1)?);
+    }
+    Ok(worst)
+}
+
+/// Everything a run needs, settled before anything boots: each run of an
+/// `--until-decided` series (or `--repeat`) reuses it.
+pub(crate) struct Prepared {
+    scenario: Scenario,
+    thresholds: Thresholds,
+    /// The trace to write (numbered per run where there are several).
+    pub(crate) output: PathBuf,
+    backend: Chosen,
+    kernel: KernelImage,
+    boot: BootPlan,
+    intro: Introspection,
+    initrd: crate::scenario_pack::PackedInitramfs,
+    /// The scenario's meta archived in `--from`'s trace.
+    archived: Option<Meta>,
+}
+
+impl Prepared {
+    pub(crate) fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+}
+
+/// Validates the input and builds what a run boots, with `kernel` (a path,
+/// or the cached build) as the kernel.
+fn prepare(args: &RunArgs, kernel: Option<PathBuf>) -> Result<Prepared, Failure> {
     let root = workspace_root();
     check_input_paths(args).map_err(Failure::BadInput)?;
     let archived = match &args.from {
@@ -155,8 +222,9 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         Chosen::Qemu(_) => BackendKind::Qemu,
     };
     check_memory(args.memory, &scenario, kind).map_err(Failure::BadInput)?;
+    let named = kernel.is_some();
     let resolve_opts = ResolveOpts {
-        kernel: args.kernel.clone(),
+        kernel,
         build: BuildOpts {
             src: args.kernel_src.clone(),
             ..Default::default()
@@ -171,9 +239,9 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
 
     // A kernel the user named that cannot be booted is bad input; the
     // cached one failing to build is the infrastructure's.
-    let mut kernel = resolve(&resolve_opts).map_err(|e| match args.kernel {
-        Some(_) => Failure::BadInput(e),
-        None => infra(e),
+    let mut kernel = resolve(&resolve_opts).map_err(|e| match named {
+        true => Failure::BadInput(e),
+        false => infra(e),
     })?;
     kernel.require_options().map_err(Failure::BadInput)?;
     check_kernel_cpus(&kernel, &scenario.topology).map_err(Failure::BadInput)?;
@@ -186,51 +254,63 @@ fn run_inner(args: &RunArgs) -> Result<u8, Failure> {
         None => guest::build(&root).map_err(infra)?,
     };
     let initrd = pack_initramfs(&root, &init, &scenario).map_err(infra)?;
-
     let intro = load_introspection(&kernel, &scenario);
-    let mut worst = EXIT_PASS;
-    for round in (1..=args.repeat).take_while(|_| crate::signals::received().is_none()) {
-        let output = if args.repeat == 1 {
-            output.clone()
-        } else {
-            numbered(&output, round)
-        };
-        let mut meta = build_meta(&scenario, &kernel, &intro, &boot);
-        if let (Some(old), Some(path)) = (&archived, &args.from) {
-            let notes = crate::rerun::notes(path, old, &meta);
-            if round == 1 {
-                for n in &notes {
-                    eprintln!("{n}");
-                }
+    Ok(Prepared {
+        scenario,
+        thresholds,
+        output,
+        backend,
+        kernel,
+        boot,
+        intro,
+        initrd,
+        archived,
+    })
+}
+
+/// One run of `p` into `output`; `say_changes` prints what differs from
+/// `--from`'s trace (once per series). Returns the exit status.
+pub(crate) fn record(
+    args: &RunArgs,
+    p: &Prepared,
+    output: PathBuf,
+    say_changes: bool,
+) -> Result<u8, Failure> {
+    let mut meta = build_meta(&p.scenario, &p.kernel, &p.intro, &p.boot);
+    if let (Some(old), Some(path)) = (&p.archived, &args.from) {
+        let notes = crate::rerun::notes(path, old, &meta);
+        if say_changes {
+            for n in &notes {
+                eprintln!("{n}");
             }
-            meta.notes.extend(notes);
         }
-        if args.repeat > 1 {
-            eprintln!("run {round} of {}", args.repeat);
-        }
-        let code = record_one(
-            args,
-            backend,
-            &scenario,
-            &thresholds,
-            &kernel,
-            &boot,
-            &intro,
-            initrd.path.clone(),
-            meta,
-            output,
-        )?;
-        worst = worst.max(code);
+        meta.notes.extend(notes);
     }
-    Ok(worst)
+    record_one(
+        args,
+        p.backend,
+        &p.scenario,
+        &p.thresholds,
+        &p.kernel,
+        &p.boot,
+        &p.intro,
+        p.initrd.path.clone(),
+        meta,
+        output,
+    )
 }
 
 /// `out.trace` → `out-3.trace`.
 pub(crate) fn numbered(path: &Path, round: u32) -> PathBuf {
+    suffixed(path, &round.to_string())
+}
+
+/// `out.trace` → `out-<suffix>.trace`.
+pub(crate) fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
     let name = match path.extension().and_then(|e| e.to_str()) {
-        Some(ext) => format!("{stem}-{round}.{ext}"),
-        None => format!("{stem}-{round}"),
+        Some(ext) => format!("{stem}-{suffix}.{ext}"),
+        None => format!("{stem}-{suffix}"),
     };
     path.with_file_name(name)
 }

@@ -133,3 +133,42 @@ fn input_paths_of_the_wrong_kind_are_refused_without_hanging() {
         assert_refused(&out, "is not a regular file");
     }
 }
+
+#[test]
+fn until_decided_is_refused_without_its_baseline_or_with_bad_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("early.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    // Adaptive repeats compare against a baseline trace: --from is required.
+    let out = run(dir.path(), &scenario, &["--until-decided"]);
+    assert_refused(&out, "--from");
+    let from = dir.path().join("base.trace");
+    std::fs::write(&from, b"not yet read").unwrap();
+    let from = from.to_str().unwrap();
+    let series = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(dir.path())
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .args(["run", "--from", from, "-o", "new.trace"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Usage errors (clap's: the flag may be on the line after `error:`).
+    for (extra, want) in [
+        (&["--until-decided", "--max-runs", "1"][..], "--max-runs"),
+        (&["--until-decided", "--max-runs", "21"][..], "--max-runs"),
+        (&["--max-runs", "3"][..], "--until-decided"),
+        (&["--base-kernel", "/nonexistent"][..], "--until-decided"),
+        (&["--until-decided", "--repeat", "2"][..], "--repeat"),
+    ] {
+        let out = series(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(want), "{extra:?}: wanted {want:?}: {err}");
+    }
+    assert_refused(
+        &series(&["--until-decided", "--base-kernel", "/nonexistent"]),
+        "--base-kernel /nonexistent",
+    );
+}
