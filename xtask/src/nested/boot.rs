@@ -115,10 +115,13 @@ pub fn triple_fault(qemu_log: &str) -> Option<String> {
 }
 
 /// L1's kernel command line: an oops ends L1 at once (`oops=panic`, and
-/// `panic=-1` with QEMU's `-no-reboot`), and `/init` reads its checks here.
+/// `panic=-1` with QEMU's `-no-reboot`), so does a CPU stuck in the kernel
+/// (`softlockup_panic`: seen on our VMM's vCPU thread inside L1's KVM, which
+/// otherwise wedged L1 until the host's limit), with every backtrace on the
+/// console (`loglevel=7`); `/init` reads its checks here.
 fn cmdline(b: &Boot) -> String {
     let mut line = format!(
-        "console=ttyS0 panic=-1 oops=panic loglevel=4 rdinit=/init schedtape.checks={}",
+        "console=ttyS0 panic=-1 oops=panic softlockup_panic=1 loglevel=7 rdinit=/init schedtape.checks={}",
         b.checks.join(",")
     );
     if let Some(c) = &b.crash {
@@ -377,7 +380,7 @@ mod tests {
             "{joined}"
         );
         assert!(
-            joined.contains("panic=-1 oops=panic loglevel=4 rdinit=/init schedtape.checks=smoke,hang schedtape.crash=hang -drive"),
+            joined.contains("panic=-1 oops=panic softlockup_panic=1 loglevel=7 rdinit=/init schedtape.checks=smoke,hang schedtape.crash=hang -drive"),
             "{joined}"
         );
         assert!(joined.contains("file=/in.img,format=raw,if=virtio,id=inputs,readonly=on"));

@@ -239,6 +239,19 @@ mod tests {
     }
 
     #[test]
+    fn a_soft_lockup_names_the_stuck_thread_and_where() {
+        let log = "[  128.5] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [vcpu2:209]\n\
+                   [  128.6] CPU: 1 UID: 0 PID: 209 Comm: vcpu2\n\
+                   [  128.7] RIP: 0010:svm_vcpu_run+0x1f/0x2a0 [kvm_amd]\n\
+                   [  128.9] Kernel panic - not syncing: softlockup: hung tasks\n";
+        assert_eq!(
+            death_lines(log, "exit status: 0"),
+            "watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [vcpu2:209] | \
+             RIP: 0010:svm_vcpu_run+0x1f/0x2a0 [kvm_amd] | Kernel panic - not syncing: softlockup: hung tasks"
+        );
+    }
+
+    #[test]
     fn a_reboot_after_an_l2_triple_fault_says_so() {
         let log = format!(
             "{MARK} check smoke started\n\
