@@ -94,31 +94,21 @@ mod tests {
     fn every_trace_a_series_may_write_is_checked_against_the_inputs() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("x.trace");
+        let check = |baseline: &str| {
+            let base = dir.path().join(baseline);
+            std::fs::write(&base, b"the baseline").unwrap();
+            let from = base.to_str().unwrap();
+            let a = args(&["--from", from, "--until-decided", "--max-runs", "3"]);
+            let result = crate::run_checks::check_outputs(&a, &out);
+            std::fs::remove_file(&base).unwrap();
+            result
+        };
         // New run 3 of `-o x.trace` is x-3.trace; base run 2 is x-base-2.trace.
         for taken in ["x-3.trace", "x-base-2.trace"] {
-            let base = dir.path().join(taken);
-            std::fs::write(&base, b"the baseline").unwrap();
-            let a = args(&[
-                "--from",
-                base.to_str().unwrap(),
-                "--until-decided",
-                "--max-runs",
-                "3",
-            ]);
-            let err = crate::run_checks::check_outputs(&a, &out).unwrap_err();
+            let err = check(taken).unwrap_err();
             assert!(format!("{err:#}").contains("--from"), "{err:#}");
-            std::fs::remove_file(&base).unwrap();
         }
-        let base = dir.path().join("x-4.trace");
-        std::fs::write(&base, b"the baseline").unwrap();
-        let a = args(&[
-            "--from",
-            base.to_str().unwrap(),
-            "--until-decided",
-            "--max-runs",
-            "3",
-        ]);
-        crate::run_checks::check_outputs(&a, &out).unwrap();
+        check("x-4.trace").unwrap();
     }
 
     #[test]
