@@ -211,9 +211,9 @@ pub fn run(cmd: &NestedCmd) -> Result<ExitCode> {
         .failed()
         .iter()
         .map(|(check, oops)| {
-            if oops.contains(" triple-faulted in L2") {
+            if oops.contains(resume::SUSPECT_RERUN) {
                 format!(
-                    "{check}: L2 triple-faulted on two L1 boots ({oops}); our VMM or the \
+                    "{check}: L2 failed with the emulator's signature on two L1 boots ({oops}); our VMM or the \
                      emulated SVM, see {check}.suspect.*"
                 )
             } else {

@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 
 use super::root::MARK;
 
+/// How a death says L1 rebooted itself after a check failed with the
+/// emulator's signature (see root.rs's `suspect_why`).
+pub const SUSPECT_RERUN: &str = "L1 rebooted itself to run it again";
+
 /// L1 boots per lane run, the first included. L1 dies in about one lane run
 /// of three under QEMU 7.2's TCG (its own kernel stack found corrupted, a
 /// stale int3, a silent reset); five boots make running out rare.
@@ -110,7 +114,7 @@ pub fn death_lines(console: &str, exit: &str) -> String {
             .and_then(|m| m.split_once(" suspect: "))
             .map(|(_, why)| why)
     }) {
-        return format!("{why} (L1 rebooted itself to run it again)");
+        return format!("{why} ({SUSPECT_RERUN})");
     }
     let Some(at) = lines
         .iter()
