@@ -298,7 +298,12 @@ pub struct Control {
     pause: AtomicBool,
     stop: AtomicBool,
     state: Mutex<State>,
-    cv: Condvar,
+    /// Where the VM owner waits: a vCPU parked or exited, a reply, the end.
+    owner_cv: Condvar,
+    /// Where parked vCPU threads wait: a thaw, a request, the end. Apart
+    /// from `owner_cv` so that each vCPU parking wakes only the owner, not
+    /// every vCPU parked before it.
+    vcpu_cv: Condvar,
     /// Rung when the VM ends, so that a host asleep on it notices at once.
     bell: Option<HostBell>,
 }
@@ -322,7 +327,8 @@ impl Control {
                 requests: vec![None; vcpus],
                 replies: vec![None; vcpus],
             }),
-            cv: Condvar::new(),
+            owner_cv: Condvar::new(),
+            vcpu_cv: Condvar::new(),
             bell,
         })
     }
@@ -360,7 +366,7 @@ impl Control {
                 return Err(FreezeTimeout(waiting));
             }
             st = self
-                .cv
+                .owner_cv
                 .wait_timeout(st, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
@@ -371,7 +377,7 @@ impl Control {
     pub fn thaw(&self) {
         let _st = self.lock();
         self.pause.store(false, Ordering::SeqCst);
-        self.cv.notify_all();
+        self.vcpu_cv.notify_all();
     }
 
     /// Records why the VM ended (first reason wins) and stops every vCPU.
@@ -380,7 +386,8 @@ impl Control {
         st.exit.get_or_insert(exit);
         self.stop.store(true, Ordering::SeqCst);
         Self::kick_all(&st);
-        self.cv.notify_all();
+        self.owner_cv.notify_all();
+        self.vcpu_cv.notify_all();
         if let Some(bell) = &self.bell {
             bell.ring();
         }
@@ -404,7 +411,7 @@ impl Control {
                 return None;
             }
             st = self
-                .cv
+                .owner_cv
                 .wait_timeout(st, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
@@ -433,7 +440,7 @@ impl Control {
         }
         st.replies[index] = None;
         st.requests[index] = Some(request);
-        self.cv.notify_all();
+        self.vcpu_cv.notify_all();
         loop {
             if let Some(reply) = st.replies[index].take() {
                 return reply;
@@ -448,7 +455,7 @@ impl Control {
                 return Err(format!("vCPU {index} did not answer within {timeout:?}"));
             }
             st = self
-                .cv
+                .owner_cv
                 .wait_timeout(st, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
@@ -458,21 +465,21 @@ impl Control {
     fn park(&self, index: usize, vcpu: &VcpuFd) {
         let mut st = self.lock();
         st.status[index] = Status::Parked;
-        self.cv.notify_all();
+        self.owner_cv.notify_all();
         while self.pause.load(Ordering::SeqCst) && !self.stop.load(Ordering::SeqCst) {
             if let Some(request) = st.requests[index].take() {
                 st.replies[index] = Some(serve(vcpu, request));
-                self.cv.notify_all();
+                self.owner_cv.notify_all();
                 continue;
             }
-            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.vcpu_cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.status[index] = Status::Running;
     }
 
     fn set_status(&self, index: usize, status: Status) {
         self.lock().status[index] = status;
-        self.cv.notify_all();
+        self.owner_cv.notify_all();
     }
 }
 
