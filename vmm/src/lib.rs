@@ -12,6 +12,7 @@ pub mod console;
 pub mod host;
 pub mod introspect;
 pub mod kvm;
+pub mod linux_run;
 pub mod numa;
 pub mod qemu;
 pub mod run;

@@ -87,9 +87,6 @@ enum BenchWhat {
     /// (inside L1) The rounds of `bench nested`.
     #[command(hide = true)]
     NestedL1(nested::bench::l1::L1Args),
-    /// (inside L1) Our VMM as a process of its own, for `bench nested`.
-    #[command(hide = true)]
-    NestedVmm(nested::bench::l1::VmmArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,9 +133,6 @@ fn run(args: Args) -> Result<ExitCode> {
         Cmd::Bench {
             what: BenchWhat::NestedL1(args),
         } => nested::bench::l1::run(&args),
-        Cmd::Bench {
-            what: BenchWhat::NestedVmm(args),
-        } => nested::bench::l1::vmm_child(&args),
         Cmd::Mutants(args) => mutants::run(&args, &workspace_root()),
         Cmd::Nested { cmd } => nested::run(&cmd),
     }

@@ -195,33 +195,50 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
 }
 
-/// This program built with optimisation, as QEMU is: a dev build spends
-/// several times the CPU before its vCPUs run and maps a larger binary, which
-/// would charge the build profile to our VMM. Built (once, incrementally)
-/// when this program is not itself the release build.
-fn optimised_program() -> Result<PathBuf> {
-    let me = root::this_program();
-    if me.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-        return Ok(me);
-    }
+/// This program and our VMM's own ([`l1::OUR_VMM`]), built with
+/// optimisation as QEMU is: a dev build spends several times the CPU before
+/// its vCPUs run and maps a larger binary, which would charge the build
+/// profile to our VMM. Built (incrementally) every time, so that both match
+/// the tree.
+fn optimised_programs() -> Result<(PathBuf, PathBuf)> {
     let root = crate::workspace_root();
-    eprintln!("bench nested: building xtask with the release profile for L1 (once; minutes)");
+    eprintln!(
+        "bench nested: building xtask and {} with the release profile for L1",
+        l1::OUR_VMM
+    );
     let status =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(&root)
-            .args(["build", "--release", "--quiet", "-p", "xtask"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "xtask",
+                "--bin",
+                "xtask",
+            ])
+            .args(["-p", "vmm", "--bin", l1::OUR_VMM])
             .status()
-            .context("cannot run cargo build --release -p xtask")?;
+            .context("cannot run cargo build --release")?;
     if !status.success() {
-        bail!("cargo build --release -p xtask failed ({status})");
+        bail!(
+            "cargo build --release of xtask and {} failed ({status})",
+            l1::OUR_VMM
+        );
     }
-    Ok(root.join("target/release/xtask"))
+    let release = root.join("target/release");
+    Ok((release.join("xtask"), release.join(l1::OUR_VMM)))
 }
 
 /// L1's initramfs: busybox, the KVM modules, `/init`, this program and QEMU
 /// with their libraries, and QEMU's firmware.
 fn l1_initramfs(ing: &Ingredients, work: &Path, args: &BenchArgs) -> Result<Vec<u8>> {
-    let mut fs = root::l1_base(ing, &init_script(args), work, &optimised_program()?)?;
+    let (xtask, our_vmm) = optimised_programs()?;
+    let mut fs = root::l1_base(ing, &init_script(args), work, &xtask)?;
+    let stripped = work.join(l1::OUR_VMM);
+    crate::kernel::image::strip_debug(&our_vmm, &stripped)?;
+    crate::stage::stage_binary(&mut fs, &stripped, l1::OUR_VMM)?;
     let qemu = crate::stage::find_program("qemu-system-x86_64")?;
     crate::stage::stage_binary(&mut fs, &qemu, "usr/bin/qemu-system-x86_64")?;
     for (dir, names) in [

@@ -1,14 +1,14 @@
-//! The part of `bench nested` that runs inside L1 (hidden subcommands of the
-//! staged `/xtask`): `bench nested-l1` boots L2 with our VMM and with QEMU in
-//! interleaved rounds and writes a [`Raw`] as JSON; `bench nested-vmm` is our
-//! VMM as a process of its own (so that its CPU time and RSS are its own).
+//! The part of `bench nested` that runs inside L1 (a hidden subcommand of the
+//! staged `/xtask`): `bench nested-l1` boots L2 with our VMM (the staged
+//! [`OUR_VMM`], a process of its own, so that its CPU time and RSS are its
+//! own) and with QEMU in interleaved rounds and writes a [`Raw`] as JSON.
 //!
 //! Both VMMs are measured alike: spawn → the guest's `/init` line on the VMM's
 //! stdout (QEMU: `-serial stdio`; ours: COM1 forwarded line by line, woken
 //! by each line like `xtask run`), then at once `/proc/PID/task/*/stat` (the
 //! vCPU threads' CPU), `stat`, `status` and `smaps` (the guest RAM's part of
 //! the RSS): see [`super::procfs`].
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc::Receiver;
@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
-use trace_format::scenario::Topology;
-use vmm::backend::{ConsoleEvent, Vm};
-use vmm::kvm::{KvmConfig, KvmVm};
+use vmm::linux_run::{self, BETWEEN, STARTED_LINE};
 use vmm::qemu::qmp::Qmp;
 
 use super::procfs;
@@ -29,14 +27,10 @@ pub const INIT_LINE: &str = "schedtape-bench: /init reached";
 /// L2's kernel arguments, the same for both VMMs (ours appends its ring's).
 pub const L2_CMDLINE: &str =
     "console=ttyS0 reboot=t panic=-1 quiet nokaslr no_timer_check 8250.nr_uarts=1";
-/// What our VMM child prints once its vCPU threads run (after the VM is built).
-pub const STARTED_LINE: &str = "schedtape-bench: vCPUs started";
+/// Our VMM's own program, beside this one in L1 (see [`vmm::linux_run`]).
+pub const OUR_VMM: &str = "vmm-linux-run";
 /// Prefix of progress lines on L1's console (the host echoes them).
 pub const PROGRESS: &str = "bench-nested:";
-/// The guest runs this long between two freeze cycles.
-const BETWEEN: Duration = Duration::from_millis(2);
-/// Longest sleep of our VMM's console loop between wake-ups.
-const IDLE: Duration = Duration::from_millis(25);
 const QEMU: &str = "qemu-system-x86_64";
 
 /// QEMU's machine type.
@@ -72,83 +66,6 @@ pub struct L1Args {
     /// Where the JSON goes (rewritten after every boot).
     #[arg(long)]
     pub out: PathBuf,
-}
-
-/// Options of our VMM as a child process.
-#[derive(Debug, Args)]
-pub struct VmmArgs {
-    #[arg(long)]
-    pub kernel: PathBuf,
-    #[arg(long)]
-    pub initrd: PathBuf,
-    #[arg(long)]
-    pub cpus: u16,
-    #[arg(long)]
-    pub memory: u64,
-    #[arg(long)]
-    pub freezes: usize,
-    #[arg(long, default_value_t = 180)]
-    pub timeout: u64,
-}
-
-/// Our VMM as its own process: boots L2, echoes its console until the `/init`
-/// line, waits for a line on stdin, then runs the freeze cycles and prints one
-/// `freeze <rendezvous ns> <freeze() ns> <thaw() ns>` line each.
-pub fn vmm_child(args: &VmmArgs) -> Result<ExitCode> {
-    let config = KvmConfig {
-        kernel: args.kernel.clone(),
-        initrd: Some(args.initrd.clone()),
-        cmdline: L2_CMDLINE.to_string(),
-        topology: Topology::new(1, 1, args.cpus, 1),
-        memory_mib: args.memory,
-        stop_at_boot_mark: false,
-    };
-    let mut vm = KvmVm::launch(&config, |_| {}).map_err(|e| anyhow!("{e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{STARTED_LINE}")?;
-    out.flush()?;
-    let mut events = Vec::new();
-    'boot: loop {
-        events.clear();
-        vm.poll_console(&mut events);
-        for event in events.drain(..) {
-            let (ConsoleEvent::Serial(line) | ConsoleEvent::Hypervisor(line)) = event;
-            writeln!(out, "{line}")?;
-            out.flush()?;
-            if line.contains(INIT_LINE) {
-                break 'boot;
-            }
-        }
-        if vm.has_exited() || Instant::now() > deadline {
-            vm.kill();
-            bail!("L2 did not reach /init (exit {:?})", vm.exit_status());
-        }
-        // Woken by each console line (and the VM's end), as `xtask run` is.
-        vm.wait_for_guest(IDLE);
-    }
-    let mut go = String::new();
-    std::io::stdin().lock().read_line(&mut go)?;
-    for _ in 0..args.freezes {
-        let t = Instant::now();
-        let rendezvous = vm.freeze().map_err(|e| anyhow!("freeze: {e}"))?;
-        let call = t.elapsed();
-        let t = Instant::now();
-        vm.thaw().map_err(|e| anyhow!("thaw: {e}"))?;
-        let thaw = t.elapsed();
-        writeln!(
-            out,
-            "freeze {} {} {}",
-            rendezvous.as_nanos(),
-            call.as_nanos(),
-            thaw.as_nanos()
-        )?;
-        std::thread::sleep(BETWEEN);
-    }
-    writeln!(out, "freezes done")?;
-    out.flush()?;
-    vm.kill();
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `(rendezvous, freeze(), thaw())` in µs from our child's line.
@@ -288,19 +205,21 @@ fn boot_once(args: &L1Args, machine: Machine, vmm: Vmm, cpus: u16, round: usize)
     let _ = std::fs::remove_file(&qmp);
     let mut cmd = match vmm {
         Vmm::Ours => {
-            let mut c = Command::new(std::env::current_exe().context("this program's path")?);
-            c.args(["bench", "nested-vmm", "--kernel"])
-                .arg(&args.kernel)
-                .arg("--initrd")
-                .arg(&args.initrd)
-                .args([
-                    "--cpus",
-                    &cpus.to_string(),
-                    "--memory",
-                    &args.memory.to_string(),
-                ])
-                .args(["--freezes", &args.freezes.to_string()])
-                .args(["--timeout", &args.boot_timeout.to_string()]);
+            let me = std::env::current_exe().context("this program's path")?;
+            let mut c = Command::new(me.with_file_name(OUR_VMM));
+            c.args(
+                linux_run::Options {
+                    kernel: args.kernel.clone(),
+                    initrd: args.initrd.clone(),
+                    cmdline: L2_CMDLINE.to_string(),
+                    cpus,
+                    memory_mib: args.memory,
+                    freezes: args.freezes,
+                    timeout: Duration::from_secs(args.boot_timeout),
+                    until: INIT_LINE.to_string(),
+                }
+                .to_args(),
+            );
             c
         }
         Vmm::Qemu => {
