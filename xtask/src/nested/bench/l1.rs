@@ -27,6 +27,9 @@ pub const INIT_LINE: &str = "schedtape-bench: /init reached";
 /// L2's kernel arguments, the same for both VMMs (ours appends its ring's).
 pub const L2_CMDLINE: &str =
     "console=ttyS0 reboot=t panic=-1 quiet nokaslr no_timer_check 8250.nr_uarts=1";
+/// Pause between two boots: measured, a boot right after the other VMM's
+/// exit took up to 2.5x as long to reach /init (its teardown still running).
+const SETTLE: Duration = Duration::from_secs(1);
 /// Our VMM's own program, beside this one in L1 (see [`vmm::linux_run`]).
 pub const OUR_VMM: &str = "vmm-linux-run";
 /// Prefix of progress lines on L1's console (the host echoes them).
@@ -465,6 +468,9 @@ pub fn run(args: &L1Args) -> Result<ExitCode> {
                     }
                 }
                 save(&raw)?;
+                // The previous VMM's teardown (its memory, L1's VM) must not
+                // land on the next one's start.
+                std::thread::sleep(SETTLE);
             }
             slot += 1;
         }
