@@ -168,6 +168,23 @@ struct Running {
 }
 
 impl Running {
+    /// Whether the VMM has exited, and what it printed last (for errors).
+    fn gone(&mut self) -> String {
+        // Lines that arrived after the one waited for belong in the tail.
+        while let Ok(line) = self.lines.try_recv() {
+            self.tail.push(line);
+        }
+        let start = self.tail.len().saturating_sub(12);
+        let status = match self.child.try_wait() {
+            Ok(Some(s)) => format!("the VMM exited: {s}"),
+            _ => "the VMM still runs".into(),
+        };
+        format!(
+            "{status}; last lines:\n  | {}",
+            self.tail[start..].join("\n  | ")
+        )
+    }
+
     /// Waits for a line containing `want`; the time of its arrival.
     fn wait_for(&mut self, want: &str, deadline: Instant) -> Result<Instant> {
         loop {
@@ -181,14 +198,7 @@ impl Running {
                     }
                     self.tail.push(line);
                 }
-                Err(_) => bail!(
-                    "no {want:?} line ({}); last lines:\n  | {}",
-                    match self.child.try_wait() {
-                        Ok(Some(s)) => format!("the VMM exited: {s}"),
-                        _ => "timed out".into(),
-                    },
-                    self.tail.join("\n  | ")
-                ),
+                Err(_) => bail!("no {want:?} line in time ({})", self.gone()),
             }
         }
     }
@@ -259,8 +269,15 @@ fn boot_once(args: &L1Args, machine: Machine, vmm: Vmm, cpus: u16, round: usize)
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let ticks = parse_stat(&stat).ok_or_else(|| anyhow!("cannot parse /proc/{pid}/stat"))?;
-    let kib =
-        |name| parse_kib(&status, name).ok_or_else(|| anyhow!("no {name} in /proc/{pid}/status"));
+    // A process that has already exited (a zombie) has no memory lines.
+    let missing = match parse_kib(&status, "VmHWM") {
+        None => run.gone(),
+        Some(_) => String::new(),
+    };
+    let kib = |name| {
+        parse_kib(&status, name)
+            .ok_or_else(|| anyhow!("no {name} in /proc/{pid}/status ({missing})"))
+    };
     let maps =
         procfs::parse_smaps(&smaps).ok_or_else(|| anyhow!("cannot parse /proc/{pid}/smaps"))?;
     let mut notes = Vec::new();
