@@ -16,6 +16,18 @@ use crate::kvm::{KvmConfig, KvmVm};
 
 /// Printed once the VM is built and its vCPU threads run.
 pub const STARTED_LINE: &str = "schedtape-bench: vCPUs started";
+/// Starts the line that says how long each stage of building the VM took.
+pub const BUILT_PREFIX: &str = "schedtape-bench: built in";
+
+/// `schedtape-bench: built in vm 1.2 ms, memory 0.4 ms, …`.
+fn built_line(stages: &[(&str, Duration)]) -> String {
+    let parts: Vec<String> = stages
+        .iter()
+        .map(|(name, d)| format!("{name} {:.1} ms", d.as_secs_f64() * 1e3))
+        .collect();
+    format!("{BUILT_PREFIX} {}", parts.join(", "))
+}
+
 /// Printed after the last freeze cycle.
 pub const FREEZES_DONE: &str = "freezes done";
 /// The guest runs this long between two freeze cycles.
@@ -104,6 +116,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     let deadline = Instant::now() + o.timeout;
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| format!("stdout: {e}");
+    writeln!(out, "{}", built_line(vm.build_stages())).map_err(io)?;
     writeln!(out, "{STARTED_LINE}").map_err(io)?;
     out.flush().map_err(io)?;
     let mut events = Vec::new();
@@ -159,6 +172,18 @@ pub fn run(o: &Options) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_build_line_names_each_stage() {
+        let stages = [
+            ("vm", Duration::from_micros(1200)),
+            ("kernel", Duration::from_millis(12)),
+        ];
+        assert_eq!(
+            built_line(&stages),
+            "schedtape-bench: built in vm 1.2 ms, kernel 12.0 ms"
+        );
+    }
 
     #[test]
     fn options_round_trip_and_bad_numbers_are_named() {

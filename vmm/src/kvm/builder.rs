@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
@@ -188,6 +188,7 @@ pub fn build(
             config.memory_mib
         )));
     }
+    let mut stages = Stages::new(start);
     let kvm = Kvm::new().map_err(|e| KvmError::Open(e.to_string()))?;
     let vm = Arc::new(vm::create_vm(&kvm)?);
     let doorbell = if doorbell {
@@ -196,6 +197,7 @@ pub fn build(
         Doorbell::unregistered(DOORBELL_PORT, "the doorbell was not asked for")
     };
 
+    stages.mark("vm");
     let (ram, ram_regions, mem) = guest_ram(mem_size)?;
     let window_len = usize::try_from(WINDOW_SIZE).expect("4 MiB fits usize");
     let window_map = Arc::new(MmapRaw::from(
@@ -220,6 +222,7 @@ pub fn build(
     let window = crate::backend::GuestWindow::new(Arc::clone(&window_map), 0, window_len)
         .ok_or_else(|| KvmError::Layout("window mapping".into()))?;
     prepare(&window);
+    stages.mark("memory");
 
     let kernel = load_kernel(&mem, &config.kernel)?;
     let initrd = match &config.initrd {
@@ -241,6 +244,7 @@ pub fn build(
     let cmdline_len =
         u32::try_from(full.trim().len()).map_err(|e| KvmError::Cmdline(e.to_string()))?;
 
+    stages.mark("kernel");
     let apic_ids: Vec<u32> = (0..topo.cpus()).map(|c| topo.apic_id(c)).collect();
     let acpi_cpus: Vec<AcpiCpu> = (0..topo.cpus())
         .map(|c| {
@@ -310,6 +314,7 @@ pub fn build(
         Err(e) => return Err(KvmError::Layout(e.to_string())),
     }
 
+    stages.mark("tables");
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| KvmError::Open(format!("KVM_GET_SUPPORTED_CPUID: {e}")))?;
@@ -323,6 +328,7 @@ pub fn build(
         vcpus.push(vcpu::create(&vm, apic_ids[cpu as usize], &entries, boot)?);
     }
 
+    stages.mark("vcpus");
     let bell = HostBell::new().map_err(KvmError::Bell)?;
     let clone = || bell.try_clone().map_err(KvmError::Bell);
     let mut d = Devices::new(
@@ -336,6 +342,7 @@ pub fn build(
     let control = Control::new(vcpus.len(), Some(clone()?));
     let threads =
         vcpu::spawn_all(vcpus, &control, &devices).map_err(|e| KvmError::Thread(e.to_string()))?;
+    stages.mark("threads");
     Ok(KvmVm {
         vm,
         mem,
@@ -355,7 +362,30 @@ pub fn build(
         next_watch: 0,
         doorbell,
         cmdline: full,
+        build_stages: stages.done,
     })
+}
+
+/// How long each stage of [`build`] took, in order (for start-up profiles).
+struct Stages {
+    last: Instant,
+    done: Vec<(&'static str, Duration)>,
+}
+
+impl Stages {
+    fn new(start: Instant) -> Self {
+        Stages {
+            last: start,
+            done: Vec::new(),
+        }
+    }
+
+    /// Ends stage `name` now.
+    fn mark(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.done.push((name, now - self.last));
+        self.last = now;
+    }
 }
 
 /// An edge on ISA interrupt `irq` through the in-kernel PIC/IOAPIC.

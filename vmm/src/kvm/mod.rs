@@ -121,6 +121,9 @@ pub struct KvmVm {
     bell: HostBell,
     /// The kernel command line as loaded into guest memory.
     cmdline: String,
+    /// How long each stage of building the VM took (vm, memory, kernel,
+    /// tables, vcpus, threads).
+    build_stages: Vec<(&'static str, Duration)>,
 }
 
 impl std::fmt::Debug for KvmVm {
@@ -205,6 +208,11 @@ impl KvmVm {
     /// Bytes written to COM2 so far (drained).
     pub fn take_com2(&self) -> Vec<u8> {
         std::mem::take(&mut self.devices().com2.output)
+    }
+
+    /// How long each stage of building the VM took, in order.
+    pub fn build_stages(&self) -> &[(&'static str, Duration)] {
+        &self.build_stages
     }
 
     /// Time since the VMM started building the VM.

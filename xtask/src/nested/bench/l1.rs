@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
-use vmm::linux_run::{self, BETWEEN, STARTED_LINE};
+use vmm::linux_run::{self, BETWEEN, BUILT_PREFIX, STARTED_LINE};
 use vmm::qemu::qmp::Qmp;
 
 use super::procfs;
@@ -165,6 +165,8 @@ struct Running {
     tail: Vec<String>,
     /// When our VMM child said its vCPUs run ([`STARTED_LINE`]).
     started: Option<Instant>,
+    /// Our VMM's account of how long each stage of building the VM took.
+    built: Option<String>,
 }
 
 impl Running {
@@ -192,6 +194,7 @@ impl Running {
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(want) => return Ok(Instant::now()),
                 Ok(line) if line == STARTED_LINE => self.started = Some(Instant::now()),
+                Ok(line) if line.starts_with(BUILT_PREFIX) => self.built = Some(line),
                 Ok(line) => {
                     if self.tail.len() == 12 {
                         self.tail.remove(0);
@@ -259,6 +262,7 @@ fn boot_once(args: &L1Args, machine: Machine, vmm: Vmm, cpus: u16, round: usize)
         lines,
         tail: Vec::new(),
         started: None,
+        built: None,
     };
     let deadline = start + Duration::from_secs(args.boot_timeout);
     let at = run.wait_for(INIT_LINE, deadline)?;
@@ -281,6 +285,8 @@ fn boot_once(args: &L1Args, machine: Machine, vmm: Vmm, cpus: u16, round: usize)
     let maps =
         procfs::parse_smaps(&smaps).ok_or_else(|| anyhow!("cannot parse /proc/{pid}/smaps"))?;
     let mut notes = Vec::new();
+    // Where our VMM's start went (its stages vary between rounds in L1).
+    notes.extend(run.built.take());
     let guest_ram_kib = procfs::guest_ram_rss_kib(&maps, args.memory)
         .map_err(|e| notes.push(format!("/proc/{pid}/smaps: {e}")))
         .ok();
