@@ -116,7 +116,7 @@ fn load_initrd(
 
 /// Guest RAM as one anonymous host mapping, its regions (split around the
 /// MMIO gap, back to back in the mapping), and vm-memory's view of it.
-/// The mapping is `MADV_DONTFORK` and `MADV_HUGEPAGE` (as QEMU's RAM): a forked child gets no
+/// The mapping is `MADV_DONTFORK` (as QEMU's RAM): a forked child gets no
 /// copy-on-write share of it, and it never merges with a neighbouring
 /// anonymous mapping (such as the window), so `/proc/PID/smaps` shows the
 /// guest RAM as one entry of its own size.
@@ -131,11 +131,10 @@ fn guest_ram(mem_size: u64) -> Result<(Arc<MmapRaw>, Vec<Region>, GuestMemoryMma
     ));
     ram.advise(memmap2::Advice::DontFork)
         .map_err(|e| layout(format!("MADV_DONTFORK: {e}")))?;
-    // Transparent huge pages where the host allows them only on request (the
-    // usual `madvise` setting), as QEMU asks for its RAM: loading the kernel
-    // takes a fault per 2 MiB instead of per 4 KiB, and KVM can map the
-    // guest with large pages. Refused (THP off) is fine: 4 KiB pages then.
-    let _ = ram.advise(memmap2::Advice::HugePage);
+    // No MADV_HUGEPAGE (QEMU asks for it): natively it cut spawn → vCPUs
+    // running from 19.1 to 14.6 ms, but inside the nested lane's L1 loading
+    // the kernel took a median 975 ms with it against 430 ms without (16
+    // boots each, `bench nested`): huge-page faults there compact memory.
     let mut regions = Vec::new();
     let mut mapped = Vec::new();
     let mut offset = 0u64;
