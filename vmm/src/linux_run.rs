@@ -11,8 +11,23 @@ use std::time::{Duration, Instant};
 
 use trace_format::scenario::Topology;
 
-use crate::backend::{ConsoleEvent, Vm};
-use crate::kvm::{KvmConfig, KvmVm};
+use crate::backend::{BackendError, ConsoleEvent, Vm};
+use crate::kvm::{KvmConfig, KvmError, KvmVm, VmExit};
+
+/// Why a run of [`run`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Launch(#[from] KvmError),
+    #[error("the guest did not print {until:?} (exit {exit:?})")]
+    NoUntil { until: String, exit: Option<VmExit> },
+    #[error("freeze: {0}")]
+    Freeze(#[source] BackendError),
+    #[error("thaw: {0}")]
+    Thaw(#[source] BackendError),
+    #[error("stdin or stdout: {0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// Printed once the VM is built and its vCPU threads run.
 pub const STARTED_LINE: &str = "schedtape-bench: vCPUs started";
@@ -103,7 +118,7 @@ impl Options {
 }
 
 /// Runs the protocol above on stdin/stdout.
-pub fn run(o: &Options) -> Result<(), String> {
+pub fn run(o: &Options) -> Result<(), RunError> {
     let config = KvmConfig {
         kernel: o.kernel.clone(),
         initrd: Some(o.initrd.clone()),
@@ -112,46 +127,41 @@ pub fn run(o: &Options) -> Result<(), String> {
         memory_mib: o.memory_mib,
         stop_at_boot_mark: false,
     };
-    let mut vm = KvmVm::launch(&config, |_| {}).map_err(|e| e.to_string())?;
+    let mut vm = KvmVm::launch(&config, |_| {})?;
     let deadline = Instant::now() + o.timeout;
     let mut out = std::io::stdout().lock();
-    let io = |e: std::io::Error| format!("stdout: {e}");
-    writeln!(out, "{}", built_line(vm.build_stages())).map_err(io)?;
-    writeln!(out, "{STARTED_LINE}").map_err(io)?;
-    out.flush().map_err(io)?;
+    writeln!(out, "{}", built_line(vm.build_stages()))?;
+    writeln!(out, "{STARTED_LINE}")?;
+    out.flush()?;
     let mut events = Vec::new();
     'boot: loop {
         events.clear();
         vm.poll_console(&mut events);
         for event in events.drain(..) {
             let (ConsoleEvent::Serial(line) | ConsoleEvent::Hypervisor(line)) = event;
-            writeln!(out, "{line}").map_err(io)?;
-            out.flush().map_err(io)?;
+            writeln!(out, "{line}")?;
+            out.flush()?;
             if line.contains(&o.until) {
                 break 'boot;
             }
         }
         if vm.has_exited() || Instant::now() > deadline {
             vm.kill();
-            return Err(format!(
-                "the guest did not print {:?} (exit {:?})",
-                o.until,
-                vm.exit_status()
-            ));
+            return Err(RunError::NoUntil {
+                until: o.until.clone(),
+                exit: vm.exit_status(),
+            });
         }
         vm.wait_for_guest(IDLE);
     }
     let mut go = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut go)
-        .map_err(|e| format!("stdin: {e}"))?;
+    std::io::stdin().lock().read_line(&mut go)?;
     for _ in 0..o.freezes {
         let t = Instant::now();
-        let rendezvous = vm.freeze().map_err(|e| format!("freeze: {e}"))?;
+        let rendezvous = vm.freeze().map_err(RunError::Freeze)?;
         let call = t.elapsed();
         let t = Instant::now();
-        vm.thaw().map_err(|e| format!("thaw: {e}"))?;
+        vm.thaw().map_err(RunError::Thaw)?;
         let thaw = t.elapsed();
         writeln!(
             out,
@@ -159,12 +169,11 @@ pub fn run(o: &Options) -> Result<(), String> {
             rendezvous.as_nanos(),
             call.as_nanos(),
             thaw.as_nanos()
-        )
-        .map_err(io)?;
+        )?;
         std::thread::sleep(BETWEEN);
     }
-    writeln!(out, "{FREEZES_DONE}").map_err(io)?;
-    out.flush().map_err(io)?;
+    writeln!(out, "{FREEZES_DONE}")?;
+    out.flush()?;
     vm.kill();
     Ok(())
 }
