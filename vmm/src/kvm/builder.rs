@@ -338,7 +338,7 @@ pub fn build(
     d.stop_at_boot_mark = config.stop_at_boot_mark;
     d.bell = Some(clone()?);
     let devices = Arc::new(Mutex::new(d));
-    let control = Control::new(vcpus.len(), Some(clone()?));
+    let control = Control::new(vcpus.len(), clone()?);
     let threads =
         vcpu::spawn_all(vcpus, &control, &devices).map_err(|e| KvmError::Thread(e.to_string()))?;
     stages.mark("threads");

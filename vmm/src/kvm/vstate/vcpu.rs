@@ -305,7 +305,7 @@ pub struct Control {
     /// every vCPU parked before it.
     vcpu_cv: Condvar,
     /// Rung when the VM ends, so that a host asleep on it notices at once.
-    bell: Option<HostBell>,
+    bell: HostBell,
 }
 
 /// A freeze that did not complete: the vCPUs that never acknowledged.
@@ -314,7 +314,7 @@ pub struct Control {
 pub struct FreezeTimeout(pub Vec<usize>);
 
 impl Control {
-    pub fn new(vcpus: usize, bell: Option<HostBell>) -> Arc<Self> {
+    pub fn new(vcpus: usize, bell: HostBell) -> Arc<Self> {
         install_kick_handler();
         Arc::new(Control {
             activity: Activity::new(vcpus),
@@ -388,9 +388,7 @@ impl Control {
         Self::kick_all(&st);
         self.owner_cv.notify_all();
         self.vcpu_cv.notify_all();
-        if let Some(bell) = &self.bell {
-            bell.ring();
-        }
+        self.bell.ring();
     }
 
     /// Why the VM ended, once it has.
