@@ -318,16 +318,15 @@ fn rerun_from_a_trace_repeats_its_scenario_and_notes_the_source() {
     assert_eq!(base.code(), Some(0), "{}", base.log());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("again.trace");
-    let output = std::process::Command::new(env!("CARGO"))
-        .current_dir(e2e::root())
-        .args([
-            "run", "--quiet", "-p", "xtask", "--", "run", "--repeat", "2", "--from",
-        ])
-        .arg(&base.trace)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let output = e2e::xtask([
+        "run".as_ref(),
+        "--repeat".as_ref(),
+        "2".as_ref(),
+        "--from".as_ref(),
+        base.trace.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let original = std::fs::read(&base.trace).unwrap();
@@ -363,14 +362,16 @@ fn until_decided_adds_runs_until_replay_check_decides_and_answers_as_it_does() {
     assert_eq!(base.code(), Some(0), "{}", base.log());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("new.trace");
-    let output = std::process::Command::new(env!("CARGO"))
-        .current_dir(e2e::root())
-        .args(["run", "--quiet", "-p", "xtask", "--", "run", "--from"])
-        .arg(&base.trace)
-        .args(["--until-decided", "--max-runs", "3", "-o"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let output = e2e::xtask([
+        "run".as_ref(),
+        "--from".as_ref(),
+        base.trace.as_os_str(),
+        "--until-decided".as_ref(),
+        "--max-runs".as_ref(),
+        "3".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let code = output.status.code();
     let rounds: Vec<&str> = stderr

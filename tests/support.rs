@@ -99,19 +99,27 @@ impl Run {
     }
 }
 
+/// Runs `cargo xtask ARGS…` in the workspace root.
+pub fn xtask<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> std::process::Output {
+    Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["run", "--quiet", "-p", "xtask", "--"])
+        .args(args)
+        .output()
+        .expect("cargo runs")
+}
+
 /// Runs `cargo xtask run scenario <scenario> <extra…>` writing a trace in a temp dir.
 pub fn run_scenario(scenario: &str, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let trace = dir.path().join("run.trace");
-    let output = Command::new(env!("CARGO"))
-        .current_dir(root())
-        .args([
-            "run", "--quiet", "-p", "xtask", "--", "run", "scenario", scenario, "-o",
-        ])
-        .arg(&trace)
-        .args(extra)
-        .output()
-        .expect("cargo runs");
+    let mut args: Vec<std::ffi::OsString> = ["run", "scenario", scenario, "-o"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push(trace.clone().into());
+    args.extend(extra.iter().map(Into::into));
+    let output = xtask(args);
     Run {
         output,
         trace,
